@@ -1,0 +1,1 @@
+//! The health registry: named checks, each HEALTHY, DEGRADED or UNHEALTHY with detail.

@@ -1,0 +1,1 @@
+//! The Prometheus exporter: counters, gauges and histograms on atomics, rendered by hand.

@@ -1,0 +1,1 @@
+//! The OpenSpec change workflow, natively: parsing deltas, rebuilding specs, archiving, validating.

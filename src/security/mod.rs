@@ -1,0 +1,1 @@
+//! Authentication, roles, rate limiting, CORS, network limits and the audit log.

@@ -1,0 +1,312 @@
+//! The tool registry: what `tools/list` shows and what `tools/call` (and the seed's `{tool,input}`
+//! APIs) dispatch to.
+//!
+//! A tool is a plain value implementing [`Tool`]. The transports know nothing of OpenSpec: they
+//! look a tool up by name or alias, check the caller's role against [`ToolDef::access`], and call
+//! it with a [`ToolCtx`] that carries the caller's identity, a progress sink and a cancel flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub mod testing;
+
+/// What a caller must be allowed to do to call a tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Reads only: any authenticated role may call it.
+    Read,
+    /// Writes to the repository: writers and admins.
+    Write,
+    /// Administrative: admins only.
+    Admin,
+}
+
+/// MCP tool annotations (hints for the client; never trusted for security).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    /// The tool does not modify its environment.
+    pub read_only_hint: bool,
+    /// The tool may perform destructive updates.
+    pub destructive_hint: bool,
+    /// Calling it again with the same arguments has no further effect.
+    pub idempotent_hint: bool,
+    /// The tool reaches outside this server (never, for ours).
+    pub open_world_hint: bool,
+}
+
+/// The static description of a tool.
+#[derive(Clone, Debug)]
+pub struct ToolDef {
+    /// The listed name; matches `^[A-Za-z0-9_-]{1,64}$` so every client accepts it.
+    pub name: &'static str,
+    /// The seed's dotted name (`change.open`), accepted by `tools/call` and the seed APIs.
+    pub alias: Option<&'static str>,
+    /// A short human title.
+    pub title: &'static str,
+    /// What the tool does, written for a model.
+    pub description: &'static str,
+    /// JSON Schema of the arguments; an object root with no top-level `oneOf/anyOf/allOf`.
+    pub input_schema: Value,
+    /// JSON Schema of `structuredContent`; an object root.
+    pub output_schema: Value,
+    /// Hints for clients.
+    pub annotations: Annotations,
+    /// The role needed to call it.
+    pub access: Access,
+}
+
+impl ToolDef {
+    /// The `Tool` object of `tools/list`.
+    pub fn to_json(&self) -> Value {
+        let mut annotations = serde_json::to_value(self.annotations).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut annotations {
+            map.insert("title".into(), Value::String(self.title.into()));
+        }
+        json!({
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+            "annotations": annotations,
+        })
+    }
+}
+
+/// A failed tool call, reported to the model as an `isError` result it can act on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolError {
+    /// A machine-readable code: `EBADSLUG`, `ELOCKED`, `archive_target_exists`, ...
+    pub code: String,
+    /// What went wrong, in one sentence.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// Structured detail (lock owner, validation issues, ...).
+    pub details: Option<Value>,
+}
+
+impl ToolError {
+    /// An error with a code and a message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            hint: None,
+            details: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds structured details.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The seed's error object: `{"code","message","hint"?,"details"?}`.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({ "code": self.code, "message": self.message });
+        if let Some(h) = &self.hint {
+            v["hint"] = Value::String(h.clone());
+        }
+        if let Some(d) = &self.details {
+            v["details"] = d.clone();
+        }
+        v
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// A progress report from a running tool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Monotonically increasing progress so far.
+    pub progress: f64,
+    /// The total, when known.
+    pub total: Option<f64>,
+    /// A short human message.
+    pub message: Option<String>,
+}
+
+/// Everything a tool may know about the call it serves.
+pub struct ToolCtx<'a> {
+    /// The caller's token identity (the name of the token, never the token).
+    pub identity: &'a str,
+    /// When the call started, as wall-clock time (for receipts, locks and dates).
+    pub now: SystemTime,
+    /// Set when the client cancelled the request or hung up; long tools should check it.
+    pub cancelled: &'a AtomicBool,
+    /// Receives progress reports; the transport turns them into `notifications/progress`.
+    pub progress: &'a mut dyn FnMut(Progress),
+}
+
+impl ToolCtx<'_> {
+    /// True once the caller cancelled or went away.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// A tool. Implementations are plain structs holding what they need (a workspace, limits).
+pub trait Tool: Send + Sync {
+    /// The static description.
+    fn def(&self) -> &ToolDef;
+    /// Runs the tool. `args` is the `arguments` object (an empty object when absent).
+    ///
+    /// # Errors
+    /// A [`ToolError`] for any failure the model should see (bad arguments included).
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError>;
+}
+
+/// A resource's `contents[]` item.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceContent {
+    /// The URI that was read (or the canonical one).
+    pub uri: String,
+    /// `text/markdown`, `application/json`, ...
+    pub mime_type: String,
+    /// The content.
+    pub text: String,
+}
+
+/// A listed resource.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceInfo {
+    /// Its URI.
+    pub uri: String,
+    /// A short name.
+    pub name: String,
+    /// A human title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its media type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// A resource template of `resources/templates/list`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceTemplate {
+    /// RFC 6570 template, e.g. `change://{slug}/proposal`.
+    pub uri_template: String,
+    /// A short name.
+    pub name: String,
+    /// What it resolves to.
+    pub description: String,
+    /// Its media type.
+    pub mime_type: String,
+}
+
+/// Why a resource could not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResourceError {
+    /// No such resource (JSON-RPC -32002 with `data.uri`).
+    NotFound(String),
+    /// The URI is malformed or escapes the workspace (JSON-RPC -32602).
+    Invalid(String),
+    /// Reading failed (JSON-RPC -32603).
+    Internal(String),
+}
+
+/// Serves `resources/*`. One provider may own several URI schemes.
+pub trait ResourceProvider: Send + Sync {
+    /// Concrete resources, one page at a time: `(items, next_cursor)`.
+    ///
+    /// # Errors
+    /// [`ResourceError::Invalid`] for a cursor this provider did not issue.
+    fn list(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ResourceInfo>, Option<String>), ResourceError>;
+    /// The URI templates it answers.
+    fn templates(&self) -> Vec<ResourceTemplate>;
+    /// Reads one URI; `Ok(None)` when the URI is not one of this provider's schemes.
+    ///
+    /// # Errors
+    /// Not found, invalid or internal, as [`ResourceError`] says.
+    fn read(&self, uri: &str) -> Result<Option<Vec<ResourceContent>>, ResourceError>;
+}
+
+/// The tools and resource providers a server offers, in a fixed order.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tools: Vec<Arc<dyn Tool>>,
+    resources: Vec<Arc<dyn ResourceProvider>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tool; tools are listed in the order they were added.
+    pub fn add_tool(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.push(tool);
+    }
+
+    /// Adds a resource provider.
+    pub fn add_resources(&mut self, provider: Arc<dyn ResourceProvider>) {
+        self.resources.push(provider);
+    }
+
+    /// Every tool, in listing order.
+    pub fn tools(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
+    }
+
+    /// Every resource provider.
+    pub fn resource_providers(&self) -> &[Arc<dyn ResourceProvider>] {
+        &self.resources
+    }
+
+    /// Finds a tool by its listed name or its dotted alias.
+    pub fn find(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools
+            .iter()
+            .find(|t| t.def().name == name || t.def().alias == Some(name))
+    }
+
+    /// Reads a resource through the first provider that knows its scheme.
+    ///
+    /// # Errors
+    /// [`ResourceError::NotFound`] when no provider knows it.
+    pub fn read_resource(&self, uri: &str) -> Result<Vec<ResourceContent>, ResourceError> {
+        for p in &self.resources {
+            if let Some(c) = p.read(uri)? {
+                return Ok(c);
+            }
+        }
+        Err(ResourceError::NotFound(uri.to_string()))
+    }
+}
+
+/// The no-argument input schema.
+pub fn empty_object_schema() -> Value {
+    json!({"type": "object", "properties": {}, "additionalProperties": false})
+}
