@@ -23,8 +23,12 @@
 #![deny(missing_docs)]
 
 pub mod health;
+pub mod http;
 pub mod metrics;
+pub mod ndjson;
 pub mod openspec;
 pub mod security;
+pub mod sse;
+pub mod stream;
 pub mod tools;
 pub mod trace;
