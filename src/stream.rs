@@ -172,6 +172,11 @@ impl DrainSignal {
         let _ = (&*self.write).write(&[1]);
     }
 
+    /// The descriptor that becomes readable when the signal fires (for `poll`).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
     /// True once fired (the byte is never read, so the descriptor stays readable).
     pub fn fired(&self) -> bool {
         let mut fds = [PollFd::new(&*self.read, PollFlags::IN)];

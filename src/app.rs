@@ -1,0 +1,207 @@
+//! The shared state every handler sees: configuration, the tool registry, counters, and the
+//! security, metrics and MCP state. Built once at start and shared as `Arc<App>`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock::DateCache;
+use crate::config::Config;
+use crate::pool::PoolStats;
+use crate::stream::DrainSignal;
+use crate::tls::LiveConfig;
+use crate::tools::{Access, Registry};
+
+/// Live counters of the server itself.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Open connections (TLS port).
+    pub connections: AtomicUsize,
+    /// Open streamed responses.
+    pub streams: AtomicUsize,
+    /// Requests being handled.
+    pub in_flight: AtomicUsize,
+    /// Requests handled since start.
+    pub requests: AtomicU64,
+    /// Connections refused at a cap.
+    pub refused: AtomicU64,
+    /// Next connection id.
+    pub next_conn_id: AtomicU64,
+}
+
+/// Who is calling, once authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name (never the token).
+    pub identity: String,
+    /// The most this caller may do.
+    pub grants: Access,
+}
+
+/// Everything shared across connections.
+pub struct App {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Tools and resources.
+    pub registry: Registry,
+    /// TLS configuration (SIGHUP swaps it).
+    pub tls: LiveConfig,
+    /// Fired when draining starts; wakes idle connections and streams.
+    pub drain: DrainSignal,
+    /// True while draining (readiness fails).
+    pub draining: AtomicBool,
+    /// The HTTP `Date` cache.
+    pub dates: DateCache,
+    /// Counters.
+    pub counters: Counters,
+    /// Worker pool counts (set once the pool exists).
+    pub pool: std::sync::OnceLock<Arc<PoolStats>>,
+    /// Most workers.
+    pub pool_max: AtomicUsize,
+    /// When the server started.
+    pub started: Instant,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// Host names accepted in `Host` (empty = any).
+    pub allowed_hosts: Vec<String>,
+    /// Workspace readiness, refreshed at most every [`WORKSPACE_CHECK_EVERY`].
+    workspace_ok: AtomicBool,
+    workspace_checked_ms: AtomicU64,
+    /// The certificate fingerprint shown at start.
+    pub cert_fingerprint: Option<String>,
+}
+
+impl App {
+    /// Builds the shared state.
+    pub fn new(
+        config: Arc<Config>,
+        registry: Registry,
+        tls: LiveConfig,
+        cert_fingerprint: Option<String>,
+    ) -> std::io::Result<App> {
+        let allowed_hosts = if !config.allowed_hosts.is_empty() {
+            config
+                .allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect()
+        } else if config.host.is_loopback() {
+            // DNS-rebinding protection: a loopback server answers only loopback names.
+            vec![
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "[::1]".into(),
+                "::1".into(),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(App {
+            config,
+            registry,
+            tls,
+            drain: DrainSignal::new()?,
+            draining: AtomicBool::new(false),
+            dates: DateCache::default(),
+            counters: Counters::default(),
+            pool: std::sync::OnceLock::new(),
+            pool_max: AtomicUsize::new(0),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            allowed_hosts,
+            workspace_ok: AtomicBool::new(true),
+            workspace_checked_ms: AtomicU64::new(0),
+            cert_fingerprint,
+        })
+    }
+
+    /// Starts draining: readiness fails, idle connections and streams are woken to close.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.drain.fire();
+    }
+
+    /// True while draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Whether the workspace root can be read and written (checked at most every few seconds).
+    pub fn workspace_ready(&self) -> bool {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let last = self.workspace_checked_ms.load(Ordering::Relaxed);
+        if last == 0 || now_ms.saturating_sub(last) >= WORKSPACE_CHECK_EVERY.as_millis() as u64 {
+            self.workspace_checked_ms
+                .store(now_ms.max(1), Ordering::Relaxed);
+            self.workspace_ok
+                .store(check_workspace(&self.config.root), Ordering::Relaxed);
+        }
+        self.workspace_ok.load(Ordering::Relaxed)
+    }
+
+    /// Whether `host` (the Host header, port included) is acceptable.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        if self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|h| h == "*") {
+            return true;
+        }
+        let host = host.to_ascii_lowercase();
+        let name = strip_port(&host);
+        self.allowed_hosts.iter().any(|h| h == name || h == &host)
+    }
+
+    /// The bind address is loopback.
+    pub fn loopback(&self) -> bool {
+        self.config.host.is_loopback()
+    }
+}
+
+/// `host[:port]` → `host` (IPv6 literals keep their brackets).
+pub fn strip_port(host: &str) -> &str {
+    if let Some(end) = host.find(']') {
+        return &host[..=end];
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn check_workspace(root: &std::path::Path) -> bool {
+    let dir: PathBuf = root.join(".task-mcp");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".ready-probe-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"ok").is_ok()
+        && std::fs::read(&probe).map(|b| b == b"ok").unwrap_or(false);
+    let _ = std::fs::remove_file(&probe);
+    ok && std::fs::read_dir(root).is_ok()
+}
+
+/// How often the workspace readiness probe touches the disk at most.
+pub const WORKSPACE_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether an address is loopback (IPv4-mapped IPv6 included).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("localhost:8443"), "localhost");
+        assert_eq!(strip_port("[::1]:8443"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port("example.com"), "example.com");
+    }
+}

@@ -1,0 +1,266 @@
+//! The command line: subcommands, configuration loading, exit codes.
+//!
+//! Exit codes: 0 success, 1 failure at run time (or an unhealthy health check), 2 a bad setting
+//! or bad usage.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::config::{Config, ConfigError, Raw};
+use crate::{logging, server};
+
+const HELP: &str = "\
+task-mcp — an MCP server over HTTPS for OpenSpec changes
+
+USAGE:
+    task-mcp [serve] [--config FILE] [--SETTING VALUE]...
+    task-mcp check-config [--config FILE] [--SETTING VALUE]...
+    task-mcp healthcheck [URL]
+    task-mcp --help | --version
+
+Every setting is an environment variable (see `task-mcp check-config` and the README); a flag
+`--max-connections 100` sets MAX_CONNECTIONS. Flags override the environment, which overrides
+the --config JSON file.
+
+healthcheck GETs URL (default https://127.0.0.1:$PORT/health/live) and exits 0 when it answers
+200. It trusts TLS_CA, else TLS_CERT, else the self-signed certificate under
+$TASK_MCP_ROOT/.task-mcp/; a loopback URL with none of them is checked without verification.
+";
+
+/// Runs the command line; returns the exit code.
+pub fn main(args: &[String]) -> u8 {
+    let (cmd, rest) = match args.first().map(String::as_str) {
+        None => ("serve", &args[..0]),
+        Some("--help" | "-h" | "help") => {
+            print!("{HELP}");
+            return 0;
+        }
+        Some("--version" | "-V") => {
+            println!("task-mcp {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Some(c) if !c.starts_with("--") => (c, &args[1..]),
+        Some(_) => ("serve", args),
+    };
+    match cmd {
+        "serve" => serve(rest),
+        "check-config" => check_config(rest),
+        "healthcheck" => healthcheck(rest.first().map(String::as_str)),
+        other => {
+            eprintln!("task-mcp: unknown command `{other}` (try --help)");
+            2
+        }
+    }
+}
+
+/// Loads the configuration from the file, the environment and flags.
+///
+/// # Errors
+/// The first invalid setting.
+pub fn load(args: &[String]) -> Result<(Config, Raw), ConfigError> {
+    let (file, flags) = Config::split_flags(args)?;
+    let text = match &file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError {
+            setting: "--config".into(),
+            reason: format!("{}: {e}", p.display()),
+        })?),
+        None => None,
+    };
+    let raw = Raw::merge(text.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
+    let cfg = Config::from_raw(&raw, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+    Ok((cfg, raw))
+}
+
+fn serve(args: &[String]) -> u8 {
+    let (cfg, _) = match load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("task-mcp: invalid setting {e}");
+            return 2;
+        }
+    };
+    logging::init(&cfg.log_level, cfg.log_format);
+    match server::run(cfg) {
+        Ok(code) => code as u8,
+        Err(server::ServerError::Config(why)) => {
+            eprintln!("task-mcp: {why}");
+            2
+        }
+        Err(e) => {
+            eprintln!("task-mcp: {e}");
+            1
+        }
+    }
+}
+
+fn check_config(args: &[String]) -> u8 {
+    match load(args) {
+        Ok((_, raw)) => {
+            print!("{}", Config::describe(&raw));
+            0
+        }
+        Err(e) => {
+            eprintln!("task-mcp: invalid setting {e}");
+            2
+        }
+    }
+}
+
+fn healthcheck(url: Option<&str>) -> u8 {
+    let port = std::env::var("PORT")
+        .ok()
+        .filter(|p| p != "0")
+        .unwrap_or_else(|| "8443".into());
+    let url = url
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("https://127.0.0.1:{port}/health/live"));
+    match get(&url) {
+        Ok(200) => 0,
+        Ok(status) => {
+            eprintln!("healthcheck: {url} answered {status}");
+            1
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {url}: {e}");
+            1
+        }
+    }
+}
+
+/// GETs an https:// URL and returns the status code.
+fn get(url: &str) -> Result<u16, String> {
+    let rest = url.strip_prefix("https://").ok_or("only https:// URLs")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = crate::app::strip_port(authority)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addr = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:443")
+    };
+    let sockaddr = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let cfg = client_config(sockaddr.ip().is_loopback())?;
+    let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
+    let mut sock =
+        TcpStream::connect_timeout(&sockaddr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: task-mcp-healthcheck\r\n\r\n"
+    );
+    tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "no status line".to_string())
+}
+
+fn client_config(loopback: bool) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let root = std::env::var("TASK_MCP_ROOT").unwrap_or_else(|_| ".".into());
+    let candidates: Vec<PathBuf> = ["TLS_CA", "TLS_CERT"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(PathBuf::from)
+        .chain(std::iter::once(
+            PathBuf::from(root).join(".task-mcp/tls-cert.pem"),
+        ))
+        .collect();
+    for path in candidates {
+        if let Ok(iter) = CertificateDer::pem_file_iter(&path) {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in iter.flatten() {
+                let _ = roots.add(c);
+            }
+            if !roots.is_empty() {
+                return Ok(builder.with_root_certificates(roots).with_no_client_auth());
+            }
+        }
+    }
+    if !loopback {
+        return Err("no CA to verify against: set TLS_CA".into());
+    }
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(LoopbackOnly(provider)))
+        .with_no_client_auth())
+}
+
+/// Accepts any certificate: used only for a loopback health probe, which sends no secret.
+#[derive(Debug)]
+struct LoopbackOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for LoopbackOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

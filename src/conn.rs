@@ -1,0 +1,524 @@
+//! One connection, owned by one thread from accept to close: the TLS handshake, then the
+//! keep-alive loop (read a head within the header deadline, read the body within the body
+//! deadline, route, write the response in one buffer), until the client or a limit ends it.
+//! A streamed response moves the connection to its own thread (see `crate::stream`).
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustls::ServerConnection;
+
+use crate::app::App;
+use crate::http::request::{Framing, HeadLimits, parse_head};
+use crate::http::response::LAST_CHUNK;
+use crate::http::{Body, Head, HttpError, Response};
+use crate::stream::{DrainSignal, Io, StreamCtx};
+
+/// A complete request, as handlers see it.
+#[derive(Debug)]
+pub struct Request {
+    /// The head.
+    pub head: Head,
+    /// The whole body (already de-chunked, within MAX_BODY_BYTES).
+    pub body: Vec<u8>,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// When the head was complete.
+    pub received: Instant,
+    /// Served over TLS.
+    pub tls: bool,
+}
+
+/// What serves requests on a listener: the main TLS port, or the plain metrics port.
+pub type Handler = fn(&App, &Request) -> Response;
+
+/// A server-side TLS connection over a socket.
+pub struct TlsStream {
+    conn: ServerConnection,
+    sock: TcpStream,
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        rustls::Stream::new(&mut self.conn, &mut self.sock).read(buf)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        rustls::Stream::new(&mut self.conn, &mut self.sock).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        rustls::Stream::new(&mut self.conn, &mut self.sock).flush()?;
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.sock)?;
+        }
+        Ok(())
+    }
+}
+
+impl Io for TlsStream {
+    fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    fn discard_input(&mut self) -> io::Result<bool> {
+        match self.conn.read_tls(&mut self.sock) {
+            Ok(0) => return Ok(false),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        let state = self.conn.process_new_packets().map_err(io::Error::other)?;
+        if state.peer_has_closed() {
+            return Ok(false);
+        }
+        let mut scratch = vec![0u8; state.plaintext_bytes_to_read()];
+        let _ = self.conn.reader().read(&mut scratch);
+        Ok(true)
+    }
+}
+
+impl TlsStream {
+    fn has_buffered_plaintext(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .map(|s| s.plaintext_bytes_to_read() > 0)
+            .unwrap_or(false)
+    }
+
+    fn close(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.conn.write_tls(&mut self.sock);
+    }
+}
+
+/// Counts an open connection; dropped when the connection closes, on whichever thread owns it.
+pub struct ConnGuard {
+    app: Arc<App>,
+}
+
+impl ConnGuard {
+    /// Counts one more open connection.
+    pub fn new(app: &Arc<App>) -> Self {
+        app.counters.connections.fetch_add(1, Ordering::AcqRel);
+        Self {
+            app: Arc::clone(app),
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.app.counters.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts the TLS handshake on `sock` and serves the connection until it closes.
+pub fn serve_tls(
+    app: Arc<App>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    handler: Handler,
+    guard: ConnGuard,
+) {
+    let cfg = &app.config;
+    let deadline = Instant::now() + cfg.handshake_timeout;
+    let _ = sock.set_nodelay(true);
+    let _ = sock.set_write_timeout(Some(cfg.write_timeout));
+    // Plain HTTP on the TLS port gets a readable answer instead of a handshake failure.
+    let _ = sock.set_read_timeout(Some(cfg.handshake_timeout));
+    let mut first = [0u8; 8];
+    match sock.peek(&mut first) {
+        Ok(n) if n > 0 && looks_like_plain_http(&first[..n]) => {
+            let body = br#"{"apiVersion":"1.0.0","error":{"code":"TLS_REQUIRED","message":"This port speaks HTTPS.","hint":"Use an https:// URL."}}"#;
+            let msg = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut s = &sock;
+            let _ = s.write_all(msg.as_bytes()).and_then(|()| s.write_all(body));
+            return;
+        }
+        Ok(0) | Err(_) => return,
+        Ok(_) => {}
+    }
+    let conn = match ServerConnection::new(app.tls.current()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("TLS session setup failed: {e}");
+            return;
+        }
+    };
+    let mut tls = TlsStream { conn, sock };
+    while tls.conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            log::debug!("TLS handshake with {peer} timed out");
+            return;
+        }
+        let _ = tls.sock.set_read_timeout(Some(left));
+        if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+            log::debug!("TLS handshake with {peer} failed: {e}");
+            return;
+        }
+    }
+    serve(app, tls, peer, true, handler, guard);
+}
+
+/// Serves a plain-HTTP connection (the metrics port).
+pub fn serve_plain(
+    app: Arc<App>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    handler: Handler,
+    guard: ConnGuard,
+) {
+    let _ = sock.set_nodelay(true);
+    let _ = sock.set_write_timeout(Some(app.config.write_timeout));
+    serve(app, Plain(sock), peer, false, handler, guard);
+}
+
+/// A plain socket as a connection.
+struct Plain(TcpStream);
+
+impl Read for Plain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Plain {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Io for Plain {
+    fn socket(&self) -> &TcpStream {
+        &self.0
+    }
+
+    fn discard_input(&mut self) -> io::Result<bool> {
+        self.0.discard_input()
+    }
+}
+
+/// What the keep-alive loop needs from a connection beyond [`Io`].
+trait Conn: Io + 'static {
+    fn buffered(&mut self) -> bool;
+    fn close(&mut self);
+}
+
+impl Conn for TlsStream {
+    fn buffered(&mut self) -> bool {
+        self.has_buffered_plaintext()
+    }
+
+    fn close(&mut self) {
+        TlsStream::close(self);
+    }
+}
+
+impl Conn for Plain {
+    fn buffered(&mut self) -> bool {
+        false
+    }
+
+    fn close(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+enum Ready {
+    Data,
+    Timeout,
+    Drain,
+}
+
+/// Waits until the socket is readable, the drain signal fires, or `timeout` passes.
+fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Ready {
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    let mut fds = [
+        PollFd::from_borrowed_fd(sock.as_fd(), PollFlags::IN | PollFlags::RDHUP),
+        PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN),
+    ];
+    match rustix::event::poll(&mut fds, Some(&ts)) {
+        Ok(0) => Ready::Timeout,
+        Ok(_) if !fds[0].revents().is_empty() => Ready::Data,
+        Ok(_) => Ready::Drain,
+        Err(_) => Ready::Data,
+    }
+}
+
+fn serve<C: Conn>(
+    app: Arc<App>,
+    mut io: C,
+    peer: SocketAddr,
+    tls: bool,
+    handler: Handler,
+    guard: ConnGuard,
+) {
+    let cfg = Arc::clone(&app.config);
+    let limits = HeadLimits {
+        max_head_bytes: cfg.max_header_bytes,
+        max_headers: cfg.max_headers,
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut scratch = vec![0u8; 16 * 1024];
+    let mut first_request = true;
+    loop {
+        // Idle phase: wait for the first byte of the next request.
+        if buf.is_empty() && !io.buffered() {
+            let wait = if first_request {
+                cfg.header_timeout
+            } else {
+                cfg.idle_timeout
+            };
+            match wait_readable(io.socket(), &app.drain, wait) {
+                Ready::Data => {}
+                Ready::Timeout | Ready::Drain => {
+                    io.close();
+                    return;
+                }
+            }
+        }
+        if app.is_draining() && buf.is_empty() && !io.buffered() {
+            io.close();
+            return;
+        }
+        first_request = false;
+        // Head phase.
+        let head_started = Instant::now();
+        let head_deadline = head_started + cfg.header_timeout;
+        let (head_len, head) = loop {
+            match parse_head(&buf, &limits) {
+                Ok(Some(done)) => break done,
+                Ok(None) => {}
+                Err(e) => {
+                    reject(&app, &mut io, &e);
+                    return;
+                }
+            }
+            match read_until(&mut io, &mut scratch, head_deadline) {
+                Ok(0) => {
+                    io.close();
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&scratch[..n]),
+                Err(ReadFail::Timeout) => {
+                    if !buf.is_empty() {
+                        reject(&app, &mut io, &HttpError::HeaderTimeout);
+                    }
+                    return;
+                }
+                Err(ReadFail::Broken) => return,
+            }
+        };
+        buf.drain(..head_len);
+        // Body phase.
+        let body_deadline = Instant::now() + cfg.body_timeout;
+        let body = match head.framing {
+            Framing::None => Vec::new(),
+            Framing::Length(n) => {
+                if n > cfg.max_body_bytes {
+                    reject(&app, &mut io, &HttpError::BodyTooLarge);
+                    return;
+                }
+                if head.expect_continue && !write_continue(&mut io) {
+                    return;
+                }
+                let n = n as usize;
+                while buf.len() < n {
+                    match read_until(&mut io, &mut scratch, body_deadline) {
+                        Ok(0) | Err(ReadFail::Broken) => return,
+                        Ok(k) => buf.extend_from_slice(&scratch[..k]),
+                        Err(ReadFail::Timeout) => {
+                            reject(&app, &mut io, &HttpError::BodyTimeout);
+                            return;
+                        }
+                    }
+                }
+                buf.drain(..n).collect()
+            }
+            Framing::Chunked => {
+                if head.expect_continue && !write_continue(&mut io) {
+                    return;
+                }
+                let mut dec = crate::http::body::ChunkedDecoder::new(cfg.max_body_bytes);
+                let mut out = Vec::new();
+                loop {
+                    match dec.feed(&buf, &mut out) {
+                        Ok(used) => {
+                            buf.drain(..used);
+                        }
+                        Err(e) => {
+                            reject(&app, &mut io, &e);
+                            return;
+                        }
+                    }
+                    if dec.is_done() {
+                        break;
+                    }
+                    match read_until(&mut io, &mut scratch, body_deadline) {
+                        Ok(0) | Err(ReadFail::Broken) => return,
+                        Ok(k) => buf.extend_from_slice(&scratch[..k]),
+                        Err(ReadFail::Timeout) => {
+                            reject(&app, &mut io, &HttpError::BodyTimeout);
+                            return;
+                        }
+                    }
+                }
+                out
+            }
+        };
+        let req = Request {
+            head,
+            body,
+            peer,
+            received: Instant::now(),
+            tls,
+        };
+        let is_head = req.head.method == crate::http::Method::Head;
+        let mut keep_alive = req.head.keep_alive;
+        app.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let mut resp = handler(&app, &req);
+        drop(req);
+        if app.is_draining() {
+            keep_alive = false;
+        }
+        let date = app.dates.get(std::time::SystemTime::now());
+        let mut out = Vec::with_capacity(512 + resp.body_len());
+        if let Body::Stream(_) = resp.body {
+            resp.close = true;
+            resp.write_head(&mut out, false, &date);
+            let Body::Stream(f) = std::mem::replace(&mut resp.body, Body::Empty) else {
+                return;
+            };
+            if io.write_all(&out).and_then(|()| io.flush()).is_err() {
+                return;
+            }
+            if is_head {
+                let _ = io.write_all(LAST_CHUNK).and_then(|()| io.flush());
+                io.close();
+                return;
+            }
+            spawn_stream(Arc::clone(&app), io, f, guard);
+            return;
+        }
+        resp.write_all(&mut out, keep_alive, &date, is_head);
+        if io.write_all(&out).and_then(|()| io.flush()).is_err() {
+            return;
+        }
+        if !keep_alive || resp.close {
+            io.close();
+            return;
+        }
+    }
+}
+
+/// Runs a streamed body on its own thread, which owns the connection from here on.
+fn spawn_stream<C: Conn>(app: Arc<App>, mut io: C, f: crate::stream::StreamFn, guard: ConnGuard) {
+    app.counters.streams.fetch_add(1, Ordering::AcqRel);
+    let id = app.counters.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    let app2 = Arc::clone(&app);
+    let spawned = std::thread::Builder::new()
+        .name(format!("stream-{id}"))
+        .stack_size(STREAM_STACK_BYTES)
+        .spawn(move || {
+            let _ = io.socket().set_read_timeout(None);
+            {
+                let mut ctx = StreamCtx::new(&mut io, &app2.drain);
+                f(&mut ctx);
+            }
+            let _ = io.write_all(LAST_CHUNK).and_then(|()| io.flush());
+            io.close();
+            app2.counters.streams.fetch_sub(1, Ordering::AcqRel);
+            drop(guard);
+        });
+    if spawned.is_err() {
+        log::error!("could not start a stream thread");
+        app.counters.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Stack size of a stream thread: small, so ten thousand held streams stay cheap.
+const STREAM_STACK_BYTES: usize = 128 * 1024;
+
+enum ReadFail {
+    Timeout,
+    Broken,
+}
+
+fn read_until<C: Conn>(
+    io: &mut C,
+    scratch: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, ReadFail> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ReadFail::Timeout);
+    }
+    let _ = io.socket().set_read_timeout(Some(left));
+    match io.read(scratch) {
+        Ok(n) => Ok(n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(ReadFail::Timeout)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(read_until(io, scratch, deadline)?),
+        Err(_) => Err(ReadFail::Broken),
+    }
+}
+
+fn write_continue<C: Conn>(io: &mut C) -> bool {
+    io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        .and_then(|()| io.flush())
+        .is_ok()
+}
+
+/// Answers an HTTP-level refusal with the error JSON and closes.
+fn reject<C: Conn>(app: &App, io: &mut C, e: &HttpError) {
+    let resp = crate::routes::error_response(e.status(), e.code(), &e.to_string(), e.hint(), None);
+    let mut out = Vec::new();
+    resp.write_all(
+        &mut out,
+        false,
+        &app.dates.get(std::time::SystemTime::now()),
+        false,
+    );
+    let _ = io.write_all(&out).and_then(|()| io.flush());
+    io.close();
+    log::debug!("refused a request: {e}");
+}
+
+fn looks_like_plain_http(first: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC",
+    ];
+    METHODS
+        .iter()
+        .any(|m| first.starts_with(&m[..m.len().min(first.len())]) && first.len() >= 3)
+}
+
+/// The client address as an IP.
+pub fn peer_ip(req: &Request) -> IpAddr {
+    req.peer.ip()
+}

@@ -1,0 +1,430 @@
+//! Start-up, the accept loops, signals and graceful shutdown.
+//!
+//! `run` prepares the workspace, TLS and tokens, binds, then accepts connections and hands each
+//! to the worker pool. Over a cap, connections go to a single "refuser" thread that answers 503
+//! and closes, so a flood never queues behind real work. SIGTERM/SIGINT start draining:
+//! readiness fails, the listener closes, idle connections and streams are woken to end, and
+//! in-flight requests get `SHUTDOWN_GRACE_MS` to finish; a second signal exits at once. SIGHUP
+//! reloads the certificate.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::app::{App, is_loopback};
+use crate::config::Config;
+use crate::conn::{self, ConnGuard, Handler};
+use crate::pool::Pool;
+use crate::tls::{self, CertSource, LiveConfig, TlsError};
+use crate::tools::{self, Registry};
+
+/// Why the server could not start or run.
+#[derive(Debug)]
+pub enum ServerError {
+    /// A setting is unsafe or unusable (exit code 2).
+    Config(String),
+    /// TLS material could not be loaded or made.
+    Tls(TlsError),
+    /// Binding or another I/O step failed.
+    Io(String, io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(why) => f.write_str(why),
+            ServerError::Tls(e) => write!(f, "{e}"),
+            ServerError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<TlsError> for ServerError {
+    fn from(e: TlsError) -> Self {
+        ServerError::Tls(e)
+    }
+}
+
+/// A started server: its address and a handle to stop it (tests use this).
+pub struct Running {
+    /// The bound address of the TLS port.
+    pub addr: SocketAddr,
+    /// The bound address of the metrics port, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The shared state.
+    pub app: Arc<App>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts draining and waits until connections end or the grace period passes.
+    pub fn shutdown(mut self) {
+        drain_and_wait(&self.app, self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Prepares the workspace, TLS material and tokens; refuses unsafe settings.
+///
+/// Returns the final configuration (tokens filled in), the TLS configuration and the
+/// certificate fingerprint when self-signed.
+///
+/// # Errors
+/// [`ServerError::Config`] for a non-loopback bind without certificate and tokens.
+pub fn prepare(mut config: Config) -> Result<(Config, LiveConfig, Option<String>), ServerError> {
+    let root = fs::canonicalize(&config.root)
+        .map_err(|e| ServerError::Io(format!("TASK_MCP_ROOT {}", config.root.display()), e))?;
+    config.root = root;
+    let state_dir = config.root.join(".task-mcp");
+    let public = !is_loopback(config.host);
+    let has_tokens = !config.auth_tokens.is_empty() || config.auth_tokens_file.is_some();
+    if public && (config.tls_cert.is_none() || !has_tokens) {
+        return Err(ServerError::Config(format!(
+            "refusing to listen on {} without TLS_CERT/TLS_KEY and AUTH_TOKENS (or AUTH_TOKENS_FILE): \
+             the self-signed certificate and generated token are for loopback only",
+            config.host
+        )));
+    }
+    fs::create_dir_all(&state_dir)
+        .map_err(|e| ServerError::Io(format!("creating {}", state_dir.display()), e))?;
+    let _ = fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o700));
+    let (live, fingerprint) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let src = CertSource {
+                cert: cert.clone(),
+                key: key.clone(),
+                tls13_only: config.tls13_only,
+            };
+            (LiveConfig::new(src)?, None)
+        }
+        _ => {
+            let (mut src, fp) = tls::ensure_self_signed(&state_dir)?;
+            src.tls13_only = config.tls13_only;
+            eprintln!(
+                "TLS: self-signed certificate {} (SHA-256 {fp})",
+                src.cert.display()
+            );
+            (LiveConfig::new(src)?, Some(fp))
+        }
+    };
+    if !has_tokens {
+        let token = ensure_token(&state_dir.join("token"))?;
+        eprintln!(
+            "Auth: token kept in {} — send `Authorization: Bearer $(cat {})`",
+            state_dir.join("token").display(),
+            state_dir.join("token").display()
+        );
+        config.auth_tokens = vec![token];
+    }
+    Ok((config, live, fingerprint))
+}
+
+/// The registry the configuration asks for.
+pub fn build_registry(config: &Config) -> Registry {
+    let mut reg = Registry::new();
+    if config.enable_test_tools {
+        reg.add_tool(Arc::new(tools::testing::Echo::new()));
+        reg.add_tool(Arc::new(tools::testing::Slow::new()));
+    }
+    reg
+}
+
+/// Binds and starts serving in background threads.
+///
+/// # Errors
+/// Binding fails.
+pub fn start(
+    config: Config,
+    registry: Registry,
+    live: LiveConfig,
+    fingerprint: Option<String>,
+) -> Result<Running, ServerError> {
+    raise_fd_limit();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind((config.host, config.port))
+        .map_err(|e| ServerError::Io(format!("binding {}:{}", config.host, config.port), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Io("local address".into(), e))?;
+    let metrics_listener = if config.enable_prometheus {
+        let l =
+            TcpListener::bind((config.prometheus_host, config.prometheus_port)).map_err(|e| {
+                ServerError::Io(
+                    format!(
+                        "binding metrics {}:{}",
+                        config.prometheus_host, config.prometheus_port
+                    ),
+                    e,
+                )
+            })?;
+        Some(l)
+    } else {
+        None
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let app = Arc::new(
+        App::new(Arc::clone(&config), registry, live, fingerprint)
+            .map_err(|e| ServerError::Io("state".into(), e))?,
+    );
+    let pool = Arc::new(Pool::new(
+        "worker",
+        4.min(config.worker_threads),
+        config.worker_threads,
+        Duration::from_secs(30),
+    ));
+    let _ = app.pool.set(pool.stats());
+    app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
+    let refuser = spawn_refuser(Arc::clone(&app));
+    if let Some(l) = metrics_listener {
+        let app2 = Arc::clone(&app);
+        let pool2 = Arc::clone(&pool);
+        std::thread::Builder::new()
+            .name("accept-metrics".into())
+            .spawn(move || {
+                accept_loop(
+                    app2,
+                    l,
+                    pool2,
+                    None,
+                    conn::serve_plain,
+                    crate::routes::handle_metrics_port,
+                )
+            })
+            .map_err(|e| ServerError::Io("spawning the metrics acceptor".into(), e))?;
+    }
+    let app2 = Arc::clone(&app);
+    let accept = std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || {
+            accept_loop(
+                app2,
+                listener,
+                pool,
+                Some(refuser),
+                conn::serve_tls,
+                crate::routes::handle,
+            )
+        })
+        .map_err(|e| ServerError::Io("spawning the acceptor".into(), e))?;
+    Ok(Running {
+        addr,
+        metrics_addr,
+        app,
+        accept: Some(accept),
+    })
+}
+
+/// Runs until a signal stops the server; returns the process exit code.
+pub fn run(config: Config) -> Result<i32, ServerError> {
+    let started = Instant::now();
+    let (config, live, fp) = prepare(config)?;
+    let registry = build_registry(&config);
+    let running = start(config, registry, live, fp)?;
+    let app = Arc::clone(&running.app);
+    eprintln!(
+        "task-mcp {} listening on https://{} (root {}, ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        running.addr,
+        app.config.root.display(),
+        started.elapsed().as_millis()
+    );
+    if let Some(m) = running.metrics_addr {
+        eprintln!("metrics on http://{m}/metrics");
+    }
+    log::info!("listening on {}", running.addr);
+    wait_for_signals(&app);
+    running.shutdown();
+    log::info!("stopped");
+    Ok(0)
+}
+
+type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard);
+
+fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    pool: Arc<Pool>,
+    refuser: Option<crossbeam_channel::Sender<TcpStream>>,
+    serve: Serve,
+    handler: Handler,
+) {
+    for incoming in listener.incoming() {
+        if app.is_draining() {
+            break;
+        }
+        let sock = match incoming {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                log::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Ok(peer) = sock.peer_addr() else { continue };
+        let open = app.counters.connections.load(Ordering::Acquire);
+        if open >= app.config.max_connections {
+            refuse(&app, &refuser, sock);
+            continue;
+        }
+        let guard = ConnGuard::new(&app);
+        let app2 = Arc::clone(&app);
+        let job = Box::new(move || serve(app2, sock, peer, handler, guard));
+        if let Err(job) = pool.submit(job) {
+            // The job owns the socket and the guard; dropping it closes and uncounts them, so
+            // hand the refusal a fresh socket handle first.
+            drop(job);
+            app.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn refuse(app: &App, refuser: &Option<crossbeam_channel::Sender<TcpStream>>, sock: TcpStream) {
+    app.counters.refused.fetch_add(1, Ordering::Relaxed);
+    if let Some(tx) = refuser {
+        // A full refuser queue means a flood: just close.
+        let _ = tx.try_send(sock);
+    }
+}
+
+/// One thread answers over-cap connections: a short handshake, 503, close.
+fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
+    let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(64);
+    let _ = std::thread::Builder::new().name("refuser".into()).spawn(move || {
+        for sock in rx {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = sock.set_write_timeout(Some(Duration::from_secs(2)));
+            let Ok(mut conn) = rustls::ServerConnection::new(app.tls.current()) else { continue };
+            let mut s = sock;
+            while conn.is_handshaking() && Instant::now() < deadline {
+                if conn.complete_io(&mut s).is_err() {
+                    break;
+                }
+            }
+            if conn.is_handshaking() {
+                continue;
+            }
+            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS)."}}"#;
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut stream = rustls::Stream::new(&mut conn, &mut s);
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
+            conn.send_close_notify();
+            let _ = conn.complete_io(&mut s);
+        }
+    });
+    tx
+}
+
+fn wait_for_signals(app: &Arc<App>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => match app.tls.reload() {
+                Ok(()) => log::info!("certificate reloaded"),
+                Err(e) => log::error!("certificate reload failed, keeping the old one: {e}"),
+            },
+            _ => {
+                log::info!("signal {sig}: draining");
+                // A second TERM/INT during the drain exits at once.
+                let app2 = Arc::clone(app);
+                let _ = std::thread::Builder::new()
+                    .name("second-signal".into())
+                    .spawn(move || {
+                        if let Ok(mut again) =
+                            signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+                        {
+                            if again.forever().next().is_some() {
+                                log::warn!("second signal: exiting now");
+                                let _ = app2;
+                                std::process::exit(1);
+                            }
+                        }
+                    });
+                return;
+            }
+        }
+    }
+}
+
+fn drain_and_wait(app: &Arc<App>, addr: SocketAddr) {
+    app.start_draining();
+    // Wake the blocking accept so the loop sees the flag and drops the listener.
+    let wake = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(500));
+    let deadline = Instant::now() + app.config.shutdown_grace;
+    while Instant::now() < deadline {
+        let open = app.counters.connections.load(Ordering::Acquire);
+        if open == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    log::warn!(
+        "shutdown grace passed with {} connection(s) open",
+        app.counters.connections.load(Ordering::Acquire)
+    );
+}
+
+fn ensure_token(path: &Path) -> Result<String, ServerError> {
+    if let Ok(t) = fs::read_to_string(path) {
+        let t = t.trim().to_string();
+        if t.len() >= 32 {
+            return Ok(t);
+        }
+    }
+    let mut raw = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| ServerError::Config("the system random source failed".into()))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp: PathBuf = path.with_extension("tmp");
+    let io = |e| ServerError::Io(format!("writing {}", path.display()), e);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(token.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    Ok(token)
+}
+
+/// Held streams need one descriptor each (two more per mailbox): lift the soft limit to the hard.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum {
+        if lim.current.is_some_and(|c| c < max) {
+            lim.current = Some(max);
+            let _ = setrlimit(Resource::Nofile, lim);
+        }
+    }
+}
