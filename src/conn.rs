@@ -496,7 +496,7 @@ fn write_continue<C: Conn>(io: &mut C) -> bool {
 
 /// Answers an HTTP-level refusal with the error JSON and closes.
 fn reject<C: Conn>(app: &App, io: &mut C, e: &HttpError) {
-    let resp = crate::routes::error_response(e.status(), e.code(), &e.to_string(), e.hint(), None);
+    let resp = crate::routes::refusal(e.status(), e.code(), &e.to_string(), e.hint());
     let mut out = Vec::new();
     resp.write_all(
         &mut out,

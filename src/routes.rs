@@ -107,6 +107,19 @@ fn pipeline(
             return resp;
         }
     }
+    // A POST that does not say how long its body is cannot be a request we serve.
+    if head.method == Method::Post
+        && head.framing == crate::http::request::Framing::None
+        && head.header("content-length").is_none()
+    {
+        return error_response(
+            411,
+            "LENGTH_REQUIRED",
+            "A body length is required.",
+            "Send Content-Length or chunked.",
+            None,
+        );
+    }
     let c = match authenticate(app, req) {
         Ok(c) => c,
         Err(resp) => return resp,
@@ -315,6 +328,22 @@ pub fn error_response(
     r
 }
 
+/// An error answered before a request could be routed (the connection layer's refusals): the
+/// error JSON with a fresh request id and the usual headers; the connection closes after it.
+pub fn refusal(status: u16, code: &str, message: &str, hint: &str) -> Response {
+    let id = fresh_request_id();
+    let mut r = Response::json(
+        status,
+        &json!({"apiVersion": "1.0.0", "error": {"code": code, "message": message, "hint": hint},
+                "requestId": id, "timestamp": clock::rfc3339(SystemTime::now()), "correlationId": id}),
+    );
+    r.set_header("X-Request-Id", id);
+    r.set_header("X-Content-Type-Options", "nosniff");
+    r.set_header("Cache-Control", "no-store");
+    r.close = true;
+    r
+}
+
 /// Adds the headers every answer carries, fills the error body's ids, logs the access line.
 fn finish(
     app: &App,
@@ -394,6 +423,11 @@ fn request_id(req: &Request) -> String {
             return id.to_string();
         }
     }
+    fresh_request_id()
+}
+
+/// A new request id: a random per-process prefix and a counter (unique, cheap, not secret).
+fn fresh_request_id() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let prefix = PREFIX.get_or_init(|| {

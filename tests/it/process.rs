@@ -1,0 +1,228 @@
+//! The real binary as a process: graceful shutdown on SIGTERM, certificate reload on SIGHUP,
+//! refusal of unsafe settings, the CLI's subcommands.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, TOKEN, temp_root};
+
+const BIN: &str = env!("CARGO_BIN_EXE_task-mcp");
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+fn spawn(root: &Path, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .env_clear()
+        .env("PORT", "0")
+        .env("TASK_MCP_ROOT", root)
+        .env("AUTH_TOKENS", TOKEN)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "the server did not start");
+        let line = lines.next().expect("stderr closed").unwrap();
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, addr }
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(p: &mut Proc, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    let root = temp_root();
+    let mut p = spawn(&root, &[("SHUTDOWN_GRACE_MS", "5000")]);
+    let cert = root.join(".task-mcp/tls-cert.pem");
+    let mut c = Client::connect(p.addr, &cert);
+    // Half a request is in flight when the signal arrives.
+    c.send(format!("POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 4\r\n\r\n{{}}").as_bytes());
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&p, "TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    c.send(b"  ");
+    let r = c.read_reply().expect("the in-flight request is answered");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "draining closes keep-alive"
+    );
+    assert_eq!(wait_exit(&mut p, Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn sigterm_with_idle_connections_exits_promptly() {
+    let root = temp_root();
+    let mut p = spawn(
+        &root,
+        &[("SHUTDOWN_GRACE_MS", "10000"), ("IDLE_TIMEOUT_MS", "60000")],
+    );
+    let cert = root.join(".task-mcp/tls-cert.pem");
+    let mut idle = Client::connect(p.addr, &cert);
+    idle.send(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(idle.read_reply().unwrap().status, 200);
+    let started = Instant::now();
+    signal(&p, "TERM");
+    assert_eq!(wait_exit(&mut p, Duration::from_secs(8)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle connections do not hold the drain"
+    );
+    assert!(idle.closed());
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn sighup_reloads_the_certificate_without_dropping_connections() {
+    let root = temp_root();
+    let (a, fp_a) = task_mcp::tls::ensure_self_signed(&root.join("a")).unwrap();
+    let (b, fp_b) = task_mcp::tls::ensure_self_signed(&root.join("b")).unwrap();
+    assert_ne!(fp_a, fp_b);
+    let cert = root.join("cert.pem");
+    let key = root.join("key.pem");
+    std::fs::copy(&a.cert, &cert).unwrap();
+    std::fs::copy(&a.key, &key).unwrap();
+    let mut p = spawn(
+        &root,
+        &[
+            ("TLS_CERT", cert.to_str().unwrap()),
+            ("TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let mut old = Client::connect(p.addr, &a.cert);
+    // A bad pair is refused and the old one kept.
+    std::fs::write(&cert, "garbage").unwrap();
+    signal(&p, "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let _still_a = Client::connect(p.addr, &a.cert);
+    // A good new pair is taken by new connections.
+    std::fs::copy(&b.cert, &cert).unwrap();
+    std::fs::copy(&b.key, &key).unwrap();
+    signal(&p, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = std::panic::catch_unwind(|| Client::connect(p.addr, &b.cert)).is_ok();
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The connection made before the reload still works.
+    old.send(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert_eq!(old.read_reply().unwrap().status, 200);
+    signal(&p, "TERM");
+    assert_eq!(wait_exit(&mut p, Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_public_bind_without_certificate_and_tokens_is_refused_with_exit_2() {
+    let root = temp_root();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("HOST", "0.0.0.0")
+        .env("PORT", "0")
+        .env("TASK_MCP_ROOT", &root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen"));
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn check_config_redacts_secrets_and_names_bad_settings() {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("AUTH_TOKENS", "supersecret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("AUTH_TOKENS=<redacted> (env)"));
+    assert!(!text.contains("supersecret"));
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("MAX_BODY_BYTES", "huge")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_BODY_BYTES"));
+}
+
+#[test]
+fn healthcheck_exits_zero_against_a_live_server_and_one_against_nothing() {
+    let root = temp_root();
+    let mut p = spawn(&root, &[]);
+    let url = format!("https://{}/health/live", p.addr);
+    let st = Command::new(BIN)
+        .args(["healthcheck", &url])
+        .env_clear()
+        .env("TASK_MCP_ROOT", &root)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    signal(&p, "TERM");
+    assert_eq!(wait_exit(&mut p, Duration::from_secs(10)), Some(0));
+    let st = Command::new(BIN)
+        .args(["healthcheck", &url])
+        .env_clear()
+        .env("TASK_MCP_ROOT", &root)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1));
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn version_and_help_work() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("task-mcp "));
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("healthcheck"));
+}
