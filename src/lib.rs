@@ -25,6 +25,7 @@
 pub mod health;
 pub mod metrics;
 pub mod openspec;
+pub mod page;
 pub mod security;
 pub mod tools;
 pub mod trace;
