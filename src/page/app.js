@@ -364,14 +364,16 @@ function setConn(kind, text) {
 
 function showDashboard(on) {
   $("gate").hidden = on;
+  document.body.classList.toggle("authed", on);
   $("forget").hidden = !on;
   for (const node of document.querySelectorAll(".needs-token")) node.hidden = !on;
 }
 
-function showGateError(message) {
+/** Shows a short bold headline and, after it, the server's own words. */
+function showGateError(headline, detail) {
   const p = $("gate-error");
-  p.textContent = message;
-  p.hidden = !message;
+  p.replaceChildren(el("strong", { text: headline || "" }), detail ? ` ${detail}` : "");
+  p.hidden = !headline;
 }
 
 async function connect(token, fromStorage) {
@@ -389,7 +391,7 @@ async function connect(token, fromStorage) {
     button.disabled = false;
     state.token = null;
     setConn("off", "Not connected");
-    showGateError(`Could not reach the server: ${e.message}`);
+    showGateError("Could not reach the server.", e.message);
     return;
   } finally {
     button.disabled = false;
@@ -402,9 +404,8 @@ async function connect(token, fromStorage) {
     showDashboard(false);
     const why = describeError(res.body, res.status);
     showGateError(
-      fromStorage
-        ? `The saved token is no longer accepted (${why}). Paste a valid token.`
-        : `This token was not accepted (${why}). Check it and try again.`,
+      fromStorage ? "The saved token is no longer accepted." : "This token was not accepted.",
+      `Check it and try again. The server said: ${why}`,
     );
     $("token").focus();
     return;
@@ -412,7 +413,7 @@ async function connect(token, fromStorage) {
   if (res.status !== 200 || !res.body || res.body.error) {
     state.token = null;
     setConn("off", "Not connected");
-    showGateError(`The server answered tools/list with ${describeError(res.body, res.status)}.`);
+    showGateError("The server could not list its tools.", describeError(res.body, res.status));
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -436,7 +437,7 @@ function forget() {
   state.rates = [];
   state.lastStats = null;
   for (const id of ["req-rate", "req-total", "req-4xx", "req-5xx", "lat-p50", "lat-p90", "lat-p99",
-    "streams-open", "conns-open", "tools-active", "uptime"]) $(id).textContent = "—";
+    "streams-open", "conns-open", "tools-active", "tools-total", "uptime"]) $(id).textContent = "—";
   $("version").textContent = "";
   $("changes").replaceChildren();
   $("frames").replaceChildren();
@@ -504,12 +505,12 @@ async function runStats(gen) {
 
 function onAuthLost(why) {
   forget();
-  showGateError(`The server no longer accepts this token (${why}). Paste a valid token.`);
+  showGateError("The server no longer accepts this token.", `Paste a valid token. The server said: ${why}`);
 }
 
 function onStats(s) {
   state.lastStats = s;
-  if (s.version) $("version").textContent = `v${s.version}`;
+  if (s.version) $("version").textContent = `v${s.version} ·`;
   setText("uptime", formatUptime(s.uptimeSeconds));
   const r = s.requests || {};
   const rate = typeof r.ratePerSec === "number" ? r.ratePerSec : null;
@@ -531,8 +532,8 @@ function onStats(s) {
   setText("streams-open", formatCount(st.open));
   setText("conns-open", formatCount(s.connections?.open));
   const tools = s.tools || {};
-  setText("tools-active", tools.total !== undefined
-    ? `${formatCount(tools.active)} / ${formatCount(tools.total)}` : formatCount(tools.active));
+  setText("tools-active", formatCount(tools.active));
+  setText("tools-total", formatCount(tools.total));
   const chips = Object.entries(st.byTransport || {}).map(([name, n]) =>
     el("li", { className: n > 0 ? "chip on" : "chip" }, el("span", { text: name }), el("b", { text: formatCount(n) })));
   $("by-transport").replaceChildren(...chips);
@@ -571,6 +572,15 @@ function drawSpark() {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
+  // A faint baseline, so an empty chart still reads as a chart.
+  ctx.strokeStyle = cssVar("--border") || "#888";
+  ctx.lineWidth = 1;
+  ctx.setLineDash([3, 4]);
+  ctx.beginPath();
+  ctx.moveTo(0, h - 2.5);
+  ctx.lineTo(w, h - 2.5);
+  ctx.stroke();
+  ctx.setLineDash([]);
   const pts = state.rates;
   if (pts.length < 2) return;
   const max = Math.max(...pts, 1);
