@@ -454,6 +454,7 @@ function forget() {
 
 async function runStats(gen) {
   let backoff = RECONNECT_MIN_MS;
+  let why = "";
   while (gen === state.gen) {
     const ctrl = new AbortController();
     state.statsCtrl = ctrl;
@@ -476,6 +477,7 @@ async function runStats(gen) {
       }
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
       setConn("live", "Live");
+      $("conn").title = "Statistics stream connected";
       backoff = RECONNECT_MIN_MS;
       const parser = new SseParser();
       await readText(res, (text) => {
@@ -491,13 +493,16 @@ async function runStats(gen) {
           }
         }
       });
-    } catch {
+      why = "stream ended";
+    } catch (e) {
       // Network error, abort or stale stream: reconnect below unless we were told to stop.
+      why = ctrl.signal.aborted ? "stream went quiet" : e.message;
     } finally {
       clearInterval(watchdog);
     }
     if (gen !== state.gen) return;
     setConn("retry", `Reconnecting in ${Math.round(backoff / 1000)} s…`);
+    $("conn").title = why;
     await sleep(backoff);
     backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
   }

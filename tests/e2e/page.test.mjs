@@ -252,6 +252,7 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await consoleCall("slow", "sse", { steps: 4, step_ms: 250 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop.png"), fullPage: true });
+  await page.locator("#console-card").screenshot({ path: path.join(ARTIFACTS, "console.png") });
   await page.emulateMedia({ colorScheme: "dark" });
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop-dark.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
@@ -262,6 +263,7 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await page.screenshot({ path: path.join(ARTIFACTS, "phone-dark.png"), fullPage: true });
   await page.emulateMedia({ colorScheme: "light" });
   await page.screenshot({ path: path.join(ARTIFACTS, "phone.png"), fullPage: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, "phone-first-screen.png") });
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
