@@ -36,6 +36,7 @@ pub mod logging;
 pub mod metrics;
 pub mod ndjson;
 pub mod openspec;
+pub mod page;
 pub mod pool;
 pub mod routes;
 pub mod security;

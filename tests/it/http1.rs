@@ -114,7 +114,7 @@ fn refusals_get_the_right_status_and_the_error_json() {
     let big_header = format!("GET / HTTP/1.1\r\n{H}X-Big: {}\r\n\r\n", "b".repeat(2000));
     let cases: Vec<(String, u16, &str)> = vec![
         ("GARBAGE\r\n\r\n".into(), 400, "BAD_REQUEST"),
-        (format!("GET / HTTP/1.1\r\n\r\n"), 400, "BAD_REQUEST"),
+        ("GET / HTTP/1.1\r\n\r\n".to_string(), 400, "BAD_REQUEST"),
         (
             format!("GET / HTTP/1.1\r\n{H}X: a\rb\r\n\r\n"),
             400,
