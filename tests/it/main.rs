@@ -1,1 +1,2 @@
+mod health_checks;
 mod trace_export;
