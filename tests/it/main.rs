@@ -1,8 +1,12 @@
-//! The single integration-test binary: one `mod` per area, all against the real server over TLS.
+//! The single integration-test binary: one `mod` per area, all against real peers.
 
 mod support;
 
+// Health checks against real disks, threads and time.
+mod health_checks;
 // HTTP/1.1 framing, limits and deadlines on the TLS port.
 mod http1;
 // Process-level behaviour: signals, reload, graceful shutdown, the CLI.
 mod process;
+// OTLP export to a real collector socket, checked by the real protobuf JSON parser.
+mod trace_export;
