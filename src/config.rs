@@ -905,3 +905,18 @@ mod tests {
         assert_eq!(names.len(), SETTINGS.len());
     }
 }
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for s in super::SETTINGS {
+            assert!(
+                readme.contains(&format!("| `{}` |", s.name)),
+                "README lacks {}",
+                s.name
+            );
+        }
+    }
+}

@@ -303,8 +303,14 @@ fn debug_vars(app: &App) -> Response {
     )
 }
 
-fn page(_path: &str) -> Option<Response> {
-    None
+/// The status page and its same-origin assets (open: the page asks for a token itself).
+fn page(path: &str) -> Option<Response> {
+    let asset = crate::page::asset(path)?;
+    Some(
+        Response::bytes(200, asset.content_type, asset.body.to_vec())
+            .with_header("Content-Security-Policy", crate::page::CSP)
+            .with_header("Cache-Control", "no-cache"),
+    )
 }
 
 /// The seed's error JSON: `{"apiVersion","error":{code,message,hint},"requestId","timestamp",
