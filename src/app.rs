@@ -71,6 +71,8 @@ pub struct App {
     workspace_checked_ms: AtomicU64,
     /// The certificate fingerprint shown at start.
     pub cert_fingerprint: Option<String>,
+    /// A handle to this very `App`, for handlers that move work onto other threads.
+    me: std::sync::Weak<App>,
 }
 
 impl App {
@@ -80,7 +82,27 @@ impl App {
         registry: Registry,
         tls: LiveConfig,
         cert_fingerprint: Option<String>,
-    ) -> std::io::Result<App> {
+    ) -> std::io::Result<Arc<App>> {
+        let drain = DrainSignal::new()?;
+        Ok(Arc::new_cyclic(|me| {
+            App::build(config, registry, tls, cert_fingerprint, drain, me.clone())
+        }))
+    }
+
+    /// An owning handle to this `App`.
+    pub fn self_arc(&self) -> Arc<App> {
+        // unwrap: `App` only exists inside the `Arc` made by `App::new`, which outlives `&self`.
+        self.me.upgrade().expect("App lives in an Arc")
+    }
+
+    fn build(
+        config: Arc<Config>,
+        registry: Registry,
+        tls: LiveConfig,
+        cert_fingerprint: Option<String>,
+        drain: DrainSignal,
+        me: std::sync::Weak<App>,
+    ) -> App {
         let allowed_hosts = if !config.allowed_hosts.is_empty() {
             config
                 .allowed_hosts
@@ -98,11 +120,11 @@ impl App {
         } else {
             Vec::new()
         };
-        Ok(App {
+        App {
             config,
             registry,
             tls,
-            drain: DrainSignal::new()?,
+            drain,
             draining: AtomicBool::new(false),
             dates: DateCache::default(),
             counters: Counters::default(),
@@ -114,7 +136,8 @@ impl App {
             workspace_ok: AtomicBool::new(true),
             workspace_checked_ms: AtomicU64::new(0),
             cert_fingerprint,
-        })
+            me,
+        }
     }
 
     /// Starts draining: readiness fails, idle connections and streams are woken to close.

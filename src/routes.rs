@@ -133,6 +133,7 @@ fn route_match(app: &App, req: &Request, _route: &'static str, caller: &Caller) 
     let head = &req.head;
     match (&head.method, head.path.as_str()) {
         (Method::Get | Method::Head, "/metrics") => metrics(app),
+        (Method::Get, "/status/stream") => status_stream(app),
         (Method::Get, "/debug/vars") if app.config.debug_endpoints => {
             if caller.grants < Access::Admin {
                 return forbidden("admin");
@@ -282,6 +283,70 @@ fn metrics(app: &App) -> Response {
         "text/plain; version=0.0.4; charset=utf-8",
         body.into_bytes(),
     )
+}
+
+/// Live statistics for the status page: an `event: stats` every second, keep-alive comments
+/// between, until the client leaves or the server drains.
+fn status_stream(app: &App) -> Response {
+    if app.counters.streams.load(Ordering::Acquire) >= app.config.max_streams {
+        return error_response(
+            503,
+            "TOO_MANY_STREAMS",
+            "Too many open streams.",
+            "Retry later (MAX_STREAMS).",
+            None,
+        )
+        .with_header("Retry-After", "5");
+    }
+    let app = app.self_arc();
+    Response::stream(
+        "text/event-stream",
+        Box::new(move |ctx| {
+            let mut last = (
+                std::time::Instant::now(),
+                app.counters.requests.load(Ordering::Relaxed),
+            );
+            let mut buf = Vec::new();
+            loop {
+                let now = std::time::Instant::now();
+                let total = app.counters.requests.load(Ordering::Relaxed);
+                let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+                let rate = (total - last.1) as f64 / secs;
+                last = (now, total);
+                buf.clear();
+                let stats = status_json(&app, total, rate);
+                if crate::sse::write_event(&mut buf, Some("stats"), None, &stats.to_string())
+                    .is_err()
+                    || ctx.send(&buf).is_err()
+                {
+                    return;
+                }
+                match ctx.sleep(std::time::Duration::from_secs(1)) {
+                    crate::stream::Wait::Timeout => {}
+                    _ => return,
+                }
+            }
+        }),
+    )
+    .with_header("Cache-Control", "no-cache")
+    .with_header("X-Accel-Buffering", "no")
+}
+
+/// The statistics object of `/status/stream`.
+pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
+    let c = &app.counters;
+    let ws = app.workspace_ready();
+    json!({
+        "ts": clock::unix_millis(SystemTime::now()),
+        "uptimeSeconds": app.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "requests": {"total": total, "ratePerSec": (rate * 10.0).round() / 10.0, "errors4xx": 0, "errors5xx": 0},
+        "latencyMs": {"p50": 0.0, "p90": 0.0, "p99": 0.0},
+        "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": {}},
+        "connections": {"open": c.connections.load(Ordering::Relaxed)},
+        "tools": {"active": 0, "total": 0},
+        "health": {"status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "checks": [{"name": "workspace", "status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "detail": ""}]},
+    })
 }
 
 fn debug_vars(app: &App) -> Response {

@@ -172,10 +172,8 @@ pub fn start(
         None
     };
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let app = Arc::new(
-        App::new(Arc::clone(&config), registry, live, fingerprint)
-            .map_err(|e| ServerError::Io("state".into(), e))?,
-    );
+    let app = App::new(Arc::clone(&config), registry, live, fingerprint)
+        .map_err(|e| ServerError::Io("state".into(), e))?;
     let pool = Arc::new(Pool::new(
         "worker",
         4.min(config.worker_threads),

@@ -381,3 +381,42 @@ fn every_http_test_client_sees_the_server_alive_at_the_end() {
     still_serves(&s);
     s.stop();
 }
+
+#[test]
+fn the_status_stream_sends_stats_until_the_client_leaves() {
+    let s = TestServer::start(&[]);
+    let mut c = s.connect();
+    c.send(format!("GET /status/stream HTTP/1.1\r\n{H}Authorization: Bearer {TOKEN}\r\n\r\n").as_bytes());
+    let head = c.read_stream_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let mut reader = task_mcp::sse::Reader::default();
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let chunk = c.next_chunk().expect("a stats event");
+        events.extend(reader.feed(&chunk));
+    }
+    assert_eq!(events[0].event, "stats");
+    let v: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
+    assert!(v["requests"]["total"].as_u64().unwrap() >= 1);
+    assert_eq!(v["connections"]["open"], 1);
+    drop(c);
+    // The stream thread notices the hang-up and the connection count returns to zero.
+    let app = std::sync::Arc::clone(&s.running.as_ref().unwrap().app);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.counters.streams.load(std::sync::atomic::Ordering::Acquire) != 0 {
+        assert!(Instant::now() < deadline, "the stream thread ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_status_page_is_served_with_a_strict_csp() {
+    let s = TestServer::start(&[]);
+    let r = s.request(&format!("GET / HTTP/1.1\r\n{H}\r\n"));
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert_eq!(r.header("content-security-policy"), Some(task_mcp::page::CSP));
+    let r = s.request(&format!("GET /static/app.js HTTP/1.1\r\n{H}\r\n"));
+    assert_eq!(r.status, 200);
+}
