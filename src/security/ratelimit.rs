@@ -277,14 +277,14 @@ impl Limiter {
     }
 }
 
-/// Milliseconds-or-seconds rounding helper shared with the Redis limiter.
-pub(crate) fn ceil_secs(d: Duration) -> u64 {
+/// Whole seconds, rounded up (header values never promise a retry too early).
+fn ceil_secs(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
 }
 
 /// The decision for a bucket whose TAT is `tat` (already `max(stored, t)`), and the new TAT to
 /// store when allowed. All values are nanoseconds since the epoch.
-pub(crate) fn gcra(quota: Quota, tat: u128, t: u128, cost: u32) -> (Decision, Option<u128>) {
+fn gcra(quota: Quota, tat: u128, t: u128, cost: u32) -> (Decision, Option<u128>) {
     let interval = u128::from(quota.interval_ns());
     let tau = interval * u128::from(quota.burst());
     let remaining = |tat: u128| {
