@@ -1,1 +1,77 @@
 //! Authentication, roles, rate limiting, CORS, network limits and the audit log.
+//!
+//! Every module here is sans-IO where it can be: it takes plain values (header values, addresses,
+//! `now: Instant` / `now: SystemTime`) and returns decisions and header values; the HTTP server
+//! does the I/O. Every shared type is `Send + Sync` and meant to live in an `Arc`.
+//!
+//! | Module | Defends against |
+//! |---|---|
+//! | [`auth`] | unauthenticated use, token theft from config or memory dumps, timing oracles |
+//! | [`ratelimit`] | request floods per token and per client address, memory floods of keys |
+//! | [`redis`] | the same floods spread across replicas |
+//! | [`cors`] | cross-site browser requests, DNS rebinding (Host allowlist) |
+//! | [`ipnet`] | traffic from denied networks, spoofed `X-Forwarded-For` |
+//! | [`connlimit`] | one address holding every connection slot |
+//! | [`audit`] | silent tampering with the security record |
+//! | [`secmetrics`] | unnoticed attacks (counters and top offenders) |
+
+pub mod audit;
+pub mod auth;
+pub mod connlimit;
+pub mod cors;
+pub mod ipnet;
+pub mod ratelimit;
+pub mod redis;
+pub mod secmetrics;
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Decodes hex (either case) into exactly `N` bytes.
+pub(crate) fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = hex_value(pair[0])?;
+        let lo = hex_value(pair[1])?;
+        out[i] = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_bad_input() {
+        let bytes = [0x00u8, 0x0f, 0xa5, 0xff];
+        let s = hex_lower(&bytes);
+        assert_eq!(s, "000fa5ff");
+        assert_eq!(hex_decode::<4>(&s), Some(bytes));
+        assert_eq!(hex_decode::<4>("000FA5FF"), Some(bytes));
+        assert_eq!(hex_decode::<4>("000fa5f"), None);
+        assert_eq!(hex_decode::<4>("000fa5fg"), None);
+        assert_eq!(hex_decode::<2>("000fa5ff"), None);
+    }
+}
