@@ -34,6 +34,8 @@ pub struct ArchiveOptions<'a> {
     pub now: SystemTime,
     /// Called at each step; tests abort the process here to prove crash safety.
     pub fault: Option<&'a dyn Fn(ArchiveStep)>,
+    /// Run every check and build every spec, then stop before the first write.
+    pub dry_run: bool,
 }
 
 /// The points at which an archive can be interrupted.
@@ -120,6 +122,7 @@ impl ArchiveOptions<'_> {
             yes: true,
             now: SystemTime::now(),
             fault: None,
+            dry_run: false,
         }
     }
 
@@ -236,6 +239,55 @@ pub fn archive(
     let archive_path = archive_dir.join(&archive_name);
     let retire = discover::marker(&change_dir, "retire_capabilities");
     target_available(&archive_path, &archive_name)?;
+    let ctx = Ctx {
+        layout,
+        id,
+        opts,
+        change_dir: &change_dir,
+        change_specs: &change_specs,
+        specs_dir: &specs_dir,
+        archive_dir: &archive_dir,
+        archive_path: &archive_path,
+        archive_name,
+        retire,
+    };
+    let result = finish(&ctx);
+    if result.is_err() && !opts.dry_run {
+        // The CLI creates `changes/archive` right after this point, so every later failure
+        // leaves it behind; do the same (a crash, by contrast, leaves the old tree exactly).
+        let _ = fs::create_dir_all(&archive_dir);
+    }
+    result
+}
+
+struct Ctx<'a> {
+    layout: &'a Layout<'a>,
+    id: &'a str,
+    opts: &'a ArchiveOptions<'a>,
+    change_dir: &'a Path,
+    change_specs: &'a Path,
+    specs_dir: &'a Path,
+    archive_dir: &'a Path,
+    archive_path: &'a Path,
+    archive_name: String,
+    retire: discover::Marker,
+}
+
+fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
+    let Ctx {
+        layout,
+        id,
+        opts,
+        change_dir,
+        change_specs,
+        specs_dir,
+        archive_dir,
+        archive_path,
+        ..
+    } = *ctx;
+    let archive_name = ctx.archive_name.clone();
+    let retire = &ctx.retire;
+    let changes = layout.openspec.join("changes");
     let archive_dir_existed = archive_dir.is_dir();
     // Serialise archives of this workspace: two of ours may touch the same spec.
     let _serial = DirLock::acquire(&changes).map_err(ArchiveError::io)?;
@@ -243,7 +295,7 @@ pub fn archive(
     let mut plan: Vec<Mutation> = Vec::new();
     let mut totals = None;
     if !opts.skip_specs {
-        let updates = spec_files(&change_specs).map_err(ArchiveError::io)?;
+        let updates = spec_files(change_specs).map_err(ArchiveError::io)?;
         if !updates.is_empty() {
             let mut prepared = Vec::new();
             for u in &updates {
@@ -372,7 +424,18 @@ pub fn archive(
         }
     }
     opts.step(ArchiveStep::Prepared);
-    target_available(&archive_path, &archive_name)?;
+    if opts.dry_run {
+        return Ok(ArchiveReport {
+            change: id.to_string(),
+            archived_as: archive_name,
+            path: archive_path.to_path_buf(),
+            specs_updated: !plan.is_empty(),
+            totals,
+            warnings,
+            files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
+        });
+    }
+    target_available(archive_path, &archive_name)?;
     let nonce = nonce(opts.now);
     let journal = Journal {
         change: id.to_string(),
@@ -388,9 +451,9 @@ pub fn archive(
     let result = apply(
         layout,
         &journal,
-        &archive_dir,
-        &change_dir,
-        &archive_path,
+        archive_dir,
+        change_dir,
+        archive_path,
         opts,
     );
     match result {
@@ -407,7 +470,7 @@ pub fn archive(
     Ok(ArchiveReport {
         change: id.to_string(),
         archived_as: archive_name,
-        path: archive_path,
+        path: archive_path.to_path_buf(),
         specs_updated: !plan.is_empty(),
         totals,
         warnings,

@@ -248,20 +248,17 @@ impl Workspace {
         )?)
     }
 
-    /// The merge dry run: every refusal archive would give, as `(capability, message)`.
+    /// The archive without writes: every check `openspec archive <id> --yes` makes, every spec
+    /// rebuilt and validated in memory. `Ok` means the archive would succeed now.
     ///
     /// # Errors
-    /// Slug, containment, missing change, I/O.
-    pub fn merge_dry_run(&self, id: &str) -> Result<Vec<(String, String)>, Error> {
-        let dir = self.active_dir(id)?;
-        let specs = self.specs_dir();
-        let mut out = Vec::new();
-        for s in discover::spec_files(&dir.join("specs"))? {
-            if let Err(m) = validate::dry_run_one(&s, &specs, id) {
-                out.push((s.id.clone(), m));
-            }
-        }
-        Ok(out)
+    /// The archive's refusal, code and message verbatim.
+    pub fn archive_dry_run(&self, id: &str) -> Result<ArchiveReport, ArchiveError> {
+        let opts = ArchiveOptions {
+            dry_run: true,
+            ..ArchiveOptions::yes()
+        };
+        self.archive(id, &opts)
     }
 
     /// `openspec show <id> --json` without `root`.

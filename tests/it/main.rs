@@ -1,1 +1,1 @@
-
+mod openspec_cli;
