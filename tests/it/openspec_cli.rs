@@ -326,7 +326,7 @@ cli_case!(
 );
 cli_case!(
     crlf_target_keeps_crlf,
-    vec![
+    [
         (AUTH_PATH, AUTH.replace('\n', "\r\n").leak() as &str),
         (TASKS, TASKS_DONE),
         (
@@ -351,7 +351,7 @@ cli_case!(
 );
 cli_case!(
     nested_capability_is_created_with_its_path_title,
-    vec![
+    [
         (TASKS, TASKS_DONE),
         (
             "openspec/changes/upd/specs/platform/billing/spec.md",
@@ -374,7 +374,7 @@ cli_case!(
 );
 cli_case!(
     retire_capabilities_deletes_an_emptied_spec,
-    vec![
+    [
         (
             "openspec/specs/old/spec.md",
             "# old Specification\n\n## Purpose\nAn old capability that nobody needs any longer at all.\n\n## Requirements\n### Requirement: Old\nThe system SHALL be old.\n\n#### Scenario: s\n- **WHEN** a\n- **THEN** b\n"
@@ -391,7 +391,7 @@ cli_case!(
 );
 cli_case!(
     emptying_a_spec_without_the_marker_is_refused,
-    vec![
+    [
         (
             "openspec/specs/old/spec.md",
             "# old Specification\n\n## Purpose\nAn old capability that nobody needs any longer at all.\n\n## Requirements\n### Requirement: Old\nThe system SHALL be old.\n\n#### Scenario: s\n- **WHEN** a\n- **THEN** b\n"
@@ -432,7 +432,7 @@ cli_case!(
 );
 cli_case!(
     new_spec_carries_the_delta_purpose,
-    vec![
+    [
         (TASKS, TASKS_DONE),
         (
             "openspec/changes/upd/specs/search/spec.md",
@@ -489,7 +489,7 @@ cli_case!(
 );
 cli_case!(
     missing_change_lists_the_others,
-    vec![
+    [
         ("openspec/changes/other/proposal.md", "# x\n"),
         ("openspec/changes/zeta/tasks.md", "- [ ] a\n")
     ]
@@ -510,7 +510,7 @@ cli_case!(
 );
 cli_case!(
     target_without_requirements_section,
-    vec![
+    [
         (
             "openspec/specs/bare/spec.md",
             "# bare\n\n## Purpose\nA bare spec that has no requirements section yet, oddly.\n"
@@ -551,7 +551,7 @@ cli_case!(
 );
 cli_case!(
     preamble_and_blank_runs_are_normalised,
-    vec![
+    [
         (
             "openspec/specs/p/spec.md",
             "# p Specification\n\n\n\n## Purpose\nA purpose that is long enough to satisfy the validator here.\n\n\n## Requirements\nSome preamble text.\n\n\n\n### Requirement: A\nThe system SHALL a.\n\n\n#### Scenario: s\n- a\n\n\n\n## Notes\n\n\nend\n\n\n"
@@ -598,7 +598,7 @@ cli_case!(
 );
 cli_case!(
     structurally_broken_target_is_refused,
-    vec![
+    [
         (
             "openspec/specs/b/spec.md",
             "# b\n\n## Purpose\nA broken spec with a duplicate requirement name inside it.\n\n## Requirements\n### Requirement: A\nThe system SHALL a.\n\n#### Scenario: s\n- a\n\n### Requirement: A\nThe system SHALL a again.\n\n#### Scenario: s\n- a\n"
