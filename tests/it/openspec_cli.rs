@@ -442,14 +442,14 @@ cli_case!(
 );
 cli_case!(
     short_carried_purpose_warns,
-    vec![(
+    [(
         "openspec/changes/upd/specs/search/spec.md",
         "## Purpose\nFind things.\n\n## ADDED Requirements\n### Requirement: Keyword Search\nThe system SHALL search.\n\n#### Scenario: s\n- a\n"
     ),]
 );
 cli_case!(
     dated_ids_are_not_prefixed_twice,
-    vec![(
+    [(
         "openspec/changes/2025-01-15-fix/specs/x/spec.md",
         "## ADDED Requirements\n### Requirement: X\nThe system SHALL x.\n\n#### Scenario: s\n- a\n"
     ),],
@@ -485,7 +485,7 @@ cli_case!(
 );
 cli_case!(
     change_without_deltas_archives_unvalidated,
-    vec![(PROPOSAL, PROPOSAL_TEXT), (TASKS, TASKS_DONE)]
+    [(PROPOSAL, PROPOSAL_TEXT), (TASKS, TASKS_DONE)]
 );
 cli_case!(
     missing_change_lists_the_others,
