@@ -8,5 +8,7 @@ mod health_checks;
 mod http1;
 // Process-level behaviour: signals, reload, graceful shutdown, the CLI.
 mod process;
+// Our archive and validate against the real openspec CLI on identical workspaces.
+mod openspec_cli;
 // OTLP export to a real collector socket, checked by the real protobuf JSON parser.
 mod trace_export;

@@ -1,0 +1,115 @@
+//! Durable file operations: atomic replace (temp file in the same directory, fsync, rename,
+//! fsync of the directory) and helpers that treat "missing" as a value, not an error.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Replaces `path` with `bytes` atomically: readers see the old or the new file, never a mix,
+/// and after return the new content survives a power cut.
+///
+/// # Errors
+/// Any I/O failure; the temporary file is removed on failure.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsyncs a directory so a rename or unlink inside it is durable.
+///
+/// # Errors
+/// Opening or syncing the directory failed.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads a UTF-8 file; `Ok(None)` when it (or a parent) does not exist.
+///
+/// # Errors
+/// Other I/O failures, or invalid UTF-8.
+pub fn read_opt(path: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a file; a missing file is success.
+///
+/// # Errors
+/// Other I/O failures.
+pub fn remove_opt(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes empty directories from `start` upward, stopping at (never removing) `boundary`.
+pub fn prune_empty_dirs(start: &Path, boundary: &Path) {
+    let mut dir = start.to_path_buf();
+    while dir.starts_with(boundary) && dir != boundary {
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            _ => return,
+        }
+        if fs::remove_dir(&dir).is_err() {
+            return;
+        }
+        let _ = dir.parent().map(sync_dir);
+        if !dir.pop() {
+            return;
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let dir = std::env::temp_dir().join(format!("fsx-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.md");
+        atomic_write(&f, b"one").unwrap();
+        atomic_write(&f, b"two").unwrap();
+        assert_eq!(fs::read_to_string(&f).unwrap(), "two");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(read_opt(&dir.join("none")).unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
