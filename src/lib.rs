@@ -24,9 +24,11 @@
 
 pub mod health;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod ndjson;
 pub mod openspec;
+pub mod rpc;
 pub mod security;
 pub mod sse;
 pub mod stream;
