@@ -1,0 +1,616 @@
+//! Streamable HTTP at `/mcp` (brief §2): the checks of §2.1 steps 5–12, JSON answers by default,
+//! SSE answers for progress or SSE-only clients, stateless by default with an opt-in stateful
+//! mode (signed session ids, one GET stream per session, DELETE).
+//!
+//! The server has already done steps 1–4 and 8 (CORS preflight, Origin, Host, auth, body size).
+//! A `{"tool", "input"}` body is the seed's NDJSON API and goes to [`super::seed`]: the body
+//! decides, a JSON-RPC message is MCP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::methods::finish_call;
+use super::methods::{self, Reply};
+use super::run::{ToolEvent, ToolJob, cancel, forward_to, progress_notification};
+use super::session::{self, SessionError};
+use super::{
+    Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, StreamKind,
+    StreamSlot, lock, rpc_error_response, seed,
+};
+use crate::http::{Head, Method, Response, media_essence};
+use crate::rpc::{self, ErrorCode, ErrorObject, Id, Message, Parsed};
+use crate::sse;
+use crate::stream::{StreamCtx, Wait, mailbox};
+
+/// Routes a request to `/mcp` by method: POST, GET, DELETE, else 405 with `Allow`.
+pub fn handle(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Response {
+    match head.method {
+        Method::Post => post(env, head, body, caller),
+        Method::Get => get(env, head, caller),
+        Method::Delete => delete(env, head, caller),
+        _ => method_not_allowed(env),
+    }
+}
+
+/// `POST /mcp`: one JSON-RPC message (or a 2025-03-26 batch), or a seed `{tool, input}` call.
+pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Response {
+    // Step 6: the media type. A missing header is tolerated (we try to parse).
+    if let Some(ct) = head.header("content-type")
+        && media_essence(ct) != "application/json"
+    {
+        return rpc_error_response(
+            415,
+            None,
+            ErrorCode::TRANSPORT,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
+    }
+    let value: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(v) = &value
+        && seed::is_seed_call(v)
+    {
+        return seed::post_ndjson(env, v, caller);
+    }
+    // Step 7: lenient Accept.
+    let accept = Accept::from_head(head);
+    if !accept.json && !accept.sse {
+        return rpc_error_response(
+            406,
+            None,
+            ErrorCode::TRANSPORT,
+            "Not Acceptable: Accept must allow application/json or text/event-stream",
+        );
+    }
+    // Step 9: parse.
+    let parsed = match value {
+        Some(v) => rpc::parse_value(v),
+        None => rpc::parse(body),
+    };
+    let parsed = match parsed {
+        Parsed::ParseError(why) => {
+            return rpc_error_response(400, None, ErrorCode::PARSE_ERROR, &why);
+        }
+        Parsed::Invalid(inv) => {
+            return rpc_error_response(
+                400,
+                inv.id.as_ref(),
+                ErrorCode::INVALID_REQUEST,
+                &format!("Bad Request: {}", inv.reason),
+            );
+        }
+        p => p,
+    };
+    let is_initialize = matches!(
+        &parsed,
+        Parsed::Single(Message::Request(r)) if r.method == "initialize"
+    );
+    let first_id = match &parsed {
+        Parsed::Single(Message::Request(r)) => Some(r.id.clone()),
+        _ => None,
+    };
+    // Step 10: the protocol version header (ignored on initialize).
+    let header_version = head.header("mcp-protocol-version").map(str::trim);
+    if !is_initialize
+        && let Some(v) = header_version
+        && !SUPPORTED_VERSIONS.contains(&v)
+    {
+        return rpc_error_response(
+            400,
+            first_id.as_ref(),
+            ErrorCode::INVALID_REQUEST,
+            &format!(
+                "Unsupported MCP-Protocol-Version {v}; supported: {}",
+                SUPPORTED_VERSIONS.join(", ")
+            ),
+        );
+    }
+    // Step 11: sessions (stateful mode only; stateless ignores any incoming id).
+    let mut scope = String::new();
+    let mut session_version = None;
+    if let SessionsMode::Stateful { key } = &env.settings.sessions
+        && !is_initialize
+    {
+        match check_session(env, key, head, caller) {
+            Ok((id, claims)) => {
+                scope = id;
+                session_version = Some(claims.version);
+            }
+            Err(r) => return r,
+        }
+    }
+    let version = header_version
+        .and_then(|v| SUPPORTED_VERSIONS.iter().copied().find(|s| *s == v))
+        .or(session_version)
+        .unwrap_or(DEFAULT_NEGOTIATED_VERSION);
+    // Step 12: dispatch.
+    match parsed {
+        Parsed::Single(Message::Request(req)) => {
+            let negotiated = is_initialize.then(|| methods::negotiate(req.params.as_ref()));
+            let session_header = match (&env.settings.sessions, negotiated) {
+                (SessionsMode::Stateful { key }, Some(v)) => {
+                    match session::mint(key, &caller.identity, v, SystemTime::now()) {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            return rpc_error_response(
+                                500,
+                                first_id.as_ref(),
+                                ErrorCode::INTERNAL_ERROR,
+                                &format!("Internal error: {e}"),
+                            );
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let mut resp = answer(env, &accept, methods::request(env, caller, &scope, req));
+            if let Some(sid) = session_header {
+                resp.set_header("Mcp-Session-Id", sid);
+            }
+            resp
+        }
+        Parsed::Single(Message::Notification(n)) => {
+            methods::notification(env, caller, &scope, &n);
+            Response::empty(202)
+        }
+        Parsed::Single(Message::Response(_)) => Response::empty(202),
+        Parsed::Batch(items) => batch(env, &accept, caller, &scope, version, items),
+        Parsed::ParseError(_) | Parsed::Invalid(_) => {
+            // unwrap-free: both were answered above; answer defensively anyway.
+            rpc_error_response(400, None, ErrorCode::INVALID_REQUEST, "Bad Request")
+        }
+    }
+}
+
+/// `GET /mcp`: 405 when stateless; in stateful mode the session's standalone stream (keep-alive
+/// comments only: this server sends no unsolicited messages).
+pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
+    let SessionsMode::Stateful { key } = &env.settings.sessions else {
+        return method_not_allowed(env);
+    };
+    if !Accept::from_head(head).sse {
+        return rpc_error_response(
+            406,
+            None,
+            ErrorCode::TRANSPORT,
+            "Not Acceptable: Accept must allow text/event-stream",
+        );
+    }
+    let (sid, _) = match check_session(env, key, head, caller) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !lock(&env.sessions).get_streams.insert(sid.clone()) {
+        return rpc_error_response(
+            409,
+            None,
+            ErrorCode::TRANSPORT,
+            "Conflict: only one GET stream is allowed per session",
+        );
+    }
+    let Some(slot) = env.claim_stream(StreamKind::McpGet) else {
+        lock(&env.sessions).get_streams.remove(&sid);
+        return unavailable();
+    };
+    let env2 = Arc::clone(env);
+    sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
+        let _registered = GetStreamGuard {
+            env: Arc::clone(&env2),
+            sid,
+        };
+        let opened = Instant::now();
+        loop {
+            match ctx.sleep(env2.settings.heartbeat) {
+                Wait::Hangup | Wait::Draining | Wait::Closed | Wait::Message(()) => return,
+                Wait::Timeout => {
+                    if opened.elapsed() >= env2.settings.max_stream_age
+                        || !send_comment(ctx, &slot, "keepalive")
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// `DELETE /mcp`: 405 when stateless; in stateful mode ends the session (200) for good.
+pub fn delete(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
+    let SessionsMode::Stateful { key } = &env.settings.sessions else {
+        return method_not_allowed(env);
+    };
+    let (sid, claims) = match check_session(env, key, head, caller) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = SystemTime::now();
+    let expires = UNIX_EPOCH
+        + Duration::from_secs(claims.issued_at_secs)
+        + env.settings.session_max_age
+        + Duration::from_secs(300);
+    lock(&env.sessions).delete(&sid, expires, now);
+    Response::empty(200)
+}
+
+/// 405 with the `Allow` header of the current mode.
+pub fn method_not_allowed(env: &McpEnv) -> Response {
+    let allow = match env.settings.sessions {
+        SessionsMode::Stateless => "POST, OPTIONS",
+        SessionsMode::Stateful { .. } => "GET, POST, DELETE, OPTIONS",
+    };
+    rpc_error_response(405, None, ErrorCode::TRANSPORT, "Method not allowed.")
+        .with_header("Allow", allow)
+}
+
+/// Which answer media types a request's `Accept` allows, leniently (brief §2.1 step 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accept {
+    /// `application/json`, `application/*`, `*/*` or no header.
+    pub json: bool,
+    /// `text/event-stream`, `text/*`, `*/*` or no header.
+    pub sse: bool,
+}
+
+impl Accept {
+    /// Reads every `Accept` header of a request.
+    pub fn from_head(head: &Head) -> Self {
+        let mut seen = false;
+        let mut a = Accept {
+            json: false,
+            sse: false,
+        };
+        for value in head.headers_named("accept") {
+            for item in value.split(',') {
+                let essence = media_essence(item);
+                if essence.is_empty() {
+                    continue;
+                }
+                seen = true;
+                match essence.as_str() {
+                    "*/*" => {
+                        a.json = true;
+                        a.sse = true;
+                    }
+                    "application/json" | "application/*" => a.json = true,
+                    "text/event-stream" | "text/*" => a.sse = true,
+                    _ => {}
+                }
+            }
+        }
+        if seen {
+            a
+        } else {
+            Accept {
+                json: true,
+                sse: true,
+            }
+        }
+    }
+}
+
+struct GetStreamGuard {
+    env: Arc<McpEnv>,
+    sid: String,
+}
+
+impl Drop for GetStreamGuard {
+    fn drop(&mut self) {
+        lock(&self.env.sessions).get_streams.remove(&self.sid);
+    }
+}
+
+/// Validates the `Mcp-Session-Id` of a non-initialize request: 400 when absent, 404 when unknown,
+/// expired, deleted or bound to another identity.
+fn check_session(
+    env: &McpEnv,
+    key: &[u8; 32],
+    head: &Head,
+    caller: &Caller,
+) -> Result<(String, session::Claims), Response> {
+    let Some(sid) = head.header("mcp-session-id").map(str::trim) else {
+        return Err(rpc_error_response(
+            400,
+            None,
+            ErrorCode::TRANSPORT,
+            "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+        ));
+    };
+    let verdict = session::verify(
+        key,
+        sid,
+        &caller.identity,
+        SystemTime::now(),
+        env.settings.session_max_age,
+    )
+    .and_then(|c| {
+        if lock(&env.sessions).is_deleted(sid) {
+            Err(SessionError::Deleted)
+        } else {
+            Ok(c)
+        }
+    });
+    match verdict {
+        Ok(c) => Ok((sid.to_string(), c)),
+        Err(e) => {
+            log::debug!("session refused: {e}");
+            Err(rpc_error_response(
+                404,
+                None,
+                ErrorCode::SESSION_NOT_FOUND,
+                "Session not found",
+            ))
+        }
+    }
+}
+
+/// Answers one request: JSON when acceptable and nothing streams; SSE for tool calls with a
+/// progress token (when SSE is acceptable) or when the client accepts only SSE.
+fn answer(env: &Arc<McpEnv>, accept: &Accept, reply: Reply) -> Response {
+    match reply {
+        Reply::Now(resp) if accept.json => Response::json(200, &resp.to_value()),
+        Reply::Now(resp) => sse_messages(env, vec![resp.to_value()]),
+        Reply::Call(id, job) => {
+            let wants_stream = job.progress_token.is_some() && accept.sse;
+            if wants_stream || !accept.json {
+                sse_tool_call(env, id, job)
+            } else {
+                Response::json(200, &methods::run_now(id, job).to_value())
+            }
+        }
+    }
+}
+
+/// A 2025-03-26 batch: every request answered (inline), one JSON array (or SSE events).
+fn batch(
+    env: &Arc<McpEnv>,
+    accept: &Accept,
+    caller: &Caller,
+    scope: &str,
+    version: &str,
+    items: Vec<Result<Message, rpc::Invalid>>,
+) -> Response {
+    if version != "2025-03-26" {
+        return rpc_error_response(
+            400,
+            None,
+            ErrorCode::INVALID_REQUEST,
+            &format!(
+                "Bad Request: batches are only allowed with MCP-Protocol-Version 2025-03-26 (this request uses {version}); send one message per POST"
+            ),
+        );
+    }
+    let has_initialize = items
+        .iter()
+        .any(|m| matches!(m, Ok(Message::Request(r)) if r.method == "initialize"));
+    if has_initialize {
+        return rpc_error_response(
+            400,
+            None,
+            ErrorCode::INVALID_REQUEST,
+            "Bad Request: initialize must not be part of a batch",
+        );
+    }
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Ok(Message::Request(req)) => {
+                let resp = match methods::request(env, caller, scope, req) {
+                    Reply::Now(r) => r,
+                    Reply::Call(id, job) => methods::run_now(id, job),
+                };
+                out.push(resp.to_value());
+            }
+            Ok(Message::Notification(n)) => methods::notification(env, caller, scope, &n),
+            Ok(Message::Response(_)) => {}
+            Err(inv) => out.push(
+                rpc::Response::error(
+                    inv.id,
+                    ErrorObject::new(ErrorCode::INVALID_REQUEST, inv.reason),
+                )
+                .to_value(),
+            ),
+        }
+    }
+    if out.is_empty() {
+        Response::empty(202)
+    } else if accept.json {
+        Response::json(200, &Value::Array(out))
+    } else {
+        sse_messages(env, out)
+    }
+}
+
+/// An SSE answer that carries finished messages and ends.
+fn sse_messages(env: &Arc<McpEnv>, messages: Vec<Value>) -> Response {
+    let slot = env.uncounted_stream(StreamKind::McpResponse);
+    sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
+        for m in &messages {
+            if !send_message(ctx, &slot, m) {
+                return;
+            }
+        }
+    }))
+}
+
+/// A tool call answered over SSE: the tool runs on its own thread; this stream thread forwards
+/// progress, sends keep-alives while waiting, and cancels the tool when the client leaves.
+fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
+    let slot = env.uncounted_stream(StreamKind::McpResponse);
+    let capacity = env.settings.mailbox_capacity.max(1);
+    let heartbeat = env.settings.heartbeat;
+    sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
+        let token = job.progress_token.clone();
+        let flag = job.cancel_flag();
+        let fail = |ctx: &mut StreamCtx<'_>, why: &str| {
+            let e = ErrorObject::new(ErrorCode::INTERNAL_ERROR, why);
+            send_message(
+                ctx,
+                &slot,
+                &rpc::Response::error(Some(id.clone()), e).to_value(),
+            );
+        };
+        let Ok((tx, mb)) = mailbox::<ToolEvent>(capacity) else {
+            return fail(ctx, "Internal error: out of file descriptors");
+        };
+        if !job.spawn(forward_to(tx)) {
+            return fail(ctx, "Internal error: could not start the tool");
+        }
+        let mut last = f64::NEG_INFINITY;
+        loop {
+            let sent = match ctx.wait(&mb, heartbeat) {
+                Wait::Message(ToolEvent::Progress(p)) => match &token {
+                    // Progress must strictly increase; a tool repeating a value is skipped.
+                    Some(t) if p.progress > last => {
+                        last = p.progress;
+                        send_message(ctx, &slot, &progress_notification(t, &p))
+                    }
+                    _ => true,
+                },
+                Wait::Message(ToolEvent::Finished(outcome)) => {
+                    send_message(ctx, &slot, &finish_call(id.clone(), &outcome).to_value());
+                    return;
+                }
+                Wait::Timeout => send_comment(ctx, &slot, "keepalive"),
+                Wait::Hangup => false,
+                Wait::Draining => {
+                    cancel(&flag);
+                    let e = ErrorObject::new(
+                        ErrorCode::TRANSPORT,
+                        "Server shutting down; the call was cancelled. Retry shortly.",
+                    );
+                    let resp = rpc::Response::error(Some(id.clone()), e);
+                    send_message(ctx, &slot, &resp.to_value());
+                    return;
+                }
+                Wait::Closed => {
+                    return fail(ctx, "Internal error: the tool ended without an answer");
+                }
+            };
+            if !sent {
+                // The client left: free this thread now and tell the tool to stop.
+                cancel(&flag);
+                return;
+            }
+        }
+    }))
+}
+
+/// A `text/event-stream` response with the headers every SSE answer carries.
+fn sse_response(f: crate::stream::StreamFn) -> Response {
+    Response::stream("text/event-stream", f)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Accel-Buffering", "no")
+}
+
+/// Sends `event: message` with compact JSON; false once the client is gone.
+pub(crate) fn send_message(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, msg: &Value) -> bool {
+    let data = serde_json::to_string(msg).unwrap_or_default();
+    let mut buf = Vec::with_capacity(data.len() + 24);
+    // unwrap-free: the event name is a constant without CR/LF.
+    let _ = sse::write_event(&mut buf, Some("message"), None, &data);
+    send_raw(ctx, slot, &buf)
+}
+
+/// Sends a comment line (keep-alive); false once the client is gone.
+pub(crate) fn send_comment(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, text: &str) -> bool {
+    let mut buf = Vec::with_capacity(16);
+    sse::write_comment(&mut buf, text);
+    send_raw(ctx, slot, &buf)
+}
+
+pub(crate) fn send_raw(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, buf: &[u8]) -> bool {
+    match ctx.send(buf) {
+        Ok(()) => {
+            slot.sent(buf.len());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// 503 when the stream cap is reached.
+pub(crate) fn unavailable() -> Response {
+    rpc_error_response(
+        503,
+        None,
+        ErrorCode::TRANSPORT,
+        "Service Unavailable: too many open streams (MAX_STREAMS); retry later",
+    )
+    .with_header("Retry-After", "5")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{HeadLimits, parse_head};
+
+    fn head(extra: &str) -> Head {
+        let raw = format!("POST /mcp HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        parse_head(raw.as_bytes(), &HeadLimits::default())
+            .unwrap()
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn accept_is_lenient() {
+        let a = |h: &str| Accept::from_head(&head(h));
+        assert_eq!(
+            a(""),
+            Accept {
+                json: true,
+                sse: true
+            }
+        );
+        assert_eq!(
+            a("Accept: */*\r\n"),
+            Accept {
+                json: true,
+                sse: true
+            }
+        );
+        assert_eq!(
+            a("Accept: application/json\r\n"),
+            Accept {
+                json: true,
+                sse: false
+            }
+        );
+        assert_eq!(
+            a("Accept: text/event-stream\r\n"),
+            Accept {
+                json: false,
+                sse: true
+            }
+        );
+        assert_eq!(
+            a("Accept: application/json;q=0.9, text/event-stream\r\n"),
+            Accept {
+                json: true,
+                sse: true
+            }
+        );
+        assert_eq!(
+            a("Accept: text/html\r\n"),
+            Accept {
+                json: false,
+                sse: false
+            }
+        );
+        assert_eq!(
+            a("Accept: text/*\r\n"),
+            Accept {
+                json: false,
+                sse: true
+            }
+        );
+        assert_eq!(
+            a("Accept: application/*\r\n"),
+            Accept {
+                json: true,
+                sse: false
+            }
+        );
+    }
+}

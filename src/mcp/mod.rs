@@ -1,0 +1,376 @@
+//! The MCP protocol layer: the method table, Streamable HTTP (`/mcp`), legacy HTTP+SSE (`/sse`,
+//! `/messages`) and the seed's `{tool, input}` APIs.
+//!
+//! The server's router calls the handler functions of [`http`], [`legacy`] and [`seed`] after it
+//! has done the transport checks that come first (CORS preflight, Origin, Host, authentication,
+//! body size). Every handler takes the shared [`McpEnv`], the parsed request head, the body and
+//! the authenticated [`Caller`], and returns a [`crate::http::Response`]; streamed answers carry a
+//! [`crate::stream::StreamFn`] that the connection runs on its own thread.
+//!
+//! Metrics and audit records leave through [`McpHooks`], which the server implements.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::http::Response;
+use crate::rpc::{ErrorCode, ErrorObject, Id};
+use crate::tools::{Access, Registry};
+
+pub mod base64url;
+pub mod http;
+pub mod legacy;
+pub mod methods;
+pub mod run;
+pub mod seed;
+pub mod session;
+
+/// The authenticated caller of a request, as the server's auth step established it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's identity (its configured name, never the token itself).
+    pub identity: String,
+    /// The highest access the token grants; a tool is callable when `tool.access <= grants`.
+    pub grants: Access,
+}
+
+/// Whether Streamable HTTP keeps sessions.
+#[derive(Clone)]
+pub enum SessionsMode {
+    /// No `Mcp-Session-Id`; `GET`/`DELETE /mcp` answer 405 (the default; brief §0.3).
+    Stateless,
+    /// Signed session ids (HMAC-SHA256 under `key`), an optional GET stream, DELETE.
+    Stateful {
+        /// The persistent signing key; ids minted under it survive a restart.
+        key: [u8; 32],
+    },
+}
+
+/// The MCP layer's settings. Every limit has its unit in its name; [`Settings::default`] holds
+/// the safe defaults.
+#[derive(Clone)]
+pub struct Settings {
+    /// Interval between keep-alive comments on SSE streams (`HEARTBEAT_MS`).
+    pub heartbeat: Duration,
+    /// The largest tool result (compact JSON bytes of its structured content) sent back; larger
+    /// results become a tool error with a hint (`MAX_RESPONSE_SIZE_KB`).
+    pub max_response_bytes: usize,
+    /// Long-lived streams (legacy `/sse`, stateful `GET /mcp`, the seed streams) open at once;
+    /// beyond it new ones get 503 (`MAX_STREAMS`).
+    pub max_streams: usize,
+    /// Streamable HTTP session mode (`MCP_SESSIONS`).
+    pub sessions: SessionsMode,
+    /// How long a stateful session id stays valid after it was issued.
+    pub session_max_age: Duration,
+    /// Messages queued for one stream before progress is dropped (final answers wait).
+    pub mailbox_capacity: usize,
+    /// A legacy stream older than this is closed; the client reconnects (`MAX_STREAM_AGE_MS`).
+    pub max_stream_age: Duration,
+    /// Recent events kept per legacy stream for `Last-Event-ID` replay.
+    pub replay_events: usize,
+    /// How long a closed legacy stream's events stay available for replay.
+    pub replay_retention: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(15_000),
+            max_response_bytes: 256 * 1024,
+            max_streams: 256,
+            sessions: SessionsMode::Stateless,
+            session_max_age: Duration::from_secs(24 * 60 * 60),
+            mailbox_capacity: 64,
+            max_stream_age: Duration::from_secs(24 * 60 * 60),
+            replay_events: 64,
+            replay_retention: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Which kind of stream a hook call is about (a bounded label set for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// The SSE answer to one `POST /mcp` request.
+    McpResponse,
+    /// The stateful standalone `GET /mcp` stream.
+    McpGet,
+    /// A legacy `GET /sse` stream.
+    Legacy,
+    /// The seed's `POST /sse {tool,input}` stream.
+    SeedSse,
+    /// The seed's `POST /mcp {tool,input}` NDJSON stream.
+    SeedNdjson,
+}
+
+impl StreamKind {
+    /// A metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::McpResponse => "mcp_response",
+            StreamKind::McpGet => "mcp_get",
+            StreamKind::Legacy => "legacy_sse",
+            StreamKind::SeedSse => "seed_sse",
+            StreamKind::SeedNdjson => "seed_ndjson",
+        }
+    }
+}
+
+/// Something worth an audit record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuditEvent<'a> {
+    /// A tool that writes (access `Write` or `Admin`) was called and finished.
+    ToolCall {
+        /// Who called.
+        identity: &'a str,
+        /// The tool's listed name.
+        tool: &'a str,
+        /// Its arguments.
+        arguments: &'a Value,
+        /// True when it succeeded (not `isError`).
+        ok: bool,
+        /// The tool error code on failure.
+        error_code: Option<&'a str>,
+        /// How long it ran.
+        elapsed: Duration,
+    },
+    /// A caller asked for a tool its role may not call.
+    Forbidden {
+        /// Who called.
+        identity: &'a str,
+        /// The tool's listed name.
+        tool: &'a str,
+        /// What the tool needs.
+        required: Access,
+        /// What the caller has.
+        granted: Access,
+    },
+}
+
+/// What the MCP layer reports to the server (metrics, audit). Every method has an empty default.
+pub trait McpHooks: Send + Sync {
+    /// A tool call began.
+    fn tool_started(&self, _name: &str) {}
+    /// A tool call ended; `ok` is false for tool errors and refusals.
+    fn tool_finished(&self, _name: &str, _ok: bool, _elapsed: Duration) {}
+    /// A stream opened.
+    fn stream_opened(&self, _kind: StreamKind) {}
+    /// A stream closed.
+    fn stream_closed(&self, _kind: StreamKind) {}
+    /// A stream sent one event or line of `bytes` payload bytes.
+    fn stream_sent(&self, _kind: StreamKind, _bytes: usize) {}
+    /// An audit record.
+    fn audit(&self, _event: &AuditEvent<'_>) {}
+}
+
+/// Hooks that do nothing (tests, tools).
+pub struct NoHooks;
+
+impl McpHooks for NoHooks {}
+
+/// Everything the MCP handlers share: the registry, the settings, the hooks and the in-memory
+/// state (in-flight calls for cancellation, legacy sessions, stateful-session bookkeeping).
+pub struct McpEnv {
+    /// The tools and resources.
+    pub registry: Registry,
+    /// The settings.
+    pub settings: Settings,
+    /// Metrics and audit sink.
+    pub hooks: Arc<dyn McpHooks>,
+    pub(crate) inflight: Mutex<Inflight>,
+    pub(crate) legacy: Mutex<legacy::Sessions>,
+    pub(crate) sessions: Mutex<session::State>,
+    pub(crate) open_streams: AtomicUsize,
+}
+
+impl McpEnv {
+    /// The environment for a server.
+    pub fn new(registry: Registry, settings: Settings, hooks: Arc<dyn McpHooks>) -> Self {
+        Self {
+            registry,
+            settings,
+            hooks,
+            inflight: Mutex::new(Inflight::default()),
+            legacy: Mutex::new(legacy::Sessions::default()),
+            sessions: Mutex::new(session::State::default()),
+            open_streams: AtomicUsize::new(0),
+        }
+    }
+
+    /// Long-lived streams open right now (legacy, `GET /mcp`, seed streams).
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(Ordering::Relaxed)
+    }
+
+    /// Takes one stream slot, or `None` at [`Settings::max_streams`]. The slot is released when
+    /// the guard drops, together with the `stream_closed` hook.
+    pub(crate) fn claim_stream(self: &Arc<Self>, kind: StreamKind) -> Option<StreamSlot> {
+        let prev = self.open_streams.fetch_add(1, Ordering::AcqRel);
+        if prev >= self.settings.max_streams {
+            self.open_streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.hooks.stream_opened(kind);
+        Some(StreamSlot {
+            env: Arc::clone(self),
+            kind,
+            counted: true,
+        })
+    }
+
+    /// A slot for a short-lived response stream: reported to the hooks, not counted in the cap.
+    pub(crate) fn uncounted_stream(self: &Arc<Self>, kind: StreamKind) -> StreamSlot {
+        self.hooks.stream_opened(kind);
+        StreamSlot {
+            env: Arc::clone(self),
+            kind,
+            counted: false,
+        }
+    }
+}
+
+/// An open stream's place in the cap; dropping it closes the books on the stream.
+pub(crate) struct StreamSlot {
+    env: Arc<McpEnv>,
+    kind: StreamKind,
+    counted: bool,
+}
+
+impl StreamSlot {
+    /// Reports `bytes` sent on this stream.
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.env.hooks.stream_sent(self.kind, bytes);
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if self.counted {
+            self.env.open_streams.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.env.hooks.stream_closed(self.kind);
+    }
+}
+
+/// The protocol versions we speak, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The version answered when a client asks for one we do not speak.
+pub const LATEST_VERSION: &str = "2025-11-25";
+
+/// The version assumed when a request carries no `MCP-Protocol-Version` (spec 2025-06-18).
+pub const DEFAULT_NEGOTIATED_VERSION: &str = "2025-03-26";
+
+/// Requests in flight, by (caller identity, scope, request id), so `notifications/cancelled` can
+/// set their cancel flags. The scope tells apart legacy sessions of one identity.
+#[derive(Default)]
+pub(crate) struct Inflight {
+    next: u64,
+    calls: HashMap<InflightKey, Vec<(u64, Arc<AtomicBool>)>>,
+}
+
+/// (caller identity, scope, request id).
+type InflightKey = (String, String, Id);
+
+/// Removes its entry from [`Inflight`] when the call ends.
+pub(crate) struct InflightGuard {
+    env: Arc<McpEnv>,
+    key: InflightKey,
+    token: u64,
+    /// The call's cancel flag.
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl Inflight {
+    /// Registers a call and returns its cancel flag under a guard.
+    pub(crate) fn register(
+        env: &Arc<McpEnv>,
+        identity: &str,
+        scope: &str,
+        id: &Id,
+    ) -> InflightGuard {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let key = (identity.to_string(), scope.to_string(), id.clone());
+        let mut inflight = lock(&env.inflight);
+        inflight.next += 1;
+        let token = inflight.next;
+        inflight
+            .calls
+            .entry(key.clone())
+            .or_default()
+            .push((token, Arc::clone(&cancel)));
+        InflightGuard {
+            env: Arc::clone(env),
+            key,
+            token,
+            cancel,
+        }
+    }
+
+    /// Sets the cancel flag of every call matching the key; returns how many were found.
+    pub(crate) fn cancel(env: &McpEnv, identity: &str, scope: &str, id: &Id) -> usize {
+        let inflight = lock(&env.inflight);
+        let key = (identity.to_string(), scope.to_string(), id.clone());
+        inflight.calls.get(&key).map_or(0, |calls| {
+            for (_, flag) in calls {
+                flag.store(true, Ordering::Relaxed);
+            }
+            calls.len()
+        })
+    }
+}
+
+impl Inflight {
+    /// Cancels every call of `identity` under `scope` (a legacy stream that closed).
+    pub(crate) fn cancel_scope(env: &McpEnv, identity: &str, scope: &str) {
+        let inflight = lock(&env.inflight);
+        for ((who, sc, _), calls) in &inflight.calls {
+            if who == identity && sc == scope {
+                for (_, flag) in calls {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.env.inflight);
+        if let Some(calls) = inflight.calls.get_mut(&self.key) {
+            calls.retain(|(t, _)| *t != self.token);
+            if calls.is_empty() {
+                inflight.calls.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// An HTTP-level JSON-RPC error answer: `{"jsonrpc":"2.0","id":…,"error":{code,message}}`.
+pub fn rpc_error_response(
+    status: u16,
+    id: Option<&Id>,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id.map_or(Value::Null, Id::to_value),
+        "error": ErrorObject::new(code, message).to_value(),
+    });
+    Response::json(status, &body)
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (our state stays valid
+/// between statements, so the data is still consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Spawns a named thread; `false` when the OS refused (out of threads).
+pub(crate) fn spawn_named(name: String, f: impl FnOnce() + Send + 'static) -> bool {
+    std::thread::Builder::new().name(name).spawn(f).is_ok()
+}
