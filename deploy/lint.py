@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Cross-file checks of the deployment files that no schema can make (.ci/deploy-check.sh).
+
+    lint.py k8s       Kubernetes manifests: kustomization lists every manifest; names that refer
+                      to each other match (ConfigMap, Secrets, PVC, ServiceAccount, selectors,
+                      named ports, HPA target); the pod meets the "restricted" security profile;
+                      the grace period outlasts the server's drain.
+    lint.py compose   docker-compose.yml: every file it mounts exists; the OTLP endpoint names the
+                      collector service and its receiver port.
+    lint.py otel      deploy/otel-collector/config.yaml: every component a pipeline names is
+                      defined, and OTLP/HTTP listens on 4318.
+    lint.py env       Every configuration variable set in the Dockerfile, compose, Kubernetes and
+                      systemd files is one task-mcp reads (catches typos that would be ignored).
+
+Needs PyYAML (installed with kubernetes-validate). Exit status 1 on the first failed file set.
+"""
+
+import os
+import re
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K8S = os.path.join(ROOT, "deploy", "k8s")
+
+# What task-mcp reads from its environment (docs/DEPLOYMENT.md lists their meaning).
+SERVER_ENV = {
+    "HOST", "PORT", "TLS_CERT", "TLS_KEY", "TLS_CA", "AUTH_TOKENS", "AUTH_TOKENS_FILE",
+    "ALLOWED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", "RATE_LIMIT", "HEARTBEAT_MS",
+    "MAX_RESPONSE_SIZE_KB", "LOG_LEVEL", "LOG_FORMAT", "OTEL_ENABLED",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "ENABLE_PROMETHEUS",
+    "PROMETHEUS_PORT", "PROMETHEUS_HOST", "TASK_MCP_ROOT", "AUDIT_LOG", "MAX_CONNECTIONS",
+    "SHUTDOWN_GRACE_MS",
+}
+# Read by the platform rather than the server, but legitimately set beside it.
+PLATFORM_ENV = {"SSL_CERT_FILE", "POD_NAME", "RUST_BACKTRACE"}
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print(f"  FAIL {msg}")
+
+
+def ok(msg):
+    print(f"  ok   {msg}")
+
+
+def expect(cond, msg):
+    (ok if cond else fail)(msg)
+
+
+def load_all(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+# --- Kubernetes --------------------------------------------------------------------------------
+
+
+def k8s():
+    kust = load_all(os.path.join(K8S, "kustomization.yaml"))[0]
+    listed = kust.get("resources", [])
+    on_disk = sorted(
+        f for f in os.listdir(K8S)
+        if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml" and ".example." not in f
+    )
+    missing = [r for r in listed if not os.path.exists(os.path.join(K8S, r))]
+    expect(not missing, f"kustomization resources exist ({len(listed)} listed; missing: {missing})")
+    unlisted = [f for f in on_disk if f not in listed]
+    expect(not unlisted, f"every manifest is listed in kustomization.yaml (unlisted: {unlisted})")
+
+    objs = []
+    for f in on_disk + sorted(x for x in os.listdir(K8S) if ".example." in x):
+        objs += load_all(os.path.join(K8S, f))
+    by_kind = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], {})[o["metadata"]["name"]] = o
+
+    ns = next(iter(by_kind.get("Namespace", {})), None)
+    expect(ns is not None and kust.get("namespace") == ns,
+           f"kustomization namespace is the Namespace manifest's ({ns})")
+    wrong_ns = [f"{o['kind']}/{o['metadata']['name']}" for o in objs
+                if o["kind"] != "Namespace" and o["metadata"].get("namespace") != ns]
+    expect(not wrong_ns, f"every object is in namespace {ns} (others: {wrong_ns})")
+    psa = by_kind["Namespace"][ns]["metadata"].get("labels", {})
+    expect(psa.get("pod-security.kubernetes.io/enforce") == "restricted",
+           "the namespace enforces the restricted Pod Security Standard")
+
+    (dep,) = by_kind["Deployment"].values()
+    tmpl = dep["spec"]["template"]
+    pod = tmpl["spec"]
+    labels = tmpl["metadata"]["labels"]
+    (ctr,) = pod["containers"]
+
+    def selects(sel):
+        return sel and all(labels.get(k) == v for k, v in sel.items())
+
+    expect(selects(dep["spec"]["selector"]["matchLabels"]), "Deployment selector matches its pods")
+    for kind in ("Service",):
+        for name, o in by_kind.get(kind, {}).items():
+            expect(selects(o["spec"]["selector"]), f"{kind}/{name} selects the pods")
+    for kind in ("PodDisruptionBudget",):
+        for name, o in by_kind.get(kind, {}).items():
+            expect(selects(o["spec"]["selector"]["matchLabels"]), f"{kind}/{name} selects the pods")
+    for name, o in by_kind.get("NetworkPolicy", {}).items():
+        expect(selects(o["spec"]["podSelector"]["matchLabels"]), f"NetworkPolicy/{name} selects the pods")
+    for name, o in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        ref = o["spec"]["scaleTargetRef"]
+        expect(ref["kind"] == "Deployment" and ref["name"] == dep["metadata"]["name"],
+               f"HPA/{name} targets the Deployment")
+        expect(o["spec"]["minReplicas"] >= 2, f"HPA/{name} keeps at least 2 replicas (PDB can hold)")
+
+    for ef in ctr.get("envFrom", []):
+        if "configMapRef" in ef:
+            expect(ef["configMapRef"]["name"] in by_kind.get("ConfigMap", {}),
+                   f"envFrom ConfigMap {ef['configMapRef']['name']} exists")
+    for vol in pod.get("volumes", []):
+        if "secret" in vol:
+            expect(vol["secret"]["secretName"] in by_kind.get("Secret", {}),
+                   f"Secret {vol['secret']['secretName']} has an example")
+        if "persistentVolumeClaim" in vol:
+            expect(vol["persistentVolumeClaim"]["claimName"] in by_kind.get("PersistentVolumeClaim", {}),
+                   f"PVC {vol['persistentVolumeClaim']['claimName']} exists")
+    mounts = {m["name"] for m in ctr.get("volumeMounts", [])}
+    expect(mounts == {v["name"] for v in pod.get("volumes", [])}, "every volume is mounted")
+    expect(pod.get("serviceAccountName") in by_kind.get("ServiceAccount", {}),
+           "the ServiceAccount exists")
+
+    port_names = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+    for name, svc in by_kind.get("Service", {}).items():
+        for p in svc["spec"]["ports"]:
+            tp = p["targetPort"]
+            expect(tp in port_names or tp in port_names.values(),
+                   f"Service/{name} port {p['name']} targets a container port")
+    for probe in ("livenessProbe", "readinessProbe"):
+        g = ctr[probe]["httpGet"]
+        expect(g["port"] in port_names and g["scheme"] == "HTTPS",
+               f"{probe} uses the named HTTPS port ({g['path']})")
+    expect(ctr["livenessProbe"]["httpGet"]["path"] == "/health/live", "liveness is /health/live")
+    expect(ctr["readinessProbe"]["httpGet"]["path"] == "/health/ready", "readiness is /health/ready")
+
+    cfg = next(iter(by_kind["ConfigMap"].values()))["data"]
+    expect(str(port_names.get("https")) == cfg.get("PORT"), "containerPort https equals PORT")
+    expect(str(port_names.get("metrics")) == cfg.get("PROMETHEUS_PORT"),
+           "containerPort metrics equals PROMETHEUS_PORT")
+    ann = tmpl["metadata"].get("annotations", {})
+    expect(ann.get("prometheus.io/port") == cfg.get("PROMETHEUS_PORT"),
+           "the scrape annotation names PROMETHEUS_PORT")
+
+    psc, csc = pod.get("securityContext", {}), ctr.get("securityContext", {})
+    expect(psc.get("runAsNonRoot") and psc.get("runAsUser") == 65532, "pod runs as non-root 65532")
+    expect(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccomp RuntimeDefault")
+    expect(csc.get("readOnlyRootFilesystem") is True, "read-only root file system")
+    expect(csc.get("allowPrivilegeEscalation") is False, "no privilege escalation")
+    expect(csc.get("capabilities", {}).get("drop") == ["ALL"], "all capabilities dropped")
+    expect(pod.get("automountServiceAccountToken") is False, "no service account token mounted")
+
+    grace_ms = pod["terminationGracePeriodSeconds"] * 1000
+    pre = ctr.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0) * 1000
+    drain = int(cfg["SHUTDOWN_GRACE_MS"])
+    expect(grace_ms > pre + drain,
+           f"terminationGracePeriodSeconds ({grace_ms} ms) > preStop ({pre} ms) + SHUTDOWN_GRACE_MS ({drain} ms)")
+
+    res = ctr["resources"]
+    expect(all(k in res.get("requests", {}) for k in ("cpu", "memory")),
+           "CPU and memory requests are set (the HPA measures against them)")
+    expect("memory" in res.get("limits", {}), "a memory limit is set")
+
+
+# --- compose -----------------------------------------------------------------------------------
+
+
+def compose():
+    path = os.path.join(ROOT, "docker-compose.yml")
+    doc = load_all(path)[0]
+    services = doc["services"]
+    for name, svc in services.items():
+        build = svc.get("build")
+        if isinstance(build, dict):
+            df = os.path.join(ROOT, build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+            expect(os.path.exists(df), f"{name}: build file {os.path.relpath(df, ROOT)} exists")
+        for v in svc.get("volumes", []):
+            src = v.split(":", 1)[0] if isinstance(v, str) else (v.get("source") if v.get("type") == "bind" else None)
+            if not src or "${" in src or not src.startswith((".", "/")):
+                continue
+            full = os.path.normpath(os.path.join(ROOT, src))
+            expect(os.path.exists(full), f"{name}: mounted {src} exists")
+    env = services["task-mcp"]["environment"]
+    url = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+    m = re.match(r"https?://([^:/]+):(\d+)/v1/traces$", url)
+    expect(m and m.group(1) in services, f"the OTLP endpoint {url} names a compose service")
+    if m:
+        otel = load_all(os.path.join(ROOT, "deploy", "otel-collector", "config.yaml"))[0]
+        http_ep = otel["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        expect(http_ep.endswith(":" + m.group(2)), f"the collector's OTLP/HTTP receiver listens on {m.group(2)}")
+    stop = services["task-mcp"].get("stop_grace_period", "10s")
+    secs = int(re.match(r"(\d+)s$", stop).group(1))
+    expect(secs * 1000 > int(env.get("SHUTDOWN_GRACE_MS", "0")),
+           f"stop_grace_period ({stop}) outlasts SHUTDOWN_GRACE_MS")
+
+
+# --- OpenTelemetry collector --------------------------------------------------------------------
+
+
+def otel():
+    cfg = load_all(os.path.join(ROOT, "deploy", "otel-collector", "config.yaml"))[0]
+    svc = cfg["service"]
+    for ext in svc.get("extensions", []):
+        expect(ext in cfg.get("extensions", {}), f"extension {ext} is defined")
+    for pname, p in svc["pipelines"].items():
+        for section in ("receivers", "processors", "exporters"):
+            for comp in p.get(section, []):
+                expect(comp in cfg.get(section, {}), f"pipeline {pname}: {section[:-1]} {comp} is defined")
+    expect(cfg["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318"),
+           "OTLP/HTTP receiver on 4318")
+
+
+# --- environment variables ------------------------------------------------------------------------
+
+
+def env():
+    allowed = SERVER_ENV | PLATFORM_ENV
+    found = {}
+
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        text = f.read().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.startswith("ENV ") and "CARGO" not in line and "RUSTFLAGS" not in line:
+            for k in re.findall(r"([A-Z_][A-Z0-9_]*)=", line):
+                found.setdefault(k, "Dockerfile (runtime stage)")
+    compose_doc = load_all(os.path.join(ROOT, "docker-compose.yml"))[0]
+    for k in compose_doc["services"]["task-mcp"].get("environment", {}):
+        found.setdefault(k, "docker-compose.yml")
+    for o in load_all(os.path.join(K8S, "configmap.yaml")):
+        for k in o.get("data", {}):
+            found.setdefault(k, "deploy/k8s/configmap.yaml")
+    for o in load_all(os.path.join(K8S, "deployment.yaml")):
+        for c in o["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                found.setdefault(e["name"], "deploy/k8s/deployment.yaml")
+    for f in ("task-mcp.service", "task-mcp.env.example"):
+        with open(os.path.join(ROOT, "deploy", "systemd", f), encoding="utf-8") as fh:
+            for line in fh:
+                m = re.match(r"^#?(?:Environment=)?([A-Z_][A-Z0-9_]*)=", line.strip())
+                if m:
+                    found.setdefault(m.group(1), f"deploy/systemd/{f}")
+    unknown = {k: v for k, v in found.items() if k not in allowed}
+    expect(not unknown, f"{len(found)} variables set across the deployment files are all known "
+                        f"(unknown: {unknown})")
+
+
+def main():
+    checks = {"k8s": k8s, "compose": compose, "otel": otel, "env": env}
+    names = sys.argv[1:] or list(checks)
+    for n in names:
+        print(f"[{n}]")
+        checks[n]()
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
