@@ -31,7 +31,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=x86_64-unknown-linux-musl
-BIN="$ROOT/target/$TARGET/release/task-mcp"
+# DEPLOY_CHECK_BIN runs the smoke step against another build (a debug binary, say).
+BIN=${DEPLOY_CHECK_BIN:-"$ROOT/target/$TARGET/release/task-mcp"}
 MAX_BINARY_BYTES=$((6 * 1024 * 1024))
 STARTUP_TIMEOUT_S=20
 SHUTDOWN_TIMEOUT_S=20
@@ -153,14 +154,20 @@ step_build() {
         *) die "file(1) does not say whether it is stripped" || return 1 ;;
     esac
     size=$(stat -c %s "$BIN")
-    log "  size: $size bytes ($(echo "scale=2; $size / 1048576" | bc) MiB), ceiling $MAX_BINARY_BYTES"
+    log "  size: $size bytes ($(printf '%.2f' "$(echo "$size / 1048576" | bc -l)") MiB), ceiling $MAX_BINARY_BYTES"
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
-    "$BIN" --version || die "task-mcp --version failed" || return 1
 }
 
 step_smoke() {
     [ -x "$BIN" ] || die "no binary at $BIN (run the build step)" || return 1
     need_certs || return 1
+    local version want
+    want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    version=$("$BIN" --version 2>&1)
+    case $version in
+        *"$want"*) log "  ok   task-mcp --version: $version" ;;
+        *) die "task-mcp --version printed '$version', want it to name $want (the lead's CLI is not in yet?)" || return 1 ;;
+    esac
     local repo="$WORK/repo" port metrics_port rc
     mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
     port=$(free_port)

@@ -34,6 +34,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PREFIXES = []
 NGINX_START_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
 HOLD_TIMEOUT_S = 10.0
@@ -66,6 +67,7 @@ def wait_listening(port, timeout_s, proc=None):
 def prepare(certs, upstream_port):
     """A runnable copy of the shipped config in a temporary prefix; returns (prefix, https, http)."""
     prefix = tempfile.mkdtemp(prefix="task-mcp-nginx-")
+    PREFIXES.append(prefix)
     os.makedirs(os.path.join(prefix, "tmp"))
     https_port, http_port = free_port(), free_port()
     shutil.copy(os.path.join(HERE, "nginx.conf"), prefix)
@@ -353,6 +355,9 @@ def main():
     except (OSError, http.client.HTTPException) as e:
         print(f"FAIL: {type(e).__name__}: {e} (a timeout on the event stream means buffering)")
         return 1
+    finally:
+        for prefix in PREFIXES:
+            shutil.rmtree(prefix, ignore_errors=True)
     return 0
 
 
