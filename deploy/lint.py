@@ -182,9 +182,8 @@ def compose():
         if isinstance(build, dict):
             df = os.path.join(ROOT, build.get("context", "."), build.get("dockerfile", "Dockerfile"))
             expect(os.path.exists(df), f"{name}: build file {os.path.relpath(df, ROOT)} exists")
-        for v in svc.get("volumes", []):
-            src = v.split(":", 1)[0] if isinstance(v, str) else (v.get("source") if v.get("type") == "bind" else None)
-            if not src or "${" in src or not src.startswith((".", "/")):
+        for src, _ in mounts_of(svc):
+            if "${" in src or not src.startswith((".", "/")):
                 continue
             full = os.path.normpath(os.path.join(ROOT, src))
             expect(os.path.exists(full), f"{name}: mounted {src} exists")
@@ -196,10 +195,91 @@ def compose():
         otel = load_all(os.path.join(ROOT, "deploy", "otel-collector", "config.yaml"))[0]
         http_ep = otel["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
         expect(http_ep.endswith(":" + m.group(2)), f"the collector's OTLP/HTTP receiver listens on {m.group(2)}")
+    monitoring_refs(services)
     stop = services["task-mcp"].get("stop_grace_period", "10s")
     secs = int(re.match(r"(\d+)s$", stop).group(1))
     expect(secs * 1000 > int(env.get("SHUTDOWN_GRACE_MS", "0")),
            f"stop_grace_period ({stop}) outlasts SHUTDOWN_GRACE_MS")
+
+
+def mounts_of(svc):
+    """(host source, container target) of each bind mount of a compose service."""
+    out = []
+    for v in svc.get("volumes", []):
+        if isinstance(v, str):
+            m = re.match(r"^(\$\{[^}]*\}[^:]*|[^:]+):([^:]+)(?::.*)?$", v)
+            if m:
+                out.append((m.group(1), m.group(2)))
+        elif v.get("type") == "bind":
+            out.append((v["source"], v["target"]))
+    return out
+
+
+def host_path(svc, container_path):
+    """The file in this checkout that a service sees at container_path, or None if unmounted."""
+    best = None
+    for src, dst in mounts_of(svc):
+        if container_path == dst or container_path.startswith(dst.rstrip("/") + "/"):
+            if best is None or len(dst) > len(best[1]):
+                best = (src, dst)
+    if best is None:
+        return None
+    return best[0] + container_path[len(best[1]):]
+
+
+def monitoring_refs(services):
+    """What the monitoring configs name (hosts, files) must exist in the compose stack."""
+    prom_svc = services.get("prometheus")
+    prom_cfg = host_path(prom_svc, "/etc/prometheus/prometheus.yml") if prom_svc else None
+    if prom_cfg and os.path.exists(os.path.join(ROOT, prom_cfg)):
+        cfg = load_all(os.path.join(ROOT, prom_cfg))[0]
+        for pattern in cfg.get("rule_files", []):
+            full = pattern if pattern.startswith("/") else "/etc/prometheus/" + pattern
+            src = host_path(prom_svc, os.path.dirname(full))
+            expect(src is not None and os.path.isdir(os.path.join(ROOT, src)),
+                   f"prometheus rule_files {pattern} is mounted from the checkout ({src})")
+        targets = []
+        for job in cfg.get("scrape_configs", []):
+            for sc in job.get("static_configs", []):
+                targets += sc.get("targets", [])
+        for am in cfg.get("alerting", {}).get("alertmanagers", []):
+            for sc in am.get("static_configs", []):
+                targets += sc.get("targets", [])
+        for t in targets:
+            host, _, port = t.rpartition(":")
+            if host in ("localhost", "127.0.0.1"):
+                continue
+            expect(host in services, f"prometheus target {t} is a compose service")
+        tm = services["task-mcp"]["environment"]
+        expect(f"task-mcp:{tm.get('PROMETHEUS_PORT')}" in targets,
+               "prometheus scrapes task-mcp on its PROMETHEUS_PORT")
+    am_svc = services.get("alertmanager")
+    am_cfg = host_path(am_svc, "/etc/alertmanager/alertmanager.yml") if am_svc else None
+    if am_cfg and os.path.exists(os.path.join(ROOT, am_cfg)):
+        cfg = load_all(os.path.join(ROOT, am_cfg))[0]
+        for pattern in cfg.get("templates", []):
+            full = pattern if pattern.startswith("/") else "/etc/alertmanager/" + pattern
+            expect(host_path(am_svc, os.path.dirname(full)) is not None,
+                   f"alertmanager templates {pattern} are mounted")
+        text = open(os.path.join(ROOT, am_cfg), encoding="utf-8").read()
+        for path in sorted(set(re.findall(r"_file:\s*(/\S+)", text))):
+            expect(host_path(am_svc, path) is not None, f"alertmanager reads {path} from a mount")
+    gf_svc = services.get("grafana")
+    prov = host_path(gf_svc, "/etc/grafana/provisioning") if gf_svc else None
+    if prov and os.path.isdir(os.path.join(ROOT, prov)):
+        for sub in ("dashboards", "datasources"):
+            d = os.path.join(ROOT, prov, sub)
+            files = sorted(f for f in os.listdir(d) if f.endswith((".yml", ".yaml"))) if os.path.isdir(d) else []
+            for f in files:
+                doc = load_all(os.path.join(d, f))[0] or {}
+                for provider in doc.get("providers", []):
+                    path = provider.get("options", {}).get("path", "")
+                    expect(host_path(gf_svc, path) is not None,
+                           f"grafana dashboard provider path {path} is mounted")
+                for ds in doc.get("datasources", []):
+                    m = re.match(r"https?://([^:/]+)", ds.get("url", ""))
+                    if m:
+                        expect(m.group(1) in services, f"grafana datasource {ds.get('name')} points at a compose service")
 
 
 # --- OpenTelemetry collector --------------------------------------------------------------------
