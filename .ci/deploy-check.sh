@@ -17,7 +17,7 @@
 #               then cross-reference checks (deploy/lint.py k8s)
 #   compose     docker-compose.yml against the compose-spec JSON schema (check-jsonschema's
 #               vendored copy), mounted files exist, collector config is coherent
-#   dockerfile  hadolint
+#   dockerfile  hadolint; the build context left by .dockerignore still compiles
 #   env         every configuration variable set in the deployment files is one the server reads
 #   deny        cargo deny: licenses, bans, sources; advisories when the RustSec database is
 #               reachable (or already on disk), otherwise reported as SKIP
@@ -312,7 +312,14 @@ step_compose() {
 step_dockerfile() {
     need_venv || return 1
     "$VENV/bin/hadolint" --version
-    "$VENV/bin/hadolint" "$ROOT/Dockerfile" && log "  ok   hadolint: no findings"
+    "$VENV/bin/hadolint" "$ROOT/Dockerfile" || return 1
+    log "  ok   hadolint: no findings"
+    # What `COPY . .` sees after .dockerignore must still build: copy that context and check it
+    # (sharing target/, so only task-mcp itself is compiled).
+    "$VENV/bin/python" "$ROOT/deploy/lint.py" context "$WORK/context" || return 1
+    (cd "$WORK/context" && CARGO_TARGET_DIR="$ROOT/target" \
+        cargo check --quiet --locked --release --target "$TARGET" --bin task-mcp) || return 1
+    log "  ok   the .dockerignore'd build context compiles (cargo check --locked)"
 }
 
 step_env() {

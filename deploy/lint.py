@@ -9,6 +9,8 @@
                       collector service and its receiver port.
     lint.py otel      deploy/otel-collector/config.yaml: every component a pipeline names is
                       defined, and OTLP/HTTP listens on 4318.
+    lint.py context DIR
+                      Copy what `docker build .` would send (honouring .dockerignore) into DIR.
     lint.py env       Every configuration variable set in the Dockerfile, compose, Kubernetes and
                       systemd files is one task-mcp reads (catches typos that would be ignored).
 
@@ -332,7 +334,70 @@ def env():
                         f"(unknown: {unknown})")
 
 
+# --- Docker build context -------------------------------------------------------------------------
+
+
+def dockerignore_patterns():
+    pats = []
+    with open(os.path.join(ROOT, ".dockerignore"), encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                pats.append(line)
+    return pats
+
+
+def ignored(rel, pats):
+    """Docker's rule: the last matching pattern wins; `!` re-includes; a match on a directory
+    excludes everything below it."""
+    import fnmatch
+
+    def match(pat, path):
+        pat = pat.rstrip("/")
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if fnmatch.fnmatchcase(prefix, pat) or (pat.startswith("**/") and
+                                                   fnmatch.fnmatchcase(prefix.split("/")[-1], pat[3:])):
+                return True
+        return False
+
+    result = False
+    for pat in pats:
+        neg = pat.startswith("!")
+        if match(pat[1:] if neg else pat, rel):
+            result = not neg
+    return result
+
+
+def context(dest):
+    """Copy the files `docker build .` would send into dest (used to build from the context)."""
+    import shutil
+
+    pats = dockerignore_patterns()
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        rel_dir = os.path.relpath(dirpath, ROOT)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        dirnames[:] = [d for d in dirnames if not ignored(os.path.join(rel_dir, d), pats)]
+        for fn in filenames:
+            rel = os.path.join(rel_dir, fn)
+            if ignored(rel, pats):
+                continue
+            os.makedirs(os.path.join(dest, rel_dir), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, rel), os.path.join(dest, rel))
+            count += 1
+    print(f"  {count} files in the build context")
+    for must in ("Cargo.toml", "Cargo.lock", "src/main.rs"):
+        expect(os.path.exists(os.path.join(dest, must)), f"the build context has {must}")
+    for never in ("target", ".git"):
+        expect(not os.path.exists(os.path.join(dest, never)), f"the build context leaves out {never}/")
+
+
 def main():
+    if sys.argv[1:2] == ["context"]:
+        context(sys.argv[2])
+        return 1 if failures else 0
     checks = {"k8s": k8s, "compose": compose, "otel": otel, "env": env}
     names = sys.argv[1:] or list(checks)
     for n in names:
