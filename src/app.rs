@@ -73,6 +73,50 @@ pub struct App {
     pub cert_fingerprint: Option<String>,
     /// A handle to this very `App`, for handlers that move work onto other threads.
     me: std::sync::Weak<App>,
+    /// The MCP layer's shared state.
+    pub mcp: Arc<crate::mcp::McpEnv>,
+    /// The Prometheus exporter.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The accepted tokens (digests only).
+    pub tokens: crate::security::auth::TokenStore,
+}
+
+/// Reports the MCP layer's events to the metrics.
+struct MetricsHooks(Arc<crate::metrics::Metrics>);
+
+impl MetricsHooks {
+    fn transport(kind: crate::mcp::StreamKind) -> crate::metrics::Transport {
+        use crate::mcp::StreamKind as K;
+        use crate::metrics::Transport as T;
+        match kind {
+            K::McpResponse => T::Sse,
+            K::McpGet => T::McpSse,
+            K::Legacy | K::SeedSse => T::LegacySse,
+            K::SeedNdjson => T::Ndjson,
+        }
+    }
+}
+
+impl crate::mcp::McpHooks for MetricsHooks {
+    fn tool_started(&self, name: &str) {
+        self.0.tool_started(name);
+    }
+
+    fn tool_finished(&self, name: &str, ok: bool, elapsed: Duration) {
+        self.0.tool_finished(name, ok, elapsed);
+    }
+
+    fn stream_opened(&self, kind: crate::mcp::StreamKind) {
+        self.0.stream_opened(Self::transport(kind));
+    }
+
+    fn stream_closed(&self, kind: crate::mcp::StreamKind) {
+        self.0.stream_closed(Self::transport(kind));
+    }
+
+    fn stream_sent(&self, kind: crate::mcp::StreamKind, bytes: usize) {
+        self.0.stream_sent(Self::transport(kind), bytes);
+    }
 }
 
 impl App {
@@ -84,8 +128,54 @@ impl App {
         cert_fingerprint: Option<String>,
     ) -> std::io::Result<Arc<App>> {
         let drain = DrainSignal::new()?;
+        let file_json = match &config.auth_tokens_file {
+            Some(p) => Some(std::fs::read_to_string(p)?),
+            None => None,
+        };
+        let tokens = crate::security::auth::TokenStore::from_config(
+            &config.auth_tokens.join(","),
+            file_json.as_deref(),
+        )
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("AUTH_TOKENS: {e}"),
+            )
+        })?;
+        let tool_names: Vec<&'static str> = registry.tools().iter().map(|t| t.def().name).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            &tool_names,
+            crate::routes::ROUTES,
+        ));
+        let sessions = match config.sessions {
+            crate::config::Sessions::Stateless => crate::mcp::SessionsMode::Stateless,
+            crate::config::Sessions::Stateful => crate::mcp::SessionsMode::Stateful {
+                key: session_key(&config.root.join(".task-mcp/session-key"))?,
+            },
+        };
+        let settings = crate::mcp::Settings {
+            heartbeat: config.heartbeat,
+            max_response_bytes: config.max_response_bytes,
+            max_streams: config.max_streams,
+            sessions,
+            max_stream_age: config.max_stream_age,
+            ..crate::mcp::Settings::default()
+        };
+        let hooks: Arc<dyn crate::mcp::McpHooks> = Arc::new(MetricsHooks(Arc::clone(&metrics)));
+        let mcp = Arc::new(crate::mcp::McpEnv::new(registry.clone(), settings, hooks));
         Ok(Arc::new_cyclic(|me| {
-            App::build(config, registry, tls, cert_fingerprint, drain, me.clone())
+            let mut app = App::build(
+                config,
+                registry,
+                tls,
+                cert_fingerprint,
+                drain,
+                me.clone(),
+                mcp,
+                metrics,
+            );
+            app.tokens = tokens;
+            app
         }))
     }
 
@@ -95,6 +185,7 @@ impl App {
         self.me.upgrade().expect("App lives in an Arc")
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         config: Arc<Config>,
         registry: Registry,
@@ -102,6 +193,8 @@ impl App {
         cert_fingerprint: Option<String>,
         drain: DrainSignal,
         me: std::sync::Weak<App>,
+        mcp: Arc<crate::mcp::McpEnv>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> App {
         let allowed_hosts = if !config.allowed_hosts.is_empty() {
             config
@@ -137,6 +230,9 @@ impl App {
             workspace_checked_ms: AtomicU64::new(0),
             cert_fingerprint,
             me,
+            mcp,
+            metrics,
+            tokens: crate::security::auth::TokenStore::default(),
         }
     }
 
@@ -189,6 +285,34 @@ pub fn strip_port(host: &str) -> &str {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
     }
+}
+
+/// The stateful-session signing key, made once (0600) so session ids survive a restart.
+fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(bytes) = std::fs::read(path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| std::io::Error::other("the system random source failed"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&key)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(key)
 }
 
 fn check_workspace(root: &std::path::Path) -> bool {

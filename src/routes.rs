@@ -40,6 +40,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
     let request_id = request_id(req);
     let route = route_of(&req.head.method, &req.head.path);
     let mut caller: Option<Caller> = None;
+    app.metrics.request_started();
     let mut resp = pipeline(app, req, route, &mut caller);
     finish(app, req, &mut resp, &request_id, route, caller.as_ref());
     resp
@@ -134,6 +135,21 @@ fn route_match(app: &App, req: &Request, _route: &'static str, caller: &Caller) 
     match (&head.method, head.path.as_str()) {
         (Method::Get | Method::Head, "/metrics") => metrics(app),
         (Method::Get, "/status/stream") => status_stream(app),
+        (_, "/mcp") => crate::mcp::http::handle(&app.mcp, head, &req.body, &mcp_caller(caller)),
+        (Method::Get, "/sse") => {
+            crate::mcp::legacy::open_stream(&app.mcp, head, &mcp_caller(caller))
+        }
+        (Method::Post, "/sse") => {
+            crate::mcp::seed::post_sse(&app.mcp, head, &req.body, &mcp_caller(caller))
+        }
+        (Method::Post, "/messages") => {
+            crate::mcp::legacy::post_message(&app.mcp, head, &req.body, &mcp_caller(caller))
+        }
+        (Method::Get, "/sse/stats") => crate::mcp::legacy::stats(&app.mcp, &mcp_caller(caller)),
+        (Method::Post, "/sse/broadcast") => {
+            crate::mcp::legacy::broadcast(&app.mcp, &req.body, &mcp_caller(caller))
+        }
+        (_, "/sse") => method_not_allowed("GET, POST"),
         (Method::Get, "/debug/vars") if app.config.debug_endpoints => {
             if caller.grants < Access::Admin {
                 return forbidden("admin");
@@ -155,6 +171,13 @@ fn route_match(app: &App, req: &Request, _route: &'static str, caller: &Caller) 
     }
 }
 
+fn mcp_caller(c: &Caller) -> crate::mcp::Caller {
+    crate::mcp::Caller {
+        identity: c.identity.clone(),
+        grants: c.grants,
+    }
+}
+
 /// Names the route template of a path, for metrics labels and logs.
 pub fn route_of(_method: &Method, path: &str) -> &'static str {
     match path {
@@ -168,36 +191,48 @@ pub fn route_of(_method: &Method, path: &str) -> &'static str {
 }
 
 fn authenticate(app: &App, req: &Request) -> Result<Caller, Response> {
-    let presented = req
+    use crate::metrics::AuthResult;
+    use crate::security::auth::{AuthError, Role};
+    let headers = req
         .head
-        .header("authorization")
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(token) = presented else {
-        return Err(unauthorized(None));
-    };
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut found: Option<usize> = None;
-    for (i, t) in app.config.auth_tokens.iter().enumerate() {
-        let d = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
-        if d.as_ref()
-            .iter()
-            .zip(digest.as_ref())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-        {
-            found = Some(i);
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_slice()));
+    match app.tokens.authenticate(
+        headers,
+        req.head.query.as_deref(),
+        app.config.allow_query_token,
+    ) {
+        Ok(id) => {
+            app.metrics.auth(AuthResult::Success);
+            let grants = match id.role {
+                Role::Reader => Access::Read,
+                Role::Writer => Access::Write,
+                Role::Admin => Access::Admin,
+            };
+            Ok(Caller {
+                identity: id.name,
+                grants,
+            })
         }
-    }
-    match found {
-        Some(i) => Ok(Caller {
-            identity: format!("token-{}", i + 1),
-            grants: Access::Admin,
-        }),
-        None => Err(unauthorized(Some("invalid_token"))),
+        Err(AuthError::Missing) => {
+            app.metrics.auth(AuthResult::Missing);
+            Err(unauthorized(None))
+        }
+        Err(AuthError::Malformed(_)) => {
+            app.metrics.auth(AuthResult::Failure);
+            Err(error_response(
+                400,
+                "MALFORMED_CREDENTIALS",
+                "The credentials are malformed.",
+                "Send exactly one Authorization: Bearer <token>.",
+                None,
+            ))
+        }
+        Err(_) => {
+            app.metrics.auth(AuthResult::Failure);
+            Err(unauthorized(Some("invalid_token")))
+        }
     }
 }
 
@@ -273,11 +308,8 @@ fn health_detail(app: &App) -> Response {
 }
 
 fn metrics(app: &App) -> Response {
-    let c = &app.counters;
-    let body = format!(
-        "# TYPE task_mcp_connections gauge\ntask_mcp_connections {}\n",
-        c.connections.load(Ordering::Relaxed)
-    );
+    let mut body = String::with_capacity(16 * 1024);
+    app.metrics.render(&mut body);
     Response::bytes(
         200,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -465,8 +497,9 @@ fn finish(
             "default-src 'none'; frame-ancestors 'none'",
         );
     }
-    let _ = app;
     let elapsed = req.received.elapsed();
+    app.metrics
+        .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
     let peer = req.peer.ip().to_string();
     logging::access(&logging::Access {
         request_id,

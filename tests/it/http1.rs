@@ -386,7 +386,10 @@ fn every_http_test_client_sees_the_server_alive_at_the_end() {
 fn the_status_stream_sends_stats_until_the_client_leaves() {
     let s = TestServer::start(&[]);
     let mut c = s.connect();
-    c.send(format!("GET /status/stream HTTP/1.1\r\n{H}Authorization: Bearer {TOKEN}\r\n\r\n").as_bytes());
+    c.send(
+        format!("GET /status/stream HTTP/1.1\r\n{H}Authorization: Bearer {TOKEN}\r\n\r\n")
+            .as_bytes(),
+    );
     let head = c.read_stream_head();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
@@ -404,7 +407,12 @@ fn the_status_stream_sends_stats_until_the_client_leaves() {
     // The stream thread notices the hang-up and the connection count returns to zero.
     let app = std::sync::Arc::clone(&s.running.as_ref().unwrap().app);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.counters.streams.load(std::sync::atomic::Ordering::Acquire) != 0 {
+    while app
+        .counters
+        .streams
+        .load(std::sync::atomic::Ordering::Acquire)
+        != 0
+    {
         assert!(Instant::now() < deadline, "the stream thread ended");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -416,7 +424,10 @@ fn the_status_page_is_served_with_a_strict_csp() {
     let r = s.request(&format!("GET / HTTP/1.1\r\n{H}\r\n"));
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
-    assert_eq!(r.header("content-security-policy"), Some(task_mcp::page::CSP));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some(task_mcp::page::CSP)
+    );
     let r = s.request(&format!("GET /static/app.js HTTP/1.1\r\n{H}\r\n"));
     assert_eq!(r.status, 200);
 }
