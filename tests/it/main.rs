@@ -1,1 +1,3 @@
 mod openspec_cli;
+mod openspec_crash;
+mod openspec_tools;
