@@ -346,8 +346,10 @@ impl Workspace {
         fs::create_dir_all(self.contained(&["specs"])?)?;
         let dir = self.contained(&["changes", id])?;
         // Build in a hidden sibling, then rename: a change appears complete or not at all.
-        let tmp =
-            self.contained(&["changes", &format!(".{id}.creating-{}", std::process::id())])?;
+        static CREATING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp_name = format!(".{id}.creating-{}-{n}", std::process::id());
+        let tmp = self.contained(&["changes", &tmp_name])?;
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(tmp.join("specs"))?;
         let date = archive::local_date(new.now);

@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub mod openspec;
+pub mod resources;
 pub mod testing;
 
 /// What a caller must be allowed to do to call a tool.

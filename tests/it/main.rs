@@ -10,5 +10,9 @@ mod http1;
 mod process;
 // Our archive and validate against the real openspec CLI on identical workspaces.
 mod openspec_cli;
+// Crash-safety of archive: a child killed at every step, then recovered.
+mod openspec_crash;
+// The OpenSpec tools called as MCP tools.
+mod openspec_tools;
 // OTLP export to a real collector socket, checked by the real protobuf JSON parser.
 mod trace_export;

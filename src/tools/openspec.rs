@@ -1,0 +1,822 @@
+//! The OpenSpec tools: open, write, validate, show, list and archive changes; list and show specs.
+//!
+//! Each tool is a plain struct over a shared [`Workspace`]. Writers hold the change lease
+//! (`<change>/.lock`, owner = the caller's identity) and an exclusive directory lock while they
+//! write, so two callers on one change get one winner and `ELOCKED` for the rest, while callers
+//! on different changes never wait for each other (archives of one workspace are serialised
+//! inside the engine because they may touch the same spec).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
+use crate::openspec::lock::{self, DirLock, Lease, LockError};
+use crate::openspec::{
+    self, ArchiveOptions, ChangeState, Error, NewChange, Template, Workspace, fsx, tasks,
+};
+
+/// Limits and defaults of the OpenSpec tools.
+#[derive(Clone, Copy, Debug)]
+pub struct ToolOptions {
+    /// Largest file `change_write` accepts, in bytes.
+    pub max_write_bytes: usize,
+    /// Lease length when the caller gives none, in seconds.
+    pub default_lock_ttl_s: u64,
+    /// Default page size of `change_list` and `changes://active`.
+    pub page_size: usize,
+    /// Largest page size a caller may ask for.
+    pub max_page_size: usize,
+}
+
+impl Default for ToolOptions {
+    fn default() -> Self {
+        Self {
+            max_write_bytes: 256 * 1024,
+            default_lock_ttl_s: 3600,
+            page_size: 50,
+            max_page_size: 200,
+        }
+    }
+}
+
+/// Registers every OpenSpec tool (in listing order) and the resource provider.
+pub fn register(reg: &mut Registry, ws: Arc<Workspace>, opts: ToolOptions) {
+    let tools: Vec<Arc<dyn Tool>> = vec![
+        Arc::new(ChangeOpen::new(ws.clone(), opts)),
+        Arc::new(ChangeWrite::new(ws.clone(), opts)),
+        Arc::new(ChangeValidate::new(ws.clone())),
+        Arc::new(ChangeShow::new(ws.clone())),
+        Arc::new(ChangeList::new(ws.clone(), opts)),
+        Arc::new(ChangeArchive::new(ws.clone())),
+        Arc::new(SpecList::new(ws.clone())),
+        Arc::new(SpecShow::new(ws.clone())),
+    ];
+    for t in tools {
+        reg.add_tool(t);
+    }
+    reg.add_resources(Arc::new(super::resources::OpenSpecResources::new(ws, opts)));
+}
+
+/// `change_open`: create (from a template) or reopen a change and take its lease.
+pub struct ChangeOpen {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+    opts: ToolOptions,
+}
+
+/// `change_write`: replace proposal.md, tasks.md, design.md or a delta spec, under the lease.
+pub struct ChangeWrite {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+    opts: ToolOptions,
+}
+
+/// `change_validate`: `openspec validate --strict` plus the archive dry run.
+pub struct ChangeValidate {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+}
+
+/// `change_show`: `openspec show <id> --json` plus task progress and the lease.
+pub struct ChangeShow {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+}
+
+/// `change_list`: active changes with task progress, paged.
+pub struct ChangeList {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+    opts: ToolOptions,
+}
+
+/// `change_archive`: `openspec archive <id> --yes`, then a receipt inside the archived folder.
+pub struct ChangeArchive {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+}
+
+/// `spec_list`: `openspec list --specs --json`.
+pub struct SpecList {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+}
+
+/// `spec_show`: `openspec show <spec> --type spec --json` plus the markdown.
+pub struct SpecShow {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+}
+
+impl ChangeOpen {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
+        let def = ToolDef {
+            name: "change_open",
+            alias: Some("change.open"),
+            title: "Open a change",
+            description: "Create an OpenSpec change (proposal.md, tasks.md, specs/) from a template, or reopen an existing one, and take its edit lock. Returns the paths, resource URIs, the current proposal and tasks text, and task progress.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "slug": slug_schema(),
+                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "rationale": {"type": "string", "maxLength": 4000},
+                    "template": {"type": "string", "enum": ["feature", "bugfix", "chore"], "default": "feature"},
+                    "ttl": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Lease length in seconds."}
+                },
+                "required": ["slug"],
+                "additionalProperties": false
+            }),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "slug": {"type": "string"},
+                    "created": {"type": "boolean"},
+                    "locked": {"type": "boolean"},
+                    "status": {"type": "string", "enum": ["draft", "archived"]},
+                    "paths": {"type": "object", "properties": {"root": {"type": "string"}, "proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["root", "proposal", "tasks", "delta"]},
+                    "resourceUris": {"type": "object", "properties": {"proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["proposal", "tasks", "delta"]},
+                    "proposal": {"type": ["string", "null"]},
+                    "tasks": {"type": ["string", "null"]},
+                    "progress": progress_schema(),
+                    "lock": lease_schema()
+                },
+                "required": ["apiVersion", "slug", "created", "locked", "status", "paths", "resourceUris", "progress"]
+            }),
+            annotations: Annotations {
+                idempotent_hint: true,
+                ..Annotations::default()
+            },
+            access: Access::Write,
+        };
+        Self { def, ws, opts }
+    }
+}
+
+impl Tool for ChangeOpen {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let slug = str_arg(args, "slug")?;
+        let title = opt_str(args, "title")?.unwrap_or(slug);
+        let rationale = opt_str(args, "rationale")?;
+        let template = match opt_str(args, "template")? {
+            None | Some("feature") => Template::Feature,
+            Some("bugfix") => Template::Bugfix,
+            Some("chore") => Template::Chore,
+            Some(other) => {
+                return Err(
+                    ToolError::new("EBADARGS", format!("unknown template '{other}'"))
+                        .hint("Use feature, bugfix or chore."),
+                );
+            }
+        };
+        let ttl = match args.get("ttl") {
+            None | Some(Value::Null) => self.opts.default_lock_ttl_s,
+            Some(v) => v
+                .as_u64()
+                .filter(|t| (60..=86_400).contains(t))
+                .ok_or_else(|| {
+                    ToolError::new("EBADARGS", "`ttl` must be an integer from 60 to 86400")
+                })?,
+        };
+        match self.ws.locate(slug) {
+            Ok(ChangeState::Archived(dir)) => {
+                return Ok(change_view(slug, &dir, false, "archived", None));
+            }
+            Ok(ChangeState::Active(_)) | Err(Error::NoChange(_)) => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        let created = self
+            .ws
+            .create_change(
+                slug,
+                &NewChange {
+                    title,
+                    rationale,
+                    template,
+                    now: ctx.now,
+                },
+            )
+            .map_err(map_err)?;
+        let dir = self.ws.active_dir(slug).map_err(map_err)?;
+        let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
+        Ok(change_view(slug, &dir, created, "draft", Some(&lease)))
+    }
+}
+
+impl ChangeWrite {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
+        let def = ToolDef {
+            name: "change_write",
+            alias: Some("change.write"),
+            title: "Write a change file",
+            description: "Replace one markdown file of an open change: proposal.md, tasks.md, design.md, or a spec delta at specs/<capability>/spec.md (delta format: ## ADDED/MODIFIED/REMOVED/RENAMED Requirements). Takes or refreshes your lease; fails with ELOCKED when someone else holds it. The write is atomic.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "slug": slug_schema(),
+                    "file": {"type": "string", "pattern": "^(proposal\\.md|tasks\\.md|design\\.md|specs/[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*/spec\\.md)$"},
+                    "content": {"type": "string", "maxLength": opts.max_write_bytes}
+                },
+                "required": ["slug", "file", "content"],
+                "additionalProperties": false
+            }),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "slug": {"type": "string"},
+                    "file": {"type": "string"},
+                    "path": {"type": "string"},
+                    "bytes": {"type": "integer"},
+                    "progress": progress_schema()
+                },
+                "required": ["apiVersion", "slug", "file", "path", "bytes"]
+            }),
+            annotations: Annotations {
+                destructive_hint: true,
+                idempotent_hint: true,
+                ..Annotations::default()
+            },
+            access: Access::Write,
+        };
+        Self { def, ws, opts }
+    }
+}
+
+impl Tool for ChangeWrite {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let slug = str_arg(args, "slug")?;
+        let file = str_arg(args, "file")?;
+        let content = str_arg(args, "content")?;
+        if !file.ends_with(".md") {
+            return Err(ToolError::new(
+                "EBADSHAPE_SECURITY_VIOLATION",
+                "only markdown files can be written",
+            ));
+        }
+        if content.len() > self.opts.max_write_bytes {
+            return Err(ToolError::new(
+                "EBADSHAPE_SIZE_EXCEEDED",
+                format!(
+                    "content is {} bytes; the limit is {}",
+                    content.len(),
+                    self.opts.max_write_bytes
+                ),
+            )
+            .details(json!({"bytes": content.len(), "maxBytes": self.opts.max_write_bytes})));
+        }
+        if content.contains('\0') {
+            return Err(ToolError::new(
+                "EBADSHAPE_CONTENT_BINARY",
+                "content holds NUL bytes; only text is accepted",
+            ));
+        }
+        let dir = self.ws.active_dir(slug).map_err(map_err)?;
+        let ttl = lock::read_lease(&dir)
+            .ok()
+            .flatten()
+            .filter(|l| l.owner == ctx.identity)
+            .map_or(self.opts.default_lock_ttl_s, |l| l.ttl);
+        lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
+        let _guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
+        let path = self
+            .ws
+            .write_change_file(slug, file, content)
+            .map_err(map_err)?;
+        Ok(json!({
+            "apiVersion": API_VERSION,
+            "slug": slug,
+            "file": file,
+            "path": path,
+            "bytes": content.len(),
+            "progress": progress(&dir),
+        }))
+    }
+}
+
+impl ChangeValidate {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        let def = ToolDef {
+            name: "change_validate",
+            alias: Some("change.validate"),
+            title: "Validate a change",
+            description: "Run `openspec validate <slug> --strict` and a dry run of the archive merge. `valid` is true only when both pass, so a change that validates here will archive.",
+            input_schema: slug_only_schema(),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "slug": {"type": "string"},
+                    "valid": {"type": "boolean"},
+                    "strict": {"type": "object", "properties": {"valid": {"type": "boolean"}, "issues": {"type": "array", "items": issue_schema()}}, "required": ["valid", "issues"]},
+                    "archive": {"type": "object", "properties": {"ok": {"type": "boolean"}, "code": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}, "specsUpdated": {"type": "boolean"}, "totals": {"type": "object"}, "warnings": {"type": "array", "items": {"type": "string"}}}, "required": ["ok"]}
+                },
+                "required": ["apiVersion", "slug", "valid", "strict", "archive"]
+            }),
+            annotations: read_only(),
+            access: Access::Read,
+        };
+        Self { def, ws }
+    }
+}
+
+impl Tool for ChangeValidate {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let slug = str_arg(args, "slug")?;
+        let report = self.ws.validate_change(slug, true).map_err(map_err)?;
+        let archive = match self.ws.archive_dry_run(slug) {
+            Ok(r) => {
+                json!({"ok": true, "specsUpdated": r.specs_updated, "totals": r.totals, "warnings": r.warnings})
+            }
+            Err(e) => {
+                let mut v = json!({"ok": false, "code": e.code, "message": e.message});
+                if let Some(f) = e.fix {
+                    v["fix"] = Value::String(f);
+                }
+                v
+            }
+        };
+        Ok(json!({
+            "apiVersion": API_VERSION,
+            "slug": slug,
+            "valid": report.valid && archive["ok"] == true,
+            "strict": {"valid": report.valid, "issues": report.issues},
+            "archive": archive,
+        }))
+    }
+}
+
+impl ChangeShow {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        let def = ToolDef {
+            name: "change_show",
+            alias: Some("change.show"),
+            title: "Show a change",
+            description: "The parsed change as `openspec show <slug> --json` prints it (title, deltas with requirements and scenarios), plus task progress and the current lease.",
+            input_schema: slug_only_schema(),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "title": {"type": "string"},
+                    "deltaCount": {"type": "integer"},
+                    "deltas": {"type": "array", "items": {"type": "object"}},
+                    "progress": progress_schema(),
+                    "lock": lease_schema()
+                },
+                "required": ["id", "title", "deltaCount", "deltas", "progress"]
+            }),
+            annotations: read_only(),
+            access: Access::Read,
+        };
+        Self { def, ws }
+    }
+}
+
+impl Tool for ChangeShow {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let slug = str_arg(args, "slug")?;
+        let mut v = self.ws.show_change(slug).map_err(map_err)?;
+        let dir = self.ws.active_dir(slug).map_err(map_err)?;
+        v["progress"] = progress(&dir);
+        if let Some(l) = live_lease(&dir, ms(ctx.now)) {
+            v["lock"] = json!(l);
+        }
+        Ok(v)
+    }
+}
+
+impl ChangeList {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
+        let def = ToolDef {
+            name: "change_list",
+            alias: Some("change.list"),
+            title: "List changes",
+            description: "Active changes, newest first, with task progress (as `openspec list --json`), one page at a time.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "page": {"type": "integer", "minimum": 1, "default": 1},
+                    "pageSize": {"type": "integer", "minimum": 1, "maximum": opts.max_page_size, "default": opts.page_size}
+                },
+                "additionalProperties": false
+            }),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "changes": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "completedTasks": {"type": "integer"}, "totalTasks": {"type": "integer"},
+                        "lastModified": {"type": "string"}, "status": {"type": "string", "enum": ["no-tasks", "complete", "in-progress"]},
+                        "locked": {"type": "boolean"}
+                    }, "required": ["name", "completedTasks", "totalTasks", "lastModified", "status"]}},
+                    "page": {"type": "integer"},
+                    "pageSize": {"type": "integer"},
+                    "total": {"type": "integer"},
+                    "hasMore": {"type": "boolean"}
+                },
+                "required": ["changes", "page", "pageSize", "total", "hasMore"]
+            }),
+            annotations: read_only(),
+            access: Access::Read,
+        };
+        Self { def, ws, opts }
+    }
+}
+
+impl Tool for ChangeList {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let page = opt_u64(args, "page")?.unwrap_or(1).max(1) as usize;
+        let size = opt_u64(args, "pageSize")?
+            .map_or(self.opts.page_size, |s| s as usize)
+            .clamp(1, self.opts.max_page_size);
+        let all = self.ws.list_changes().map_err(map_err)?;
+        let total = all.len();
+        let now = ms(ctx.now);
+        let changes: Vec<Value> = all
+            .into_iter()
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .map(|c| {
+                let locked = live_lease(&self.ws.changes_dir().join(&c.name), now).is_some();
+                let mut v = json!(c);
+                v["locked"] = Value::Bool(locked);
+                v
+            })
+            .collect();
+        Ok(json!({
+            "changes": changes,
+            "page": page,
+            "pageSize": size,
+            "total": total,
+            "hasMore": page.saturating_mul(size) < total,
+        }))
+    }
+}
+
+impl ChangeArchive {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        let def = ToolDef {
+            name: "change_archive",
+            alias: Some("change.archive"),
+            title: "Archive a change",
+            description: "Apply the change's spec deltas to openspec/specs and move it to changes/archive/YYYY-MM-DD-<slug>, exactly as `openspec archive <slug> --yes` does (all or nothing; failures carry the CLI's archive_* code). Writes receipt.json into the archived folder. Archiving an archived change returns alreadyArchived with its receipt.",
+            input_schema: slug_only_schema(),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "slug": {"type": "string"},
+                    "archived": {"type": "boolean"},
+                    "alreadyArchived": {"type": "boolean"},
+                    "archivedAs": {"type": "string"},
+                    "specsUpdated": {"type": "boolean"},
+                    "totals": {"type": "object"},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "receipt": {"type": "object"}
+                },
+                "required": ["apiVersion", "slug", "archived", "alreadyArchived", "receipt"]
+            }),
+            annotations: Annotations {
+                destructive_hint: true,
+                idempotent_hint: true,
+                ..Annotations::default()
+            },
+            access: Access::Write,
+        };
+        Self { def, ws }
+    }
+}
+
+impl Tool for ChangeArchive {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let slug = str_arg(args, "slug")?;
+        let dir = match self.ws.locate(slug).map_err(map_err)? {
+            ChangeState::Archived(dir) => {
+                let receipt = fsx::read_opt(&dir.join(RECEIPT_FILE))
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .unwrap_or_else(|| json!({"slug": slug}));
+                return Ok(json!({
+                    "apiVersion": API_VERSION,
+                    "slug": slug,
+                    "archived": true,
+                    "alreadyArchived": true,
+                    "archivedAs": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    "receipt": receipt,
+                }));
+            }
+            ChangeState::Active(dir) => dir,
+        };
+        lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
+        let guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
+        let opts = ArchiveOptions {
+            now: ctx.now,
+            ..ArchiveOptions::yes()
+        };
+        let report = self.ws.archive(slug, &opts).map_err(|e| {
+            let mut t = ToolError::new(e.code, e.message.clone());
+            if let Some(f) = &e.fix {
+                t = t.hint(f.clone());
+            }
+            t
+        })?;
+        drop(guard);
+        let _ = fsx::remove_opt(&report.path.join(lock::LEASE_FILE));
+        let mut touched = report.files_touched.clone();
+        touched.push(
+            report
+                .path
+                .strip_prefix(self.ws.root())
+                .unwrap_or(&report.path)
+                .to_string_lossy()
+                .into_owned(),
+        );
+        let receipt = json!({
+            "slug": slug,
+            "archivedAs": report.archived_as,
+            "commits": [],
+            "filesTouched": touched,
+            "tests": {"added": 0, "updated": 0, "passed": false},
+            "archivedAt": crate::openspec::list::iso_ms(ctx.now),
+            "toolVersions": {
+                "taskMcp": env!("CARGO_PKG_VERSION"),
+                "openspecCompat": OPENSPEC_COMPAT,
+                "change.archive": "1.0.0"
+            },
+            "actor": {"type": "user", "name": ctx.identity, "model": "task-mcp"},
+        });
+        let bytes = serde_json::to_vec_pretty(&receipt)
+            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
+        fsx::atomic_write(&report.path.join(RECEIPT_FILE), &bytes)
+            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
+        Ok(json!({
+            "apiVersion": API_VERSION,
+            "slug": slug,
+            "archived": true,
+            "alreadyArchived": false,
+            "archivedAs": report.archived_as,
+            "specsUpdated": report.specs_updated,
+            "totals": report.totals,
+            "warnings": report.warnings,
+            "receipt": receipt,
+        }))
+    }
+}
+
+impl SpecList {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        let def = ToolDef {
+            name: "spec_list",
+            alias: Some("spec.list"),
+            title: "List specs",
+            description: "Main specs under openspec/specs with their requirement counts (as `openspec list --specs --json`).",
+            input_schema: super::empty_object_schema(),
+            output_schema: json!({
+                "type": "object",
+                "properties": {"specs": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "requirementCount": {"type": "integer"}}, "required": ["id", "requirementCount"]}}},
+                "required": ["specs"]
+            }),
+            annotations: read_only(),
+            access: Access::Read,
+        };
+        Self { def, ws }
+    }
+}
+
+impl Tool for SpecList {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, _args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let specs = self.ws.list_specs().map_err(map_err)?;
+        Ok(json!({ "specs": specs }))
+    }
+}
+
+impl SpecShow {
+    /// The tool over `ws`.
+    pub fn new(ws: Arc<Workspace>) -> Self {
+        let def = ToolDef {
+            name: "spec_show",
+            alias: Some("spec.show"),
+            title: "Show a spec",
+            description: "A main spec parsed as `openspec show <id> --type spec --json` prints it, plus its markdown. Nested ids look like platform/billing.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {"id": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*$", "maxLength": 200}},
+                "required": ["id"],
+                "additionalProperties": false
+            }),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"}, "title": {"type": "string"}, "overview": {"type": "string"},
+                    "requirementCount": {"type": "integer"}, "requirements": {"type": "array"},
+                    "metadata": {"type": "object"}, "markdown": {"type": "string"}
+                },
+                "required": ["id", "title", "overview", "requirementCount", "requirements", "markdown"]
+            }),
+            annotations: read_only(),
+            access: Access::Read,
+        };
+        Self { def, ws }
+    }
+}
+
+impl Tool for SpecShow {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        let id = str_arg(args, "id")?;
+        let (mut v, text) = self.ws.show_spec(id).map_err(map_err)?;
+        v["markdown"] = Value::String(text);
+        Ok(v)
+    }
+}
+
+/// Maps an engine error to the tool error codes.
+pub fn map_err(e: Error) -> ToolError {
+    match e {
+        Error::BadSlug(m) => ToolError::new("EBADSLUG", m).hint(
+            "Use 3-64 characters: lowercase letters, digits and single hyphens (e.g. add-login).",
+        ),
+        Error::NoChange(id) => ToolError::new("ENOCHANGE", format!("Change '{id}' not found."))
+            .hint("Call change_list to see active changes, or change_open to create one."),
+        Error::Archived(id) => ToolError::new("EARCHIVED", format!("Change '{id}' is archived."))
+            .hint("Archived changes are read-only; open a new change instead."),
+        Error::PathEscape(m) => ToolError::new("EPATH_ESCAPE", m),
+        Error::BadShape(code, m) => ToolError::new(code, m),
+        Error::Exists(m) => ToolError::new("EEXISTS", m),
+        Error::Io(e) => ToolError::new("EIO", e.to_string()),
+    }
+}
+
+fn lock_err(e: LockError) -> ToolError {
+    match e {
+        LockError::Held(Some(l)) => ToolError::new(
+            "ELOCKED",
+            format!("The change is locked by '{}'.", l.owner),
+        )
+        .hint("Wait until the lease expires (since + ttl seconds) or ask its owner to finish.")
+        .details(json!({"owner": l.owner, "since": l.since, "ttl": l.ttl})),
+        LockError::Held(None) => {
+            ToolError::new("ELOCKED", "Another call is writing this change right now.")
+                .hint("Retry in a moment.")
+        }
+        LockError::Io(e) => ToolError::new("EIO", e.to_string()),
+    }
+}
+
+fn change_view(
+    slug: &str,
+    dir: &std::path::Path,
+    created: bool,
+    status: &str,
+    lease: Option<&Lease>,
+) -> Value {
+    let proposal = fsx::read_opt(&dir.join("proposal.md")).ok().flatten();
+    let task_text = fsx::read_opt(&dir.join("tasks.md")).ok().flatten();
+    let mut v = json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "created": created,
+        "locked": lease.is_some(),
+        "status": status,
+        "paths": {
+            "root": dir,
+            "proposal": dir.join("proposal.md"),
+            "tasks": dir.join("tasks.md"),
+            "delta": dir.join("specs"),
+        },
+        "resourceUris": {
+            "proposal": format!("change://{slug}/proposal"),
+            "tasks": format!("change://{slug}/tasks"),
+            "delta": format!("change://{slug}/delta"),
+        },
+        "proposal": proposal,
+        "tasks": task_text,
+        "progress": progress(dir),
+    });
+    if let Some(l) = lease {
+        v["lock"] = json!(l);
+    }
+    v
+}
+
+fn progress(dir: &std::path::Path) -> Value {
+    let p = fsx::read_opt(&dir.join("tasks.md"))
+        .ok()
+        .flatten()
+        .map(|t| tasks::count_tasks(&t))
+        .unwrap_or_default();
+    json!({"total": p.total, "completed": p.completed, "status": tasks::format_status(p)})
+}
+
+fn live_lease(dir: &std::path::Path, now_ms: u64) -> Option<Lease> {
+    lock::read_lease(dir)
+        .ok()
+        .flatten()
+        .filter(|l| l.is_live(now_ms))
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    opt_str(args, key)?.ok_or_else(|| ToolError::new("EBADARGS", format!("`{key}` is required")))
+}
+
+fn opt_str<'a>(args: &'a Value, key: &str) -> Result<Option<&'a str>, ToolError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ToolError::new(
+            "EBADARGS",
+            format!("`{key}` must be a string"),
+        )),
+    }
+}
+
+fn opt_u64(args: &Value, key: &str) -> Result<Option<u64>, ToolError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ToolError::new("EBADARGS", format!("`{key}` must be a positive integer"))
+        }),
+    }
+}
+
+fn slug_schema() -> Value {
+    json!({"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$", "minLength": openspec::slug::MIN_SLUG_CHARS, "maxLength": openspec::slug::MAX_SLUG_CHARS})
+}
+
+fn slug_only_schema() -> Value {
+    json!({"type": "object", "properties": {"slug": slug_schema()}, "required": ["slug"], "additionalProperties": false})
+}
+
+fn progress_schema() -> Value {
+    json!({"type": "object", "properties": {"total": {"type": "integer"}, "completed": {"type": "integer"}, "status": {"type": "string"}}, "required": ["total", "completed"]})
+}
+
+fn lease_schema() -> Value {
+    json!({"type": "object", "properties": {"owner": {"type": "string"}, "since": {"type": "integer", "description": "ms since the Unix epoch"}, "ttl": {"type": "integer", "description": "seconds"}}, "required": ["owner", "since", "ttl"]})
+}
+
+fn issue_schema() -> Value {
+    json!({"type": "object", "properties": {"level": {"type": "string", "enum": ["ERROR", "WARNING", "INFO"]}, "path": {"type": "string"}, "message": {"type": "string"}, "line": {"type": "integer"}}, "required": ["level", "path", "message"]})
+}
+
+fn read_only() -> Annotations {
+    Annotations {
+        read_only_hint: true,
+        idempotent_hint: true,
+        ..Annotations::default()
+    }
+}
+
+/// The `apiVersion` of every tool result.
+pub const API_VERSION: &str = "1.0";
+/// The OpenSpec CLI version whose behaviour the engine matches.
+pub const OPENSPEC_COMPAT: &str = "1.13.2";
+/// The receipt written inside an archived change.
+pub const RECEIPT_FILE: &str = "receipt.json";
