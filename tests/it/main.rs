@@ -1,1 +1,2 @@
-
+mod mcp_streams;
+mod mcp_wire;
