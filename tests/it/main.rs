@@ -1,2 +1,3 @@
+mod mcp_harness;
 mod mcp_streams;
 mod mcp_wire;
