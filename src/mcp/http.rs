@@ -189,16 +189,18 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
             "Conflict: only one GET stream is allowed per session",
         );
     }
+    // From here the entry is removed when the guard drops: when the stream ends, or when the
+    // response is dropped unsent.
+    let registered = GetStreamGuard {
+        env: Arc::clone(env),
+        sid,
+    };
     let Some(slot) = env.claim_stream(StreamKind::McpGet) else {
-        lock(&env.sessions).get_streams.remove(&sid);
         return unavailable();
     };
     let env2 = Arc::clone(env);
     sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
-        let _registered = GetStreamGuard {
-            env: Arc::clone(&env2),
-            sid,
-        };
+        let _registered = registered;
         let opened = Instant::now();
         loop {
             match ctx.sleep(env2.settings.heartbeat) {

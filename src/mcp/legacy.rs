@@ -123,15 +123,16 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
             }
         }
     };
+    // Detaches the session when the stream ends, or when the response is dropped unsent.
+    let detach = Detach {
+        env: Arc::clone(env),
+        sid: sid.clone(),
+        generation,
+        identity: caller.identity.clone(),
+    };
     let env2 = Arc::clone(env);
-    let identity = caller.identity.clone();
     let f = Box::new(move |ctx: &mut StreamCtx<'_>| {
-        let _detach = Detach {
-            env: Arc::clone(&env2),
-            sid: sid.clone(),
-            generation,
-            identity,
-        };
+        let _detach = detach;
         let mut buf = Vec::new();
         let endpoint = format!("/messages?sessionId={sid}");
         let _ = sse::write_event(

@@ -16,3 +16,7 @@ mod openspec_crash;
 mod openspec_tools;
 // OTLP export to a real collector socket, checked by the real protobuf JSON parser.
 mod trace_export;
+// MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.
+mod mcp_harness;
+mod mcp_streams;
+mod mcp_wire;

@@ -1,0 +1,98 @@
+"""Interop check with the Python MCP SDK 2.x (PyPI `mcp>=2.3`) in its default mode="auto".
+
+The client first POSTs `server/discover` with MCP-Protocol-Version 2026-07-28; our server must
+answer with a quick 4xx JSON-RPC error so the client falls back to the initialize handshake.
+
+Usage: MCP_URL=https://host:8443/mcp MCP_TOKEN=... python py_client_v2.py
+TLS: verification against $MCP_CA when set; MCP_INSECURE=1 disables it.
+Exits non-zero on any failed step, transport exception or SDK warning/error log record.
+"""
+
+import asyncio
+import warnings
+import json
+import logging
+import os
+import sys
+
+import httpx2
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+URL = os.environ["MCP_URL"]
+TOKEN = os.environ["MCP_TOKEN"]
+VERIFY = False if os.environ.get("MCP_INSECURE") == "1" else os.environ.get("MCP_CA") or True
+TAG = "[py2/auto]"
+
+
+class Problems(logging.Handler):
+    """Collects SDK log records at WARNING and above: each one is a transport fault."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(self.format(record))
+
+
+PROBLEMS = Problems()
+logging.getLogger("mcp").addHandler(PROBLEMS)
+logging.getLogger("mcp").setLevel(logging.WARNING)
+EXCEPTIONS = []
+# ping is deprecated for 2026-07-28 connections; this run is a handshake-era one on purpose.
+warnings.filterwarnings("ignore", message="ping is removed")
+
+
+def fail(step, why):
+    print(f"FAIL {TAG} {step}: {why}", file=sys.stderr)
+    sys.exit(1)
+
+
+async def on_message(message):
+    if isinstance(message, Exception):
+        EXCEPTIONS.append(message)
+
+
+async def main():
+    http = httpx2.AsyncClient(
+        verify=VERIFY, follow_redirects=True, timeout=httpx2.Timeout(30.0, read=300.0),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    async with http, Client(streamable_http_client(URL, http_client=http), mode="auto",
+                            message_handler=on_message) as c:
+        info = c.server_info
+        print(TAG, "connected:", info and info.name, info and info.version, "protocol", c.protocol_version)
+        if not c.protocol_version.startswith("2025-"):
+            fail("fallback", f"expected a 2025 protocol after the discover probe, got {c.protocol_version}")
+        if not info or info.name != "task-mcp":
+            fail("initialize", f"unexpected server {info}")
+        tools = (await c.list_tools()).tools
+        names = [t.name for t in tools]
+        print(TAG, "tools:", ", ".join(names))
+        if not tools:
+            fail("tools/list", "no tools listed")
+        wanted = os.environ.get("MCP_TOOL") or ("echo" if "echo" in names else None)
+        tool = next((t for t in tools if t.name == wanted), None) or next(
+            (t for t in tools if t.annotations and t.annotations.read_only_hint), tools[0])
+        args = json.loads(os.environ["MCP_TOOL_ARGS"]) if os.environ.get("MCP_TOOL_ARGS") else (
+            {"text": "interop"} if tool.name == "echo" else {})
+        r = await c.call_tool(tool.name, args)
+        print(TAG, f"{tool.name}:", str(r.model_dump(exclude_none=True))[:300])
+        structured = r.structured_content or {}
+        if tool.name == "echo" and (r.is_error or structured.get("text") != "interop"):
+            fail("tools/call", "echo mismatch")
+        await c.send_ping()
+
+
+try:
+    asyncio.run(main())
+except SystemExit:
+    raise
+except BaseException as e:  # noqa: BLE001 - any failure is a failed interop run
+    fail("run", repr(e))
+if EXCEPTIONS:
+    fail("transport", "; ".join(repr(e) for e in EXCEPTIONS))
+if PROBLEMS.records:
+    fail("transport", " | ".join(PROBLEMS.records))
+print(TAG, "OK")

@@ -1,0 +1,106 @@
+// Interop check with the official TypeScript MCP SDK v1 (@modelcontextprotocol/sdk ^1.32).
+//
+// Usage: MCP_URL=https://host:8443/mcp MCP_TOKEN=... node ts_client.mjs [http|sse]
+//   http (default): Streamable HTTP at $MCP_URL
+//   sse:            legacy HTTP+SSE at $MCP_SSE_URL (default: $MCP_URL with /mcp replaced by /sse)
+// TLS: run with NODE_EXTRA_CA_CERTS=$MCP_CA (or NODE_TLS_REJECT_UNAUTHORIZED=0 for insecure).
+// Optional: MCP_TOOL / MCP_TOOL_ARGS (JSON) pick the tool to call; default `echo` when listed,
+// else the first read-only tool with {}. When `slow` is listed it is also called with a progress
+// token, which exercises SSE answers and notifications/progress.
+// Exit status 0 only when every step succeeded and no transport error was reported.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+
+const mode = process.argv[2] ?? "http";
+const base = process.env.MCP_URL;
+const token = process.env.MCP_TOKEN;
+if (!base || !token) {
+  console.error("MCP_URL and MCP_TOKEN are required");
+  process.exit(2);
+}
+const url = new URL(
+  mode === "sse" ? (process.env.MCP_SSE_URL ?? base.replace(/\/mcp\/?$/, "/sse")) : base,
+);
+const requestInit = { headers: { Authorization: `Bearer ${token}` } };
+const transport =
+  mode === "sse"
+    ? new SSEClientTransport(url, { requestInit })
+    : new StreamableHTTPClientTransport(url, { requestInit });
+
+const errors = [];
+let closing = false;
+const fail = (step, e) => {
+  console.error(`FAIL [ts/${mode}] ${step}: ${e?.stack ?? e}`);
+  process.exit(1);
+};
+const client = new Client({ name: "task-mcp-interop-ts", version: "0.0.0" });
+client.onerror = (e) => {
+  // Closing aborts the SSE GET on purpose; that abort is not a transport fault.
+  if (closing && e?.name === "AbortError") return;
+  if (closing && /aborted/i.test(e?.message ?? "")) return;
+  errors.push(e);
+  console.error(`transport error: ${e?.message ?? e}`);
+};
+
+try {
+  await client.connect(transport);
+} catch (e) {
+  fail("initialize", e);
+}
+const info = client.getServerVersion();
+console.log(`[ts/${mode}] connected: ${info?.name} ${info?.version}, protocol ${transport.protocolVersion ?? "(n/a)"}`);
+if (info?.name !== "task-mcp") fail("serverInfo", `unexpected server name ${info?.name}`);
+if (!client.getServerCapabilities()?.tools) fail("capabilities", "tools capability missing");
+
+let tools;
+try {
+  ({ tools } = await client.listTools());
+} catch (e) {
+  fail("tools/list", e);
+}
+console.log(`[ts/${mode}] tools: ${tools.map((t) => t.name).join(", ")}`);
+if (tools.length === 0) fail("tools/list", "no tools listed");
+
+const wanted = process.env.MCP_TOOL ?? (tools.some((t) => t.name === "echo") ? "echo" : undefined);
+const tool = tools.find((t) => t.name === wanted) ?? tools.find((t) => t.annotations?.readOnlyHint) ?? tools[0];
+const args = process.env.MCP_TOOL_ARGS ? JSON.parse(process.env.MCP_TOOL_ARGS) : tool.name === "echo" ? { text: "interop" } : {};
+try {
+  const r = await client.callTool({ name: tool.name, arguments: args });
+  console.log(`[ts/${mode}] ${tool.name}: ${JSON.stringify(r).slice(0, 300)}`);
+  if (!Array.isArray(r.content)) fail("tools/call", "result without content");
+  if (tool.name === "echo" && (r.isError || r.structuredContent?.text !== "interop")) fail("tools/call", "echo mismatch");
+} catch (e) {
+  fail(`tools/call ${tool.name}`, e);
+}
+
+if (tools.some((t) => t.name === "slow")) {
+  const seen = [];
+  try {
+    const r = await client.callTool(
+      { name: "slow", arguments: { steps: 3, step_ms: 200 } },
+      undefined,
+      { onprogress: (p) => seen.push(p.progress) },
+    );
+    console.log(`[ts/${mode}] slow: progress ${JSON.stringify(seen)}, ${JSON.stringify(r.structuredContent)}`);
+    if (seen.length !== 3 || r.structuredContent?.steps !== 3) fail("progress", `progress ${seen}`);
+  } catch (e) {
+    fail("tools/call slow with progress", e);
+  }
+}
+
+try {
+  await client.ping();
+} catch (e) {
+  fail("ping", e);
+}
+if (errors.length > 0) fail("transport", `${errors.length} transport error(s)`);
+closing = true;
+try {
+  if (transport.terminateSession) await transport.terminateSession();
+  await client.close();
+} catch (e) {
+  fail("close", e);
+}
+if (errors.length > 0) fail("transport", `${errors.length} transport error(s)`);
+console.log(`[ts/${mode}] OK`);
