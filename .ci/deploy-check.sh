@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the step_* functions are called indirectly, by name
 # Checks every deployment artefact against the real tool that consumes it.
 #
 #   .ci/deploy-check.sh              all steps
@@ -28,7 +29,7 @@
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 TARGET=x86_64-unknown-linux-musl
 # DEPLOY_CHECK_BIN runs the smoke step against another build (a debug binary, say).
@@ -89,7 +90,7 @@ need_apt() { # need_apt PACKAGE...
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=
     [ "$(id -u)" -ne 0 ] && sudo=sudo
-    if [ $APT_UPDATED -eq 0 ]; then
+    if [ "$APT_UPDATED" -eq 0 ]; then
         $sudo apt-get update -qq || return 1
         APT_UPDATED=1
     fi
@@ -123,7 +124,7 @@ free_port() {
 
 wait_port() { # wait_port PORT PID TIMEOUT_S: 0 once something accepts on 127.0.0.1:PORT
     local deadline=$((SECONDS + $3))
-    while [ $SECONDS -lt $deadline ]; do
+    while [ "$SECONDS" -lt "$deadline" ]; do
         kill -0 "$2" 2>/dev/null || return 2
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.1
@@ -184,10 +185,10 @@ step_smoke() {
     SERVER_PID=$!
     wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
     rc=$?
-    if [ $rc -ne 0 ]; then
+    if [ "$rc" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
-        if [ $rc -eq 2 ]; then
+        if [ "$rc" -eq 2 ]; then
             wait "$SERVER_PID"
             rc=$?
             SERVER_PID=
@@ -213,7 +214,7 @@ step_smoke() {
     dead=$(free_port)
     env PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" >/dev/null 2>&1
     rc=$?
-    if [ $rc -eq 1 ]; then
+    if [ "$rc" -eq 1 ]; then
         log "  ok   healthcheck against a closed port exits 1"
     else
         log "  FAIL healthcheck against a closed port exited $rc, want 1"; failed=1
@@ -239,7 +240,7 @@ EOF
 
     kill -TERM "$SERVER_PID"
     local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S))
-    while kill -0 "$SERVER_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
     if kill -0 "$SERVER_PID" 2>/dev/null; then
         log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"; failed=1
         kill -KILL "$SERVER_PID"
@@ -247,23 +248,23 @@ EOF
     wait "$SERVER_PID"
     rc=$?
     SERVER_PID=
-    if [ $rc -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
+    if [ "$rc" -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
 
     # Refusal of a non-loopback address without certificate and tokens: only check-config, so
     # nothing here ever binds beyond loopback.
     env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
         "$BIN" check-config >"$WORK/check-config.log" 2>&1
     rc=$?
-    if [ $rc -eq 2 ]; then
+    if [ "$rc" -eq 2 ]; then
         log "  ok   HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: check-config exits 2"
     else
         log "  FAIL HOST=0.0.0.0 without certificate: check-config exited $rc, want 2"; failed=1
     fi
-    if [ $failed -ne 0 ]; then
+    if [ "$failed" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
     fi
-    return $failed
+    return "$failed"
 }
 
 step_nginx() {
@@ -284,13 +285,13 @@ step_systemd() {
     out=$(systemd-analyze verify "$unit" 2>&1)
     local rc=$?
     [ -n "$out" ] && log "$out"
-    [ $rc -eq 0 ] || die "systemd-analyze verify exited $rc" || return 1
+    [ "$rc" -eq 0 ] || die "systemd-analyze verify exited $rc" || return 1
     [ -z "$out" ] || die "systemd-analyze verify printed warnings (unknown keys are only warnings)" || return 1
     log "  ok   systemd-analyze verify: clean"
     out=$(systemd-analyze security --offline=true --threshold=20 "$unit" 2>&1)
     rc=$?
     log "  $(echo "$out" | grep -i 'overall exposure' | sed 's/^→ //')"
-    [ $rc -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
+    [ "$rc" -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
 }
 
 step_k8s() {
@@ -349,7 +350,7 @@ step_deny() {
         if cargo deny --offline check advisories 2>"$WORK/advisories-offline.log"; then
             log "  ok   advisories (database on disk, as of $(advisory_db_date); could not refresh it)"
         elif grep -qiE 'advisory database|failed to open|no such file' "$WORK/advisories-offline.log"; then
-            cat "$WORK/advisories-offline.log" | tail -3
+            tail -3 "$WORK/advisories-offline.log"
             skip deny "licenses/bans/sources passed; advisories NOT checked: RustSec database unreachable"
             return 77
         else
