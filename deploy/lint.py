@@ -390,7 +390,7 @@ def context(dest):
     print(f"  {count} files in the build context")
     for must in ("Cargo.toml", "Cargo.lock", "src/main.rs"):
         expect(os.path.exists(os.path.join(dest, must)), f"the build context has {must}")
-    for never in ("target", ".git"):
+    for never in ("target", ".git", "certs", "secrets"):
         expect(not os.path.exists(os.path.join(dest, never)), f"the build context leaves out {never}/")
 
 
