@@ -1217,4 +1217,20 @@ mod tests {
             "1970-01-01T00:00:00.000Z"
         );
     }
+
+    #[test]
+    fn every_single_byte_change_is_detected() {
+        let dir = TempDir::new("bytes");
+        let path = dir.0.join("audit.log");
+        write_log(&path, 3);
+        let orig = fs::read(&path).unwrap();
+        let mut rng = crate::security::TestRng(0x0a0d_17c4_a15e_ed01);
+        for pos in 0..orig.len() {
+            let mut bytes = orig.clone();
+            let flip = 1 + rng.below(255) as u8;
+            bytes[pos] ^= flip;
+            let res = verify_reader(&bytes[..], None);
+            assert!(res.is_err(), "byte {pos} ^ {flip:#x} went unnoticed");
+        }
+    }
 }

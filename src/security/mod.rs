@@ -59,6 +59,38 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// A deterministic generator for property tests (xorshift64*): reproducible, no dependency.
+#[cfg(test)]
+pub(crate) struct TestRng(pub(crate) u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Random bytes biased towards the characters our parsers care about.
+    pub(crate) fn bytes(&mut self, max_len: u64, alphabet: &[u8]) -> Vec<u8> {
+        let len = self.below(max_len + 1);
+        (0..len)
+            .map(|_| {
+                if self.below(4) == 0 {
+                    self.next_u64() as u8
+                } else {
+                    alphabet[self.below(alphabet.len() as u64) as usize]
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
