@@ -14,6 +14,28 @@
 //! | [`connlimit`] | one address holding every connection slot |
 //! | [`audit`] | silent tampering with the security record |
 //! | [`secmetrics`] | unnoticed attacks (counters and top offenders) |
+//!
+//! ## Settings (read by the server's config; each module takes the parsed values)
+//!
+//! | Variable | Default | Used by |
+//! |---|---|---|
+//! | `AUTH_TOKENS` | empty | [`auth::TokenStore::from_config`] (`token`, `name:token` = admin; `name:role:token`) |
+//! | `AUTH_TOKENS_FILE` | unset | [`auth::TokenStore::load`] (`[{"name","sha256","role","rateLimit"?}]`) |
+//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`auth::extract_credential`] |
+//! | `OAUTH_RESOURCE_METADATA` | unset | `resource_metadata` of the `WWW-Authenticate` builders |
+//! | `RATE_LIMIT` | 60 (per minute) | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT_BURST` | 10 | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT_MAX_KEYS` | 100 000 | [`ratelimit::Limiter::new`] |
+//! | `RATE_LIMIT_REDIS_URL` | unset (in-process only) | [`redis::RedisConfig::new`] |
+//! | `RATE_LIMIT_REDIS_FAIL` | `open` | [`redis::FailMode::parse`] |
+//! | `ALLOWED_ORIGINS` | empty (no browser origin) | [`cors::OriginPolicy::from_list`] |
+//! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | [`cors::HostPolicy::from_list`] |
+//! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | [`ipnet::IpPolicy::from_lists`] |
+//! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | [`ipnet::parse_list`], [`ipnet::client_ip`] |
+//! | `MAX_CONNECTIONS_PER_IP` | 32 | [`connlimit::ConnLimiter::new`] |
+//! | `AUDIT_LOG` | unset (ring only) | [`audit::AuditConfig::path`] |
+//! | `AUDIT_LOG_MAX_BYTES` | 64 MiB | [`audit::AuditConfig::max_bytes`] |
+//! | `AUDIT_RING_SIZE` | 1000 | [`audit::AuditConfig::ring_size`] |
 
 pub mod audit;
 pub mod auth;

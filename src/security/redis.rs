@@ -730,7 +730,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 const MAX_LINE_BYTES: usize = 1024;
 const MAX_ARRAY_ITEMS: usize = 1024;
-const MAX_DEPTH: usize = 8;
+/// Deepest array nesting accepted in a reply.
+pub const MAX_DEPTH: usize = 8;
 
 #[cfg(test)]
 mod tests {
