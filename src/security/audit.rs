@@ -446,7 +446,10 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
 pub fn verify_files(paths: &[PathBuf]) -> Result<VerifyReport, (usize, VerifyError)> {
     let mut total: Option<VerifyReport> = None;
     for (i, path) in paths.iter().enumerate() {
-        let start = total.as_ref().map(|t| (t.last_seq, t.last_hash.clone()));
+        let start = total
+            .as_ref()
+            .filter(|t| t.records > 0)
+            .map(|t| (t.last_seq, t.last_hash.clone()));
         let file = File::open(path).map_err(|e| {
             let reason = VerifyFault::Io(e.to_string());
             (i, VerifyError { line: 0, reason })
@@ -454,6 +457,7 @@ pub fn verify_files(paths: &[PathBuf]) -> Result<VerifyReport, (usize, VerifyErr
         let r = verify_reader(BufReader::new(file), start).map_err(|e| (i, e))?;
         total = Some(match total {
             None => r,
+            Some(t) if t.records == 0 => r,
             Some(t) if r.records == 0 => t,
             Some(t) => VerifyReport {
                 records: t.records + r.records,
@@ -1125,6 +1129,13 @@ mod tests {
         ];
         let (file, e) = verify_files(&wrong).unwrap_err();
         assert_eq!((file, e.line), (1, 1));
+        // An empty file in the list neither breaks nor starts the chain.
+        let empty = dir.0.join("empty.log");
+        fs::write(&empty, "").unwrap();
+        let with_empty = vec![empty.clone(), rotated(&path, 1), empty, path.clone()];
+        let r = verify_files(&with_empty).unwrap();
+        assert_eq!(r.first_seq, verify(&rotated(&path, 1)).unwrap().first_seq);
+        assert_eq!(r.last_seq, 20);
         // The chain resumes from .1 when the current file is empty.
         drop(log);
         fs::write(&path, "").unwrap();
@@ -1216,5 +1227,21 @@ mod tests {
             rfc3339_millis(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn every_single_byte_change_is_detected() {
+        let dir = TempDir::new("bytes");
+        let path = dir.0.join("audit.log");
+        write_log(&path, 3);
+        let orig = fs::read(&path).unwrap();
+        let mut rng = crate::security::TestRng(0x0a0d_17c4_a15e_ed01);
+        for pos in 0..orig.len() {
+            let mut bytes = orig.clone();
+            let flip = 1 + rng.below(255) as u8;
+            bytes[pos] ^= flip;
+            let res = verify_reader(&bytes[..], None);
+            assert!(res.is_err(), "byte {pos} ^ {flip:#x} went unnoticed");
+        }
     }
 }

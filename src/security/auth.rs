@@ -1067,4 +1067,23 @@ mod tests {
         let c = extract_credential(h(&[("X-API-Key", "sekrit-value")]), None, false).unwrap();
         assert!(!format!("{c:?}").contains("sekrit"));
     }
+
+    #[test]
+    fn random_header_bytes_never_panic_and_yield_only_clean_tokens() {
+        let mut rng = crate::security::TestRng(0x0ddb_a115_eedf_00d1);
+        let alphabet = b"Bearer ApiKey\t ,=%+abc";
+        let names = ["Authorization", "X-API-Key", "Other"];
+        for _ in 0..20_000 {
+            let v1 = rng.bytes(24, alphabet);
+            let v2 = rng.bytes(24, alphabet);
+            let q = String::from_utf8_lossy(&rng.bytes(24, b"token=access_&%2B41")).into_owned();
+            let n1 = names[rng.below(3) as usize];
+            let n2 = names[rng.below(3) as usize];
+            let headers: Vec<(&str, &[u8])> = vec![(n1, &v1), (n2, &v2)];
+            if let Ok(c) = extract_credential(headers, Some(&q), true) {
+                assert!(!c.token().is_empty());
+                assert!(c.token().bytes().all(is_token_byte), "{:?}", c.token());
+            }
+        }
+    }
 }

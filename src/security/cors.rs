@@ -249,11 +249,13 @@ pub fn parse_host(value: &str) -> Option<(String, Option<u16>)> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let ok = host.len() <= 253
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        });
     ok.then(|| (host.to_ascii_lowercase(), port))
 }
 
@@ -414,6 +416,9 @@ mod tests {
             (Some("localhost:0"), HostVerdict::Malformed),
             (Some("localhost:65536"), HostVerdict::Malformed),
             (Some("a b"), HostVerdict::Malformed),
+            (Some("."), HostVerdict::Malformed),
+            (Some("a..b"), HostVerdict::Malformed),
+            (Some(".localhost"), HostVerdict::Malformed),
             (Some("user@localhost"), HostVerdict::Malformed),
             (Some(""), HostVerdict::Malformed),
             (None, HostVerdict::Malformed),
@@ -456,6 +461,28 @@ mod tests {
         assert_eq!(star.check_host(Some("evil.test")), HostVerdict::Allowed);
         for bad in ["a b", "host:x", "[::1", "http://a.test"] {
             assert!(HostPolicy::from_list(bad, bind).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parsed_hosts_are_stable_and_random_input_never_panics() {
+        let mut rng = crate::security::TestRng(0xabad_1dea_dead_beef);
+        let policy = HostPolicy::loopback();
+        let origins = OriginPolicy::from_list("https://a.test").unwrap();
+        for _ in 0..20_000 {
+            let raw = rng.bytes(24, b"[]:.0123456789abcdefLOCALHOST-_ /@");
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((host, port)) = parse_host(&text) {
+                let rendered = match (host.contains(':'), port) {
+                    (true, Some(p)) => format!("[{host}]:{p}"),
+                    (true, None) => format!("[{host}]"),
+                    (false, Some(p)) => format!("{host}:{p}"),
+                    (false, None) => host.clone(),
+                };
+                assert_eq!(parse_host(&rendered), Some((host, port)), "{text:?}");
+            }
+            let _ = policy.check_host(Some(&text));
+            let _ = origins.check_origin(Some(&text));
         }
     }
 }

@@ -428,4 +428,43 @@ mod tests {
         assert_eq!(limit_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
         assert_eq!(limit_key(ip("1.2.3.4")), ip("1.2.3.4"));
     }
+
+    #[test]
+    fn random_blocks_round_trip_through_text_and_contain_their_addresses() {
+        let mut rng = crate::security::TestRng(0x1234_5678_9abc_def1);
+        for _ in 0..5_000 {
+            let v6 = rng.below(2) == 0;
+            let addr = if v6 {
+                let hi = u128::from(rng.next_u64()) << 64;
+                IpAddr::V6(Ipv6Addr::from(hi | u128::from(rng.next_u64())))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32))
+            };
+            let addr = normalize(addr);
+            let width = if addr.is_ipv4() { 33 } else { 129 };
+            let prefix = rng.below(width) as u8;
+            let net = Cidr::new(mask(addr, prefix), prefix).unwrap();
+            assert!(net.contains(addr), "{net} contains {addr}");
+            let again: Cidr = net.to_string().parse().unwrap();
+            assert_eq!(again, net);
+        }
+    }
+
+    #[test]
+    fn hostile_forwarded_headers_never_panic_and_never_invent_addresses() {
+        let mut rng = crate::security::TestRng(0xfeed_beef_0bad_cafe);
+        let trusted = parse_list("10.0.0.0/8").unwrap();
+        let alphabet = b"0123456789abcdef.:[], ";
+        for _ in 0..20_000 {
+            let raw = rng.bytes(60, alphabet);
+            let header = String::from_utf8_lossy(&raw);
+            let got = client_ip(ip("10.0.0.1"), Some(&header), &trusted);
+            let listed = header
+                .split(',')
+                .filter_map(parse_forwarded_entry)
+                .any(|h| h == got);
+            assert!(got == ip("10.0.0.1") || listed, "{header:?} gave {got}");
+            let _ = header.parse::<Cidr>();
+        }
+    }
 }

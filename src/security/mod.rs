@@ -14,6 +14,28 @@
 //! | [`connlimit`] | one address holding every connection slot |
 //! | [`audit`] | silent tampering with the security record |
 //! | [`secmetrics`] | unnoticed attacks (counters and top offenders) |
+//!
+//! ## Settings (read by the server's config; each module takes the parsed values)
+//!
+//! | Variable | Default | Used by |
+//! |---|---|---|
+//! | `AUTH_TOKENS` | empty | [`auth::TokenStore::from_config`] (`token`, `name:token` = admin; `name:role:token`) |
+//! | `AUTH_TOKENS_FILE` | unset | [`auth::TokenStore::load`] (`[{"name","sha256","role","rateLimit"?}]`) |
+//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`auth::extract_credential`] |
+//! | `OAUTH_RESOURCE_METADATA` | unset | `resource_metadata` of the `WWW-Authenticate` builders |
+//! | `RATE_LIMIT` | 60 (per minute) | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT_BURST` | 10 | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT_MAX_KEYS` | 100 000 | [`ratelimit::Limiter::new`] |
+//! | `RATE_LIMIT_REDIS_URL` | unset (in-process only) | [`redis::RedisConfig::new`] |
+//! | `RATE_LIMIT_REDIS_FAIL` | `open` | [`redis::FailMode::parse`] |
+//! | `ALLOWED_ORIGINS` | empty (no browser origin) | [`cors::OriginPolicy::from_list`] |
+//! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | [`cors::HostPolicy::from_list`] |
+//! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | [`ipnet::IpPolicy::from_lists`] |
+//! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | [`ipnet::parse_list`], [`ipnet::client_ip`] |
+//! | `MAX_CONNECTIONS_PER_IP` | 32 | [`connlimit::ConnLimiter::new`] |
+//! | `AUDIT_LOG` | unset (ring only) | [`audit::AuditConfig::path`] |
+//! | `AUDIT_LOG_MAX_BYTES` | 64 MiB | [`audit::AuditConfig::max_bytes`] |
+//! | `AUDIT_RING_SIZE` | 1000 | [`audit::AuditConfig::ring_size`] |
 
 pub mod audit;
 pub mod auth;
@@ -56,6 +78,38 @@ fn hex_value(b: u8) -> Option<u8> {
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
+    }
+}
+
+/// A deterministic generator for property tests (xorshift64*): reproducible, no dependency.
+#[cfg(test)]
+pub(crate) struct TestRng(pub(crate) u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Random bytes biased towards the characters our parsers care about.
+    pub(crate) fn bytes(&mut self, max_len: u64, alphabet: &[u8]) -> Vec<u8> {
+        let len = self.below(max_len + 1);
+        (0..len)
+            .map(|_| {
+                if self.below(4) == 0 {
+                    self.next_u64() as u8
+                } else {
+                    alphabet[self.below(alphabet.len() as u64) as usize]
+                }
+            })
+            .collect()
     }
 }
 

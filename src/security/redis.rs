@@ -730,7 +730,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 const MAX_LINE_BYTES: usize = 1024;
 const MAX_ARRAY_ITEMS: usize = 1024;
-const MAX_DEPTH: usize = 8;
+/// Deepest array nesting accepted in a reply.
+pub const MAX_DEPTH: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -1122,5 +1123,57 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_millis(50));
         drop(listener);
+    }
+
+    fn encode_reply(r: &Reply, out: &mut Vec<u8>) {
+        match r {
+            Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
+            Reply::Error(s) => out.extend_from_slice(format!("-{s}\r\n").as_bytes()),
+            Reply::Integer(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
+            Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
+            Reply::Bulk(Some(b)) => {
+                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Array(None) => out.extend_from_slice(b"*-1\r\n"),
+            Reply::Array(Some(items)) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for i in items {
+                    encode_reply(i, out);
+                }
+            }
+        }
+    }
+
+    fn random_reply(rng: &mut crate::security::TestRng, depth: u32) -> Reply {
+        match rng.below(if depth > 3 { 5 } else { 7 }) {
+            0 => Reply::Simple("OK".into()),
+            1 => Reply::Error("ERR x".into()),
+            2 => Reply::Integer(rng.next_u64() as i64),
+            3 => Reply::Bulk(None),
+            4 => Reply::Bulk(Some(rng.bytes(20, b"\r\n$*+-:ab"))),
+            5 => Reply::Array(None),
+            _ => Reply::Array(Some(
+                (0..rng.below(4))
+                    .map(|_| random_reply(rng, depth + 1))
+                    .collect(),
+            )),
+        }
+    }
+
+    #[test]
+    fn random_replies_round_trip_and_random_bytes_never_panic() {
+        let mut rng = crate::security::TestRng(0x5eed_0f4e_d15e_0001);
+        for _ in 0..5_000 {
+            let r = random_reply(&mut rng, 0);
+            let mut bytes = Vec::new();
+            encode_reply(&r, &mut bytes);
+            assert_eq!(parse_reply(&bytes), Ok(Some((bytes.len(), r))));
+            let cut = rng.below(bytes.len() as u64) as usize;
+            assert_eq!(parse_reply(&bytes[..cut]), Ok(None));
+            let junk = rng.bytes(40, b"\r\n$*+-:0123456789");
+            let _ = parse_reply(&junk);
+        }
     }
 }
