@@ -129,14 +129,45 @@ pub fn prepare(mut config: Config) -> Result<(Config, LiveConfig, Option<String>
     Ok((config, live, fingerprint))
 }
 
-/// The registry the configuration asks for.
-pub fn build_registry(config: &Config) -> Registry {
+/// The registry the configuration asks for: the OpenSpec tools and resources over
+/// `$TASK_MCP_ROOT`, plus the test tools when enabled. Finishes or rolls back any archive a
+/// crash interrupted before anything is served.
+///
+/// # Errors
+/// The workspace cannot be opened or recovered.
+pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
     let mut reg = Registry::new();
+    // A repository without OpenSpec yet gets the empty layout `openspec new change` would make,
+    // so the server runs in any directory.
+    for dir in ["openspec/changes", "openspec/specs"] {
+        let p = config.root.join(dir);
+        std::fs::create_dir_all(&p)
+            .map_err(|e| ServerError::Io(format!("creating {}", p.display()), e))?;
+    }
+    let ws = crate::openspec::Workspace::open(&config.root).map_err(|e| {
+        ServerError::Config(format!("TASK_MCP_ROOT {}: {e}", config.root.display()))
+    })?;
+    match ws.recover() {
+        Ok(done) if !done.is_empty() => {
+            log::warn!("recovered interrupted archive(s): {}", done.join(", "))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(ServerError::Config(format!(
+                "recovering interrupted archives: {e}"
+            )));
+        }
+    }
+    tools::openspec::register(
+        &mut reg,
+        Arc::new(ws),
+        tools::openspec::ToolOptions::default(),
+    );
     if config.enable_test_tools {
         reg.add_tool(Arc::new(tools::testing::Echo::new()));
         reg.add_tool(Arc::new(tools::testing::Slow::new()));
     }
-    reg
+    Ok(reg)
 }
 
 /// Binds and starts serving in background threads.
@@ -226,7 +257,7 @@ pub fn start(
 pub fn run(config: Config) -> Result<i32, ServerError> {
     let started = Instant::now();
     let (config, live, fp) = prepare(config)?;
-    let registry = build_registry(&config);
+    let registry = build_registry(&config)?;
     let running = start(config, registry, live, fp)?;
     let app = Arc::clone(&running.app);
     eprintln!(

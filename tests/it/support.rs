@@ -47,7 +47,7 @@ impl TestServer {
         .unwrap();
         let cfg = Config::from_raw(&raw, false).unwrap();
         let (cfg, live, fp) = server::prepare(cfg).unwrap();
-        let registry = server::build_registry(&cfg);
+        let registry = server::build_registry(&cfg).unwrap();
         let running = server::start(cfg, registry, live, fp).unwrap();
         let addr = running.addr;
         let cert = root.join(".task-mcp/tls-cert.pem");
