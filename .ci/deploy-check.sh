@@ -7,9 +7,10 @@
 #
 # Steps (each is timed; the summary lists PASS / FAIL / SKIP and the seconds it took):
 #   build       static x86_64-unknown-linux-musl release binary, --locked; static, stripped, < 6 MiB
-#   smoke       start that binary on a free loopback port; `task-mcp healthcheck` (with and without
-#               URL) exits 0, and 1 for a dead port; /metrics answers; SIGTERM exits 0;
-#               a non-loopback HOST without certificate is refused with exit status 2
+#   smoke       start that binary on a free loopback port, with defaults and then configured as in
+#               the container; `task-mcp healthcheck` (with and without URL) exits 0, and 1 for a
+#               dead port; /metrics answers; nginx in front of it; SIGTERM exits 0; a non-loopback
+#               HOST without certificate is refused by check-config with exit status 2
 #   nginx       nginx -t on deploy/nginx, then nginx in front of a stand-in SSE upstream (nothing
 #               buffered, headers passed, limits) and in front of the smoke binary
 #   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary) and
@@ -160,6 +161,58 @@ step_build() {
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
 }
 
+start_server() { # start_server LOG PORT VAR=value...: task-mcp serve with only these variables
+    local logf=$1 port=$2 rc
+    shift 2
+    env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" "$@" \
+        "$BIN" serve >"$logf" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
+    rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    log "  server log (last 20 lines):"
+    tail -n 20 "$logf" | sed 's/^/    /'
+    if [ "$rc" -eq 2 ]; then
+        wait "$SERVER_PID"
+        rc=$?
+        SERVER_PID=
+        die "task-mcp serve exited with status $rc before listening on $port" || return 1
+    fi
+    die "task-mcp did not listen on $port within ${STARTUP_TIMEOUT_S}s" || return 1
+}
+
+stop_server() { # stop_server: SIGTERM, then expect exit status 0 within SHUTDOWN_TIMEOUT_S
+    local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S)) rc
+    kill -TERM "$SERVER_PID"
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"
+        kill -KILL "$SERVER_PID"
+    fi
+    wait "$SERVER_PID"
+    rc=$?
+    SERVER_PID=
+    if [ "$rc" -eq 0 ]; then
+        log "  ok   SIGTERM: exit status 0"
+    else
+        log "  FAIL SIGTERM: exit status $rc, want 0"
+        return 1
+    fi
+}
+
+probe() { # probe DESCRIPTION WANT_STATUS COMMAND...: run COMMAND, compare its exit status
+    local what=$1 want=$2 rc
+    shift 2
+    "$@"
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then
+        log "  ok   $what: exit status $rc"
+    else
+        log "  FAIL $what: exit status $rc, want $want"
+        return 1
+    fi
+}
+
 step_smoke() {
     [ -x "$BIN" ] || die "no binary at $BIN (run the build step)" || return 1
     need_certs || return 1
@@ -170,97 +223,61 @@ step_smoke() {
         *"$want"*) log "  ok   task-mcp --version: $version" ;;
         *) die "task-mcp --version printed '$version', want it to name $want (the lead's CLI is not in yet?)" || return 1 ;;
     esac
-    local repo="$WORK/repo" port metrics_port rc
+    local repo="$WORK/repo" port metrics_port dead failed=0
     mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
+
+    # 1. Out of the box: loopback, no certificate configured (the server makes its own).
+    port=$(free_port)
+    log "  [defaults] task-mcp serve on 127.0.0.1:$port, TASK_MCP_ROOT=$repo"
+    start_server "$WORK/server-defaults.log" "$port" TASK_MCP_ROOT="$repo" SHUTDOWN_GRACE_MS=2000 || return 1
+    log "  ok   listening"
+    probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
+        "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
+    stop_server || failed=1
+
+    # 2. As the container and Kubernetes run it (configured certificate, token file, metrics),
+    #    on loopback.
     port=$(free_port)
     metrics_port=$(free_port)
-    log "  task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port), TASK_MCP_ROOT=$repo"
-    # The same settings the container uses, on loopback: configured certificate and token file.
-    env -i PATH="$PATH" HOME="$WORK" \
-        HOST=127.0.0.1 PORT="$port" \
+    log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port)"
+    start_server "$WORK/server.log" "$port" \
         TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key" \
         AUTH_TOKENS_FILE="$WORK/certs/tokens" TASK_MCP_ROOT="$repo" \
         AUDIT_LOG="$WORK/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
-        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 \
-        "$BIN" serve >"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
-    rc=$?
-    if [ "$rc" -ne 0 ]; then
-        log "  server log (last 20 lines):"
-        tail -n 20 "$WORK/server.log" | sed 's/^/    /'
-        if [ "$rc" -eq 2 ]; then
-            wait "$SERVER_PID"
-            rc=$?
-            SERVER_PID=
-            die "task-mcp serve exited with status $rc before listening on $port" || return 1
-        fi
-        die "task-mcp did not listen on $port within ${STARTUP_TIMEOUT_S}s" || return 1
-    fi
+        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 || return 1
     log "  ok   listening"
-
-    local failed=0
-    if "$BIN" healthcheck "https://127.0.0.1:$port/health/live"; then
-        log "  ok   task-mcp healthcheck https://127.0.0.1:$port/health/live exits 0"
-    else
-        log "  FAIL task-mcp healthcheck https://127.0.0.1:$port/health/live exited $?"; failed=1
-    fi
+    probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
+        "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
     # The form the Dockerfile's HEALTHCHECK uses: no URL, PORT from the environment.
-    if env PORT="$port" "$BIN" healthcheck; then
-        log "  ok   PORT=$port task-mcp healthcheck (no URL, as in the image) exits 0"
-    else
-        log "  FAIL PORT=$port task-mcp healthcheck (no URL) exited $?"; failed=1
-    fi
-    local dead
+    probe "PORT=$port task-mcp healthcheck (no URL, as in the image)" 0 \
+        env -i PATH="$PATH" PORT="$port" "$BIN" healthcheck || failed=1
     dead=$(free_port)
-    env PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" >/dev/null 2>&1
-    rc=$?
-    if [ "$rc" -eq 1 ]; then
-        log "  ok   healthcheck against a closed port exits 1"
-    else
-        log "  FAIL healthcheck against a closed port exited $rc, want 1"; failed=1
-    fi
-    if python3 - "$metrics_port" <<'EOF'
+    probe "task-mcp healthcheck against a closed port" 1 \
+        env -i PATH="$PATH" PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" || failed=1
+    if python3 - "$metrics_port" <<'PYEOF'
 import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 sys.exit(0 if "# TYPE" in body else 1)
-EOF
+PYEOF
     then
         log "  ok   GET http://127.0.0.1:$metrics_port/metrics answers with Prometheus text"
     else
         log "  FAIL /metrics on $metrics_port"; failed=1
     fi
-    echo "$port" >"$WORK/smoke-port"
-    if [ "${DEPLOY_CHECK_NGINX_WITH_SERVER:-1}" = 1 ] && command -v nginx >/dev/null; then
+    if command -v nginx >/dev/null; then
         if python3 "$ROOT/deploy/nginx/test_proxy.py" server --certs "$WORK/certs" --upstream-port "$port"; then
             log "  ok   nginx (deploy/nginx/task-mcp.conf) in front of task-mcp"
         else
             log "  FAIL nginx in front of task-mcp"; failed=1
         fi
     fi
+    stop_server || failed=1
 
-    kill -TERM "$SERVER_PID"
-    local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S))
-    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"; failed=1
-        kill -KILL "$SERVER_PID"
-    fi
-    wait "$SERVER_PID"
-    rc=$?
-    SERVER_PID=
-    if [ "$rc" -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
-
-    # Refusal of a non-loopback address without certificate and tokens: only check-config, so
-    # nothing here ever binds beyond loopback.
-    env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
-        "$BIN" check-config >"$WORK/check-config.log" 2>&1
-    rc=$?
-    if [ "$rc" -eq 2 ]; then
-        log "  ok   HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: check-config exits 2"
-    else
-        log "  FAIL HOST=0.0.0.0 without certificate: check-config exited $rc, want 2"; failed=1
-    fi
+    # 3. A non-loopback address without certificate and tokens is refused. Only check-config,
+    #    so nothing here ever binds beyond loopback.
+    probe "HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: task-mcp check-config (want 2)" 2 \
+        env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
+        "$BIN" check-config || failed=1
     if [ "$failed" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
