@@ -242,7 +242,7 @@ step_smoke() {
     log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port)"
     start_server "$WORK/server.log" "$port" \
         TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key" \
-        AUTH_TOKENS_FILE="$WORK/certs/tokens" TASK_MCP_ROOT="$repo" \
+        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" TASK_MCP_ROOT="$repo" \
         AUDIT_LOG="$WORK/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
         PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 || return 1
     log "  ok   listening"

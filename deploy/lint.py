@@ -26,14 +26,14 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K8S = os.path.join(ROOT, "deploy", "k8s")
 
-# What task-mcp reads from its environment (docs/DEPLOYMENT.md lists their meaning).
+# What task-mcp reads from its environment, used when src/config.rs (the real table) is absent.
 SERVER_ENV = {
     "HOST", "PORT", "TLS_CERT", "TLS_KEY", "TLS_CA", "AUTH_TOKENS", "AUTH_TOKENS_FILE",
     "ALLOWED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", "RATE_LIMIT", "HEARTBEAT_MS",
     "MAX_RESPONSE_SIZE_KB", "LOG_LEVEL", "LOG_FORMAT", "OTEL_ENABLED",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "ENABLE_PROMETHEUS",
     "PROMETHEUS_PORT", "PROMETHEUS_HOST", "TASK_MCP_ROOT", "AUDIT_LOG", "MAX_CONNECTIONS",
-    "SHUTDOWN_GRACE_MS",
+    "SHUTDOWN_GRACE_MS", "MCP_SESSIONS", "MAX_STREAMS", "RATE_LIMIT_BURST", "RATE_LIMIT_REDIS_URL",
 }
 # Read by the platform rather than the server, but legitimately set beside it.
 PLATFORM_ENV = {"SSL_CERT_FILE", "POD_NAME", "RUST_BACKTRACE"}
@@ -303,8 +303,20 @@ def otel():
 # --- environment variables ------------------------------------------------------------------------
 
 
+def server_settings():
+    """The names in src/config.rs's SETTINGS table when it exists, else SERVER_ENV."""
+    path = os.path.join(ROOT, "src", "config.rs")
+    if not os.path.exists(path):
+        return SERVER_ENV, "the built-in list"
+    with open(path, encoding="utf-8") as f:
+        names = set(re.findall(r'\b(?:s|secret)\(\s*"([A-Z][A-Z0-9_]*)"', f.read()))
+    # The healthcheck subcommand also reads TLS_CA.
+    return names | {"TLS_CA"}, f"src/config.rs ({len(names)} settings)"
+
+
 def env():
-    allowed = SERVER_ENV | PLATFORM_ENV
+    known, source = server_settings()
+    allowed = known | PLATFORM_ENV
     found = {}
 
     with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
@@ -331,7 +343,7 @@ def env():
                     found.setdefault(m.group(1), f"deploy/systemd/{f}")
     unknown = {k: v for k, v in found.items() if k not in allowed}
     expect(not unknown, f"{len(found)} variables set across the deployment files are all known "
-                        f"(unknown: {unknown})")
+                        f"to {source} (unknown: {unknown})")
 
 
 # --- Docker build context -------------------------------------------------------------------------
