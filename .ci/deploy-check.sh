@@ -10,7 +10,7 @@
 #   smoke       start that binary on a free loopback port, with defaults and then configured as in
 #               the container; `task-mcp healthcheck` (with and without URL) exits 0, and 1 for a
 #               dead port; /metrics answers; nginx in front of it; SIGTERM exits 0; a non-loopback
-#               HOST without certificate is refused by check-config with exit status 2
+#               HOST without certificate is refused by serve with exit status 2
 #   nginx       nginx -t on deploy/nginx, then nginx in front of a stand-in SSE upstream (nothing
 #               buffered, headers passed, limits) and in front of the smoke binary
 #   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary) and
@@ -240,17 +240,20 @@ step_smoke() {
     port=$(free_port)
     metrics_port=$(free_port)
     log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port)"
-    start_server "$WORK/server.log" "$port" \
-        TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key" \
-        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" TASK_MCP_ROOT="$repo" \
+    local -a container_env=(
+        PORT="$port" TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key"
+        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" TASK_MCP_ROOT="$repo"
+    )
+    start_server "$WORK/server.log" "$port" "${container_env[@]}" \
         AUDIT_LOG="$WORK/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
         PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 || return 1
     log "  ok   listening"
     probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
-        "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
-    # The form the Dockerfile's HEALTHCHECK uses: no URL, PORT from the environment.
-    probe "PORT=$port task-mcp healthcheck (no URL, as in the image)" 0 \
-        env -i PATH="$PATH" PORT="$port" "$BIN" healthcheck || failed=1
+        env -i PATH="$PATH" "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
+    # Exactly what the image's HEALTHCHECK runs: no URL, inside the server's environment (so
+    # TLS_CERT is set: a CA-issued certificate must not make the probe fail).
+    probe "task-mcp healthcheck (no URL, the server's environment, as in the image)" 0 \
+        env -i PATH="$PATH" "${container_env[@]}" "$BIN" healthcheck || failed=1
     dead=$(free_port)
     probe "task-mcp healthcheck against a closed port" 1 \
         env -i PATH="$PATH" PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" || failed=1
@@ -273,11 +276,12 @@ PYEOF
     fi
     stop_server || failed=1
 
-    # 3. A non-loopback address without certificate and tokens is refused. Only check-config,
-    #    so nothing here ever binds beyond loopback.
-    probe "HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: task-mcp check-config (want 2)" 2 \
-        env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
-        "$BIN" check-config || failed=1
+    # 3. A non-loopback address without certificate and tokens is refused with status 2. The
+    #    address is TEST-NET-1 (192.0.2.1), which no interface here has: were the refusal gone,
+    #    the bind would fail (status 1) instead of listening beyond loopback.
+    probe "HOST=192.0.2.1 without TLS_CERT/TLS_KEY/tokens: task-mcp serve refuses (want 2)" 2 \
+        timeout 10 env -i PATH="$PATH" HOME="$WORK" HOST=192.0.2.1 PORT="$port" \
+        TASK_MCP_ROOT="$repo" "$BIN" serve || failed=1
     if [ "$failed" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
