@@ -261,8 +261,9 @@ def monitoring_refs(services):
         cfg = load_all(os.path.join(ROOT, am_cfg))[0]
         for pattern in cfg.get("templates", []):
             full = pattern if pattern.startswith("/") else "/etc/alertmanager/" + pattern
-            expect(host_path(am_svc, os.path.dirname(full)) is not None,
-                   f"alertmanager templates {pattern} are mounted")
+            src = host_path(am_svc, os.path.dirname(full))
+            expect(src is not None and os.path.isdir(os.path.join(ROOT, src)),
+                   f"alertmanager templates {pattern} are mounted from the checkout ({src})")
         text = open(os.path.join(ROOT, am_cfg), encoding="utf-8").read()
         for path in sorted(set(re.findall(r"_file:\s*(/\S+)", text))):
             expect(host_path(am_svc, path) is not None, f"alertmanager reads {path} from a mount")
@@ -276,8 +277,12 @@ def monitoring_refs(services):
                 doc = load_all(os.path.join(d, f))[0] or {}
                 for provider in doc.get("providers", []):
                     path = provider.get("options", {}).get("path", "")
-                    expect(host_path(gf_svc, path) is not None,
-                           f"grafana dashboard provider path {path} is mounted")
+                    src = host_path(gf_svc, path)
+                    expect(src is not None and os.path.isdir(os.path.join(ROOT, src)),
+                           f"grafana dashboard provider path {path} is a mounted directory ({src})")
+                    if src is not None and os.path.isdir(os.path.join(ROOT, src)):
+                        n = len([f for f in os.listdir(os.path.join(ROOT, src)) if f.endswith(".json")])
+                        expect(n > 0, f"grafana finds {n} dashboards there")
                 for ds in doc.get("datasources", []):
                     m = re.match(r"https?://([^:/]+)", ds.get("url", ""))
                     if m:
