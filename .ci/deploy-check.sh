@@ -268,7 +268,8 @@ PYEOF
         log "  FAIL /metrics on $metrics_port"; failed=1
     fi
     if command -v nginx >/dev/null; then
-        if python3 "$ROOT/deploy/nginx/test_proxy.py" server --certs "$WORK/certs" --upstream-port "$port"; then
+        if python3 "$ROOT/deploy/nginx/test_proxy.py" server --certs "$WORK/certs" --upstream-port "$port" \
+            --token-file "$WORK/certs/token"; then
             log "  ok   nginx (deploy/nginx/task-mcp.conf) in front of task-mcp"
         else
             log "  FAIL nginx in front of task-mcp"; failed=1
