@@ -162,10 +162,11 @@ step_build() {
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
 }
 
+SERVER_PREFIX=()
 start_server() { # start_server LOG PORT VAR=value...: task-mcp serve with only these variables
     local logf=$1 port=$2 rc
     shift 2
-    env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" "$@" \
+    "${SERVER_PREFIX[@]}" env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" "$@" \
         "$BIN" serve >"$logf" 2>&1 &
     SERVER_PID=$!
     wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
@@ -224,7 +225,7 @@ step_smoke() {
         *"$want"*) log "  ok   task-mcp --version: $version" ;;
         *) die "task-mcp --version printed '$version', want it to name $want (the lead's CLI is not in yet?)" || return 1 ;;
     esac
-    local repo="$WORK/repo" port metrics_port dead failed=0
+    local repo="$WORK/repo" port metrics_port dead rc failed=0
     mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
 
     # 1. Out of the box: loopback, no certificate configured (the server makes its own).
@@ -237,17 +238,33 @@ step_smoke() {
     stop_server || failed=1
 
     # 2. As the container and Kubernetes run it (configured certificate, token file, metrics),
-    #    on loopback.
+    #    on loopback; when this script runs as root, also as the image's user 65532 with no
+    #    capabilities and no_new_privs, owning only its repository (like USER 65532, runAsNonRoot
+    #    and drop ALL).
     port=$(free_port)
     metrics_port=$(free_port)
-    log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port)"
+    local crepo="$WORK/container/repo" ccerts="$WORK/container/certs" who
+    who="as $(id -un)"
+    mkdir -p "$crepo/openspec/changes" "$crepo/openspec/specs" "$ccerts"
+    cp "$WORK/certs/tls.crt" "$WORK/certs/tls.key" "$WORK/certs/tokens.json" "$ccerts/"
+    if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+        chmod 0711 "$WORK" "$WORK/container"
+        chown -R 65532:65532 "$crepo" "$ccerts"
+        SERVER_PREFIX=(setpriv --reuid=65532 --regid=65532 --clear-groups --inh-caps=-all
+            --bounding-set=-all --no-new-privs)
+        who="as uid 65532, no capabilities"
+    fi
+    log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port), $who"
     local -a container_env=(
-        PORT="$port" TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key"
-        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" TASK_MCP_ROOT="$repo"
+        PORT="$port" TLS_CERT="$ccerts/tls.crt" TLS_KEY="$ccerts/tls.key"
+        AUTH_TOKENS_FILE="$ccerts/tokens.json" TASK_MCP_ROOT="$crepo"
     )
     start_server "$WORK/server.log" "$port" "${container_env[@]}" \
-        AUDIT_LOG="$WORK/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
-        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 || return 1
+        AUDIT_LOG="$crepo/.task-mcp/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
+        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000
+    rc=$?
+    SERVER_PREFIX=()
+    [ "$rc" -eq 0 ] || return 1
     log "  ok   listening"
     probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
         env -i PATH="$PATH" "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
