@@ -295,7 +295,11 @@ PYEOF
     fi
     stop_server || failed=1
 
-    # 3. A non-loopback address without certificate and tokens is refused with status 2. The
+    # 3. Every deployment file's settings parse (Dockerfile, compose, Kubernetes, systemd).
+    need_venv || return 1
+    "$VENV/bin/python" "$ROOT/deploy/lint.py" check-config "$BIN" || failed=1
+
+    # 4. A non-loopback address without certificate and tokens is refused with status 2. The
     #    address is TEST-NET-1 (192.0.2.1), which no interface here has: were the refusal gone,
     #    the bind would fail (status 1) instead of listening beyond loopback.
     probe "HOST=192.0.2.1 without TLS_CERT/TLS_KEY/tokens: task-mcp serve refuses (want 2)" 2 \

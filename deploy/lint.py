@@ -9,6 +9,8 @@
                       collector service and its receiver port.
     lint.py otel      deploy/otel-collector/config.yaml: every component a pipeline names is
                       defined, and OTLP/HTTP listens on 4318.
+    lint.py check-config BIN
+                      `BIN check-config` accepts the settings each file gives the server.
     lint.py context DIR
                       Copy what `docker build .` would send (honouring .dockerignore) into DIR.
     lint.py env       Every configuration variable set in the Dockerfile, compose, Kubernetes and
@@ -411,9 +413,64 @@ def context(dest):
         expect(not os.path.exists(os.path.join(dest, never)), f"the build context leaves out {never}/")
 
 
+def settings_by_source():
+    """{source: {VAR: value}} of the server settings each deployment file sets."""
+    out = {}
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        text = f.read().replace("\\\n", " ")
+    runtime = text.split("FROM scratch", 1)[-1]
+    env = {}
+    for line in runtime.splitlines():
+        if line.startswith("ENV "):
+            for k, v in re.findall(r'([A-Z_][A-Z0-9_]*)=("[^"]*"|\S+)', line):
+                env[k] = v.strip('"')
+    out["Dockerfile"] = env
+    compose_doc = load_all(os.path.join(ROOT, "docker-compose.yml"))[0]
+    env = {}
+    for k, v in compose_doc["services"]["task-mcp"].get("environment", {}).items():
+        env[k] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v))
+    out["docker-compose.yml"] = env
+    env = {}
+    for o in load_all(os.path.join(K8S, "configmap.yaml")):
+        env.update({k: str(v) for k, v in o.get("data", {}).items()})
+    for o in load_all(os.path.join(K8S, "deployment.yaml")):
+        for c in o["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if "value" in e:
+                    env[e["name"]] = e["value"].replace("$(POD_NAME)", "task-mcp-0")
+    out["deploy/k8s"] = env
+    env = {}
+    with open(os.path.join(ROOT, "deploy", "systemd", "task-mcp.service"), encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^Environment=([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
+            if m:
+                v = m.group(2).replace("%d", "/run/credentials/task-mcp.service").replace("%S", "/var/lib")
+                env[m.group(1)] = v
+    out["deploy/systemd/task-mcp.service"] = env
+    return out
+
+
+def check_config(binary):
+    """`task-mcp check-config` accepts the settings each deployment file gives the server."""
+    import subprocess
+
+    known, _ = server_settings()
+    for source, env in settings_by_source().items():
+        env = {k: v for k, v in env.items() if k in known}
+        res = subprocess.run([binary, "check-config"], env={"PATH": os.environ.get("PATH", ""), **env},
+                             capture_output=True, text=True, check=False)
+        expect(res.returncode == 0,
+               f"task-mcp check-config accepts the {len(env)} settings of {source}"
+               + ("" if res.returncode == 0 else f": {res.stderr.strip()[:300]}"))
+
+
 def main():
     if sys.argv[1:2] == ["context"]:
         context(sys.argv[2])
+        return 1 if failures else 0
+    if sys.argv[1:2] == ["check-config"]:
+        print("[check-config]")
+        check_config(sys.argv[2])
         return 1 if failures else 0
     checks = {"k8s": k8s, "compose": compose, "otel": otel, "env": env}
     names = sys.argv[1:] or list(checks)
