@@ -5,11 +5,11 @@
 #   docker build -t task-mcp:dev .
 #   docker run --rm -p 8443:8443 -p 9464:9464 \
 #     -v "$PWD/certs:/certs:ro" -v "$PWD:/repo" \
-#     -e AUTH_TOKENS_FILE=/certs/tokens task-mcp:dev
+#     -e AUTH_TOKENS_FILE=/certs/tokens.json task-mcp:dev
 #
 # The image listens on 0.0.0.0, and the server refuses a non-loopback address unless it has a
 # certificate, a key and at least one token (it exits with status 2 otherwise). Mount them under
-# /certs (tls.crt, tls.key, tokens) or point TLS_CERT / TLS_KEY / AUTH_TOKENS_FILE elsewhere.
+# /certs (tls.crt, tls.key, tokens.json) or point TLS_CERT / TLS_KEY / AUTH_TOKENS_FILE elsewhere.
 # docs/DEPLOYMENT.md walks through it.
 
 ARG RUST_VERSION=1.95

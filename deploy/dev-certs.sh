@@ -2,7 +2,10 @@
 # Make a throw-away certificate authority, a server certificate for localhost/task-mcp and one
 # bearer token, for docker compose or a local test. Not for production: use your CA's certificate.
 #
-#   deploy/dev-certs.sh [DIR]        # default ./certs; writes ca.crt tls.crt tls.key tokens
+#   deploy/dev-certs.sh [DIR]        # default ./certs
+#
+# Writes ca.crt (what clients trust), tls.crt + tls.key (TLS_CERT, TLS_KEY), token (the bearer
+# token clients send) and tokens.json (AUTH_TOKENS_FILE: the token's SHA-256 only, role admin).
 set -euo pipefail
 
 dir=${1:-./certs}
@@ -27,9 +30,11 @@ printf '%s\n' \
 openssl x509 -req -in "$tmp/tls.csr" -CA "$dir/ca.crt" -CAkey "$tmp/ca.key" -CAserial "$tmp/ca.srl" -CAcreateserial \
   -out "$dir/tls.crt" -days "$days" -extfile "$tmp/ext.cnf" 2>/dev/null
 
-if [ ! -s "$dir/tokens" ]; then
-  openssl rand -hex 32 >"$dir/tokens"
+if [ ! -s "$dir/token" ]; then
+  openssl rand -hex 32 | tr -d '\n' >"$dir/token"
 fi
+digest=$(sha256sum <"$dir/token" | cut -d' ' -f1)
+printf '[{"name":"dev","sha256":"%s","role":"admin"}]\n' "$digest" >"$dir/tokens.json"
 chmod 0644 "$dir/ca.crt" "$dir/tls.crt"
-chmod 0600 "$dir/tls.key" "$dir/tokens"
-echo "wrote $dir/{ca.crt,tls.crt,tls.key,tokens}; clients trust $dir/ca.crt and send 'Authorization: Bearer <first line of tokens>'"
+chmod 0600 "$dir/tls.key" "$dir/token" "$dir/tokens.json"
+echo "wrote $dir/{ca.crt,tls.crt,tls.key,token,tokens.json}; clients trust $dir/ca.crt and send 'Authorization: Bearer \$(cat $dir/token)'"

@@ -9,6 +9,8 @@
                       collector service and its receiver port.
     lint.py otel      deploy/otel-collector/config.yaml: every component a pipeline names is
                       defined, and OTLP/HTTP listens on 4318.
+    lint.py check-config BIN
+                      `BIN check-config` accepts the settings each file gives the server.
     lint.py context DIR
                       Copy what `docker build .` would send (honouring .dockerignore) into DIR.
     lint.py env       Every configuration variable set in the Dockerfile, compose, Kubernetes and
@@ -26,14 +28,14 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K8S = os.path.join(ROOT, "deploy", "k8s")
 
-# What task-mcp reads from its environment (docs/DEPLOYMENT.md lists their meaning).
+# What task-mcp reads from its environment, used when src/config.rs (the real table) is absent.
 SERVER_ENV = {
     "HOST", "PORT", "TLS_CERT", "TLS_KEY", "TLS_CA", "AUTH_TOKENS", "AUTH_TOKENS_FILE",
     "ALLOWED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", "RATE_LIMIT", "HEARTBEAT_MS",
     "MAX_RESPONSE_SIZE_KB", "LOG_LEVEL", "LOG_FORMAT", "OTEL_ENABLED",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "ENABLE_PROMETHEUS",
     "PROMETHEUS_PORT", "PROMETHEUS_HOST", "TASK_MCP_ROOT", "AUDIT_LOG", "MAX_CONNECTIONS",
-    "SHUTDOWN_GRACE_MS",
+    "SHUTDOWN_GRACE_MS", "MCP_SESSIONS", "MAX_STREAMS", "RATE_LIMIT_BURST", "RATE_LIMIT_REDIS_URL",
 }
 # Read by the platform rather than the server, but legitimately set beside it.
 PLATFORM_ENV = {"SSL_CERT_FILE", "POD_NAME", "RUST_BACKTRACE"}
@@ -261,8 +263,9 @@ def monitoring_refs(services):
         cfg = load_all(os.path.join(ROOT, am_cfg))[0]
         for pattern in cfg.get("templates", []):
             full = pattern if pattern.startswith("/") else "/etc/alertmanager/" + pattern
-            expect(host_path(am_svc, os.path.dirname(full)) is not None,
-                   f"alertmanager templates {pattern} are mounted")
+            src = host_path(am_svc, os.path.dirname(full))
+            expect(src is not None and os.path.isdir(os.path.join(ROOT, src)),
+                   f"alertmanager templates {pattern} are mounted from the checkout ({src})")
         text = open(os.path.join(ROOT, am_cfg), encoding="utf-8").read()
         for path in sorted(set(re.findall(r"_file:\s*(/\S+)", text))):
             expect(host_path(am_svc, path) is not None, f"alertmanager reads {path} from a mount")
@@ -276,8 +279,12 @@ def monitoring_refs(services):
                 doc = load_all(os.path.join(d, f))[0] or {}
                 for provider in doc.get("providers", []):
                     path = provider.get("options", {}).get("path", "")
-                    expect(host_path(gf_svc, path) is not None,
-                           f"grafana dashboard provider path {path} is mounted")
+                    src = host_path(gf_svc, path)
+                    expect(src is not None and os.path.isdir(os.path.join(ROOT, src)),
+                           f"grafana dashboard provider path {path} is a mounted directory ({src})")
+                    if src is not None and os.path.isdir(os.path.join(ROOT, src)):
+                        n = len([f for f in os.listdir(os.path.join(ROOT, src)) if f.endswith(".json")])
+                        expect(n > 0, f"grafana finds {n} dashboards there")
                 for ds in doc.get("datasources", []):
                     m = re.match(r"https?://([^:/]+)", ds.get("url", ""))
                     if m:
@@ -303,8 +310,20 @@ def otel():
 # --- environment variables ------------------------------------------------------------------------
 
 
+def server_settings():
+    """The names in src/config.rs's SETTINGS table when it exists, else SERVER_ENV."""
+    path = os.path.join(ROOT, "src", "config.rs")
+    if not os.path.exists(path):
+        return SERVER_ENV, "the built-in list"
+    with open(path, encoding="utf-8") as f:
+        names = set(re.findall(r'\b(?:s|secret)\(\s*"([A-Z][A-Z0-9_]*)"', f.read()))
+    # The healthcheck subcommand also reads TLS_CA.
+    return names | {"TLS_CA"}, f"src/config.rs ({len(names)} settings)"
+
+
 def env():
-    allowed = SERVER_ENV | PLATFORM_ENV
+    known, source = server_settings()
+    allowed = known | PLATFORM_ENV
     found = {}
 
     with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
@@ -331,7 +350,7 @@ def env():
                     found.setdefault(m.group(1), f"deploy/systemd/{f}")
     unknown = {k: v for k, v in found.items() if k not in allowed}
     expect(not unknown, f"{len(found)} variables set across the deployment files are all known "
-                        f"(unknown: {unknown})")
+                        f"to {source} (unknown: {unknown})")
 
 
 # --- Docker build context -------------------------------------------------------------------------
@@ -394,9 +413,64 @@ def context(dest):
         expect(not os.path.exists(os.path.join(dest, never)), f"the build context leaves out {never}/")
 
 
+def settings_by_source():
+    """{source: {VAR: value}} of the server settings each deployment file sets."""
+    out = {}
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        text = f.read().replace("\\\n", " ")
+    runtime = text.split("FROM scratch", 1)[-1]
+    env = {}
+    for line in runtime.splitlines():
+        if line.startswith("ENV "):
+            for k, v in re.findall(r'([A-Z_][A-Z0-9_]*)=("[^"]*"|\S+)', line):
+                env[k] = v.strip('"')
+    out["Dockerfile"] = env
+    compose_doc = load_all(os.path.join(ROOT, "docker-compose.yml"))[0]
+    env = {}
+    for k, v in compose_doc["services"]["task-mcp"].get("environment", {}).items():
+        env[k] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v))
+    out["docker-compose.yml"] = env
+    env = {}
+    for o in load_all(os.path.join(K8S, "configmap.yaml")):
+        env.update({k: str(v) for k, v in o.get("data", {}).items()})
+    for o in load_all(os.path.join(K8S, "deployment.yaml")):
+        for c in o["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if "value" in e:
+                    env[e["name"]] = e["value"].replace("$(POD_NAME)", "task-mcp-0")
+    out["deploy/k8s"] = env
+    env = {}
+    with open(os.path.join(ROOT, "deploy", "systemd", "task-mcp.service"), encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^Environment=([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
+            if m:
+                v = m.group(2).replace("%d", "/run/credentials/task-mcp.service").replace("%S", "/var/lib")
+                env[m.group(1)] = v
+    out["deploy/systemd/task-mcp.service"] = env
+    return out
+
+
+def check_config(binary):
+    """`task-mcp check-config` accepts the settings each deployment file gives the server."""
+    import subprocess
+
+    known, _ = server_settings()
+    for source, env in settings_by_source().items():
+        env = {k: v for k, v in env.items() if k in known}
+        res = subprocess.run([binary, "check-config"], env={"PATH": os.environ.get("PATH", ""), **env},
+                             capture_output=True, text=True, check=False)
+        expect(res.returncode == 0,
+               f"task-mcp check-config accepts the {len(env)} settings of {source}"
+               + ("" if res.returncode == 0 else f": {res.stderr.strip()[:300]}"))
+
+
 def main():
     if sys.argv[1:2] == ["context"]:
         context(sys.argv[2])
+        return 1 if failures else 0
+    if sys.argv[1:2] == ["check-config"]:
+        print("[check-config]")
+        check_config(sys.argv[2])
         return 1 if failures else 0
     checks = {"k8s": k8s, "compose": compose, "otel": otel, "env": env}
     names = sys.argv[1:] or list(checks)

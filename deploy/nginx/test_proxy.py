@@ -321,7 +321,7 @@ def run_sse(certs):
                   f"nginx reuses upstream connections ({len(up.connections)} for {up.requests} requests)")
 
 
-def run_server(certs, upstream_port):
+def run_server(certs, upstream_port, token):
     prefix, https_port, _ = prepare(certs, upstream_port)
     nginx_test(prefix)
     with Nginx(prefix, https_port) as ngx:
@@ -332,6 +332,29 @@ def run_server(certs, upstream_port):
             body = resp.read()
             check(resp.status == 200,
                   f"task-mcp {path} through nginx (upstream TLS verified) answers 200: {body[:120]!r}")
+        if token:
+            init = {
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "deploy-check", "version": "0"}},
+            }
+            conn.request("POST", "/mcp", body=json.dumps(init).encode(), headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+                "MCP-Protocol-Version": "2025-06-18",
+            })
+            resp = conn.getresponse()
+            body = resp.read().decode(errors="replace")
+            check(resp.status == 200 and '"protocolVersion"' in body,
+                  f"MCP initialize through nginx with the token answers 200 ({resp.status}: {body[:100]!r})")
+            conn.request("POST", "/mcp", body=json.dumps(init).encode(), headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            })
+            resp = conn.getresponse()
+            resp.read()
+            check(resp.status == 401, f"without the token the server answers 401 ({resp.status})")
         conn.close()
 
 
@@ -340,6 +363,7 @@ def main():
     ap.add_argument("mode", choices=["syntax", "sse", "server"])
     ap.add_argument("--certs", required=True)
     ap.add_argument("--upstream-port", type=int, default=8443)
+    ap.add_argument("--token-file", help="server mode: a bearer token to send an MCP initialize with")
     args = ap.parse_args()
     try:
         if args.mode == "syntax":
@@ -348,7 +372,11 @@ def main():
         elif args.mode == "sse":
             run_sse(args.certs)
         else:
-            run_server(args.certs, args.upstream_port)
+            token = None
+            if args.token_file:
+                with open(args.token_file, encoding="utf-8") as f:
+                    token = f.read().strip()
+            run_server(args.certs, args.upstream_port, token)
     except Failure as e:
         print(f"FAIL: {e}")
         return 1
