@@ -188,13 +188,19 @@ fn client_config(loopback: bool) -> Result<rustls::ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let root = std::env::var("TASK_MCP_ROOT").unwrap_or_else(|_| ".".into());
-    let candidates: Vec<PathBuf> = ["TLS_CA", "TLS_CERT"]
+    // On loopback only an explicit TLS_CA is a trust anchor: TLS_CERT is usually a CA-issued
+    // leaf whose names do not include 127.0.0.1, and the probe sends no secret.
+    let sources: &[&str] = if loopback {
+        &["TLS_CA"]
+    } else {
+        &["TLS_CA", "TLS_CERT"]
+    };
+    let own = (!loopback).then(|| PathBuf::from(&root).join(".task-mcp/tls-cert.pem"));
+    let candidates: Vec<PathBuf> = sources
         .iter()
         .filter_map(|k| std::env::var(k).ok())
         .map(PathBuf::from)
-        .chain(std::iter::once(
-            PathBuf::from(root).join(".task-mcp/tls-cert.pem"),
-        ))
+        .chain(own)
         .collect();
     for path in candidates {
         if let Ok(iter) = CertificateDer::pem_file_iter(&path) {
