@@ -289,8 +289,6 @@ pub fn strip_port(host: &str) -> &str {
 
 /// The stateful-session signing key, made once (0600) so session ids survive a restart.
 fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if let Ok(bytes) = std::fs::read(path) {
         if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(key);
@@ -302,16 +300,7 @@ fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    crate::openspec::fsx::atomic_write_private(path, &key)?;
     Ok(key)
 }
 

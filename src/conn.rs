@@ -4,7 +4,7 @@
 //! A streamed response moves the connection to its own thread (see `crate::stream`).
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +28,7 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The TCP peer.
     pub peer: SocketAddr,
-    /// When the head was complete.
+    /// When the whole request (head and body) had arrived.
     pub received: Instant,
     /// Served over TLS.
     pub tls: bool,
@@ -516,9 +516,4 @@ fn looks_like_plain_http(first: &[u8]) -> bool {
     METHODS
         .iter()
         .any(|m| first.starts_with(&m[..m.len().min(first.len())]) && first.len() >= 3)
-}
-
-/// The client address as an IP.
-pub fn peer_ip(req: &Request) -> IpAddr {
-    req.peer.ip()
 }

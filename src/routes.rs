@@ -2,8 +2,8 @@
 //! `match` from (method, path) to a plain handler function. No middleware: every cross-cutting
 //! step is a call in [`handle`], in the order it runs.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -49,6 +49,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
 /// Serves one request on the plain-HTTP metrics port: metrics and health only.
 pub fn handle_metrics_port(app: &App, req: &Request) -> Response {
     let request_id = request_id(req);
+    app.metrics.request_started();
     let route = route_of(&req.head.method, &req.head.path);
     let mut resp = match (&req.head.method, req.head.path.as_str()) {
         (Method::Get | Method::Head, "/metrics") => metrics(app),
@@ -368,15 +369,22 @@ fn status_stream(app: &App) -> Response {
 pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
     let c = &app.counters;
     let ws = app.workspace_ready();
+    let m = app.metrics.snapshot();
+    let ms = |s: Option<f64>| s.map_or(0.0, |v| (v * 1e6).round() / 1e3);
+    let by_transport: serde_json::Map<String, Value> = m
+        .open_streams
+        .iter()
+        .map(|(t, n)| (t.as_str().to_string(), json!(n)))
+        .collect();
     json!({
         "ts": clock::unix_millis(SystemTime::now()),
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
-        "requests": {"total": total, "ratePerSec": (rate * 10.0).round() / 10.0, "errors4xx": 0, "errors5xx": 0},
-        "latencyMs": {"p50": 0.0, "p90": 0.0, "p99": 0.0},
-        "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": {}},
+        "requests": {"total": total, "ratePerSec": (rate * 10.0).round() / 10.0, "errors4xx": m.client_errors_total, "errors5xx": m.server_errors_total},
+        "latencyMs": {"p50": ms(m.latency_p50_seconds), "p90": ms(m.latency_p90_seconds), "p99": ms(m.latency_p99_seconds)},
+        "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": by_transport},
         "connections": {"open": c.connections.load(Ordering::Relaxed)},
-        "tools": {"active": 0, "total": 0},
+        "tools": {"active": 0, "total": m.tool_executions_total},
         "health": {"status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "checks": [{"name": "workspace", "status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "detail": ""}]},
     })
 }
@@ -541,6 +549,3 @@ fn fresh_request_id() -> String {
     });
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
-
-/// Keeps `Arc` in the public surface for handlers that spawn work.
-pub type SharedApp = Arc<App>;

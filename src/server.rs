@@ -11,8 +11,8 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -207,9 +207,9 @@ pub fn start(
         .map_err(|e| ServerError::Io("state".into(), e))?;
     let pool = Arc::new(Pool::new(
         "worker",
-        4.min(config.worker_threads),
+        MIN_WORKERS.min(config.worker_threads),
         config.worker_threads,
-        Duration::from_secs(30),
+        WORKER_IDLE_RETIRE,
     ));
     let _ = app.pool.set(pool.stats());
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
@@ -310,8 +310,8 @@ fn accept_loop(
         let app2 = Arc::clone(&app);
         let job = Box::new(move || serve(app2, sock, peer, handler, guard));
         if let Err(job) = pool.submit(job) {
-            // The job owns the socket and the guard; dropping it closes and uncounts them, so
-            // hand the refusal a fresh socket handle first.
+            // Every worker is busy and the pool is at WORKER_THREADS: dropping the job closes
+            // the socket and releases its count. (Over MAX_CONNECTIONS the refuser answers 503.)
             drop(job);
             app.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -328,12 +328,12 @@ fn refuse(app: &App, refuser: &Option<crossbeam_channel::Sender<TcpStream>>, soc
 
 /// One thread answers over-cap connections: a short handshake, 503, close.
 fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
-    let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(64);
+    let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(REFUSER_QUEUE);
     let _ = std::thread::Builder::new().name("refuser".into()).spawn(move || {
         for sock in rx {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = sock.set_write_timeout(Some(Duration::from_secs(2)));
+            let deadline = Instant::now() + REFUSER_TIMEOUT;
+            let _ = sock.set_read_timeout(Some(REFUSER_TIMEOUT));
+            let _ = sock.set_write_timeout(Some(REFUSER_TIMEOUT));
             let Ok(mut conn) = rustls::ServerConnection::new(app.tls.current()) else { continue };
             let mut s = sock;
             while conn.is_handshaking() && Instant::now() < deadline {
@@ -357,6 +357,14 @@ fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
     });
     tx
 }
+
+/// Over-cap connections waiting for their 503; beyond this a flood is simply closed.
+const REFUSER_QUEUE: usize = 64;
+/// Time the refuser gives one over-cap client for the handshake and the answer.
+const REFUSER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Workers kept alive even when idle, and how long an extra idle worker lives.
+const MIN_WORKERS: usize = 4;
+const WORKER_IDLE_RETIRE: Duration = Duration::from_secs(30);
 
 fn wait_for_signals(app: &Arc<App>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -430,19 +438,8 @@ fn ensure_token(path: &Path) -> Result<String, ServerError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
         .map_err(|_| ServerError::Config("the system random source failed".into()))?;
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp: PathBuf = path.with_extension("tmp");
-    let io = |e| ServerError::Io(format!("writing {}", path.display()), e);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(token.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)?;
+    crate::openspec::fsx::atomic_write_private(path, token.as_bytes())
+        .map_err(|e| ServerError::Io(format!("writing {}", path.display()), e))?;
     Ok(token)
 }
 

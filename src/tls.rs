@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -144,20 +143,10 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Writes a file readable by its owner only (0600), atomically.
+/// Writes a secret file (0600) atomically.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let io = |e: std::io::Error| TlsError::SelfSigned(format!("{}: {e}", path.display()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    crate::openspec::fsx::atomic_write_private(path, bytes)
+        .map_err(|e| TlsError::SelfSigned(format!("{}: {e}", path.display())))
 }
 
 /// The configuration new connections use; SIGHUP replaces it without touching open connections.

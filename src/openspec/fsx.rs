@@ -12,6 +12,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// # Errors
 /// Any I/O failure; the temporary file is removed on failure.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically(path, bytes, None)
+}
+
+/// [`atomic_write`] for secrets: the file is created readable by its owner only (0600), so the
+/// secret is never visible under a wider mode, not even in the temporary file.
+///
+/// # Errors
+/// As [`atomic_write`].
+pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically(path, bytes, Some(0o600))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -25,7 +38,12 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        if let Some(m) = mode {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, m);
+        }
+        let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
