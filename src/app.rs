@@ -2,17 +2,18 @@
 //! security, metrics and MCP state. Built once at start and shared as `Arc<App>`.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::DateCache;
 use crate::config::Config;
+use crate::health::{HealthRegistry, HealthRunner, HealthStatus, checks};
 use crate::pool::PoolStats;
 use crate::stream::DrainSignal;
 use crate::tls::LiveConfig;
 use crate::tools::{Access, Registry};
+use crate::trace::{ExporterSettings, Resource, Sampler, Tracer};
 
 /// Live counters of the server itself.
 #[derive(Debug, Default)]
@@ -66,9 +67,6 @@ pub struct App {
     pub started_at: SystemTime,
     /// Host names accepted in `Host` (empty = any).
     pub allowed_hosts: Vec<String>,
-    /// Workspace readiness, refreshed at most every [`WORKSPACE_CHECK_EVERY`].
-    workspace_ok: AtomicBool,
-    workspace_checked_ms: AtomicU64,
     /// The certificate fingerprint shown at start.
     pub cert_fingerprint: Option<String>,
     /// A handle to this very `App`, for handlers that move work onto other threads.
@@ -79,10 +77,16 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The accepted tokens (digests only).
     pub tokens: crate::security::auth::TokenStore,
+    /// Named health checks; `/health/ready` follows them.
+    pub health: HealthRegistry,
+    /// The thread running the health checks (stopped when the `App` drops).
+    health_runner: Mutex<Option<HealthRunner>>,
+    /// Spans for requests and tool calls; exports them when `OTEL_ENABLED`.
+    pub tracer: Arc<Tracer>,
 }
 
-/// Reports the MCP layer's events to the metrics.
-struct MetricsHooks(Arc<crate::metrics::Metrics>);
+/// Reports the MCP layer's events to the metrics and the tracer.
+struct MetricsHooks(Arc<crate::metrics::Metrics>, Arc<Tracer>);
 
 impl MetricsHooks {
     fn transport(kind: crate::mcp::StreamKind) -> crate::metrics::Transport {
@@ -100,10 +104,13 @@ impl MetricsHooks {
 impl crate::mcp::McpHooks for MetricsHooks {
     fn tool_started(&self, name: &str) {
         self.0.tool_started(name);
+        self.1.start_tool(name, SystemTime::now());
     }
 
     fn tool_finished(&self, name: &str, ok: bool, elapsed: Duration) {
         self.0.tool_finished(name, ok, elapsed);
+        let error = (!ok).then_some("tool_error");
+        self.1.finish_tool(error, SystemTime::now());
     }
 
     fn stream_opened(&self, kind: crate::mcp::StreamKind) {
@@ -147,6 +154,8 @@ impl App {
             &tool_names,
             crate::routes::ROUTES,
         ));
+        let tracer = tracer(&config)?;
+        metrics.attach_tracer(tracer.stats_handle());
         let sessions = match config.sessions {
             crate::config::Sessions::Stateless => crate::mcp::SessionsMode::Stateless,
             crate::config::Sessions::Stateful => crate::mcp::SessionsMode::Stateful {
@@ -161,7 +170,8 @@ impl App {
             max_stream_age: config.max_stream_age,
             ..crate::mcp::Settings::default()
         };
-        let hooks: Arc<dyn crate::mcp::McpHooks> = Arc::new(MetricsHooks(Arc::clone(&metrics)));
+        let hooks: Arc<dyn crate::mcp::McpHooks> =
+            Arc::new(MetricsHooks(Arc::clone(&metrics), Arc::clone(&tracer)));
         let mcp = Arc::new(crate::mcp::McpEnv::new(registry.clone(), settings, hooks));
         Ok(Arc::new_cyclic(|me| {
             let mut app = App::build(
@@ -175,6 +185,7 @@ impl App {
                 metrics,
             );
             app.tokens = tokens;
+            app.tracer = tracer;
             app
         }))
     }
@@ -226,14 +237,69 @@ impl App {
             started: Instant::now(),
             started_at: SystemTime::now(),
             allowed_hosts,
-            workspace_ok: AtomicBool::new(true),
-            workspace_checked_ms: AtomicU64::new(0),
             cert_fingerprint,
             me,
             mcp,
             metrics,
             tokens: crate::security::auth::TokenStore::default(),
+            health: HealthRegistry::new(HEALTH_CHECK_TIMEOUT),
+            health_runner: Mutex::new(None),
+            tracer: Tracer::disabled(),
         }
+    }
+
+    /// Registers the standard health checks (workspace, disk, memory, worker pool, trace
+    /// exporter), runs them once, and starts the runner that repeats each every
+    /// `HEALTH_CHECK_INTERVAL_MS`. Call once the pool exists.
+    ///
+    /// # Errors
+    /// The runner thread could not be started.
+    pub fn start_health(&self) -> std::io::Result<()> {
+        let every = self.config.health_check_interval;
+        let root = self.config.root.clone();
+        self.health
+            .register("workspace", every, checks::workspace_rw(root.clone()));
+        self.health.register(
+            "disk",
+            every,
+            checks::disk_free(root, DISK_DEGRADED_BELOW_BYTES, DISK_UNHEALTHY_BELOW_BYTES),
+        );
+        self.health.register(
+            "memory",
+            every,
+            checks::memory(MEMORY_DEGRADED_RATIO, MEMORY_UNHEALTHY_RATIO),
+        );
+        let me = self.me.clone();
+        self.health.register(
+            "worker_pool",
+            every,
+            checks::pool_saturation(POOL_DEGRADED_RATIO, move || {
+                let Some(app) = me.upgrade() else {
+                    return (0, 0);
+                };
+                let busy = app.pool.get().map_or(0, |p| p.busy.load(Ordering::Relaxed));
+                (busy, app.pool_max.load(Ordering::Relaxed))
+            }),
+        );
+        self.health.register(
+            "trace_exporter",
+            every,
+            checks::trace_exporter(self.tracer.stats_handle()),
+        );
+        let metrics = Arc::clone(&self.metrics);
+        self.health.set_on_change(move |name, status| {
+            if status != HealthStatus::Healthy {
+                log::warn!("health check {name} is {status}");
+            }
+            metrics.set_health(name, status.into());
+        });
+        self.health.run_all_blocking();
+        let runner = self.health.start_runner()?;
+        *self
+            .health_runner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(runner);
+        Ok(())
     }
 
     /// Starts draining: readiness fails, idle connections and streams are woken to close.
@@ -245,19 +311,6 @@ impl App {
     /// True while draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Whether the workspace root can be read and written (checked at most every few seconds).
-    pub fn workspace_ready(&self) -> bool {
-        let now_ms = self.started.elapsed().as_millis() as u64;
-        let last = self.workspace_checked_ms.load(Ordering::Relaxed);
-        if last == 0 || now_ms.saturating_sub(last) >= WORKSPACE_CHECK_EVERY.as_millis() as u64 {
-            self.workspace_checked_ms
-                .store(now_ms.max(1), Ordering::Relaxed);
-            self.workspace_ok
-                .store(check_workspace(&self.config.root), Ordering::Relaxed);
-        }
-        self.workspace_ok.load(Ordering::Relaxed)
     }
 
     /// Whether `host` (the Host header, port included) is acceptable.
@@ -304,20 +357,44 @@ fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     Ok(key)
 }
 
-fn check_workspace(root: &std::path::Path) -> bool {
-    let dir: PathBuf = root.join(".task-mcp");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return false;
+/// The trace exporter `OTEL_*` asks for, or one that only makes ids (for logs) when disabled.
+fn tracer(config: &Config) -> std::io::Result<Arc<Tracer>> {
+    if !config.otel_enabled {
+        return Ok(Tracer::disabled());
     }
-    let probe = dir.join(format!(".ready-probe-{}", std::process::id()));
-    let ok = std::fs::write(&probe, b"ok").is_ok()
-        && std::fs::read(&probe).map(|b| b == b"ok").unwrap_or(false);
-    let _ = std::fs::remove_file(&probe);
-    ok && std::fs::read_dir(root).is_ok()
+    let settings = ExporterSettings {
+        max_queue_spans: config.otel_queue_spans,
+        max_batch_spans: config.otel_batch_spans,
+        max_batch_delay: config.otel_batch_delay,
+        ..ExporterSettings::default()
+    };
+    Tracer::start(
+        &config.otel_endpoint,
+        config.otel_certificate.as_deref(),
+        Resource::new(config.otel_service_name.clone()),
+        Sampler::with_ratio(config.otel_sample_ratio),
+        settings,
+    )
+    .map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {e}"),
+        )
+    })
 }
 
-/// How often the workspace readiness probe touches the disk at most.
-pub const WORKSPACE_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long one health check may run before it counts as UNHEALTHY "timed out".
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Free workspace disk below which the `disk` check is DEGRADED.
+pub const DISK_DEGRADED_BELOW_BYTES: u64 = 512 * 1024 * 1024;
+/// Free workspace disk below which the `disk` check is UNHEALTHY (writes will soon fail).
+pub const DISK_UNHEALTHY_BELOW_BYTES: u64 = 64 * 1024 * 1024;
+/// Resident memory over its limit at which the `memory` check is DEGRADED.
+pub const MEMORY_DEGRADED_RATIO: f64 = 0.85;
+/// Resident memory over its limit at which the `memory` check is UNHEALTHY.
+pub const MEMORY_UNHEALTHY_RATIO: f64 = 0.95;
+/// Busy workers over the most at which the `worker_pool` check is DEGRADED.
+pub const POOL_DEGRADED_RATIO: f64 = 0.9;
 
 /// Whether an address is loopback (IPv4-mapped IPv6 included).
 pub fn is_loopback(ip: IpAddr) -> bool {

@@ -294,6 +294,26 @@ pub const SETTINGS: &[Setting] = &[
         "1.0",
         "Fraction of root spans sampled (0.0 to 1.0).",
     ),
+    s(
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "5000",
+        "Longest a finished span waits before its batch is exported, in ms.",
+    ),
+    s(
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "512",
+        "Spans per export request.",
+    ),
+    s(
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "2048",
+        "Finished spans waiting for export; beyond it new spans are dropped and counted.",
+    ),
+    s(
+        "HEALTH_CHECK_INTERVAL_MS",
+        "10000",
+        "How often each health check runs (workspace, disk, memory, pool, trace exporter).",
+    ),
 ];
 
 /// A setting was given a value it cannot take.
@@ -538,6 +558,14 @@ pub struct Config {
     pub otel_certificate: Option<PathBuf>,
     /// Root sampling ratio.
     pub otel_sample_ratio: f64,
+    /// Longest a finished span waits for its batch.
+    pub otel_batch_delay: Duration,
+    /// Spans per export request (at least 1).
+    pub otel_batch_spans: usize,
+    /// Finished spans queued for export (at least 1).
+    pub otel_queue_spans: usize,
+    /// Period of every health check.
+    pub health_check_interval: Duration,
 }
 
 impl Config {
@@ -652,6 +680,10 @@ impl Config {
             otel_endpoint: raw.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").to_string(),
             otel_certificate: p.path("OTEL_EXPORTER_OTLP_CERTIFICATE"),
             otel_sample_ratio: ratio,
+            otel_batch_delay: p.millis("OTEL_BSP_SCHEDULE_DELAY", 1, 3_600_000)?,
+            otel_batch_spans: p.int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, 1_000_000)? as usize,
+            otel_queue_spans: p.int("OTEL_BSP_MAX_QUEUE_SIZE", 1, 10_000_000)? as usize,
+            health_check_interval: p.millis("HEALTH_CHECK_INTERVAL_MS", 100, 3_600_000)?,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             return Err(p.err(

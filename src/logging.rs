@@ -24,14 +24,19 @@ pub fn init(level: &str, format: LogFormat) {
                 let line = if record.target() == ACCESS_TARGET {
                     record.args().to_string()
                 } else {
-                    json!({
+                    let mut line = json!({
                         "timestamp": clock::rfc3339(SystemTime::now()),
                         "level": record.level().as_str().to_ascii_lowercase(),
                         "message": record.args().to_string(),
                         "service": "task-mcp",
                         "target": record.target(),
-                    })
-                    .to_string()
+                    });
+                    // Lines logged while a request or tool span is current join its trace.
+                    if let Some(ids) = crate::trace::current_log_ids() {
+                        line["traceId"] = ids.trace_id.into();
+                        line["spanId"] = ids.span_id.into();
+                    }
+                    line.to_string()
                 };
                 writeln!(buf, "{line}")
             });
@@ -113,8 +118,12 @@ pub fn access(a: &Access<'_>) {
 
 fn access_text(json_line: &str) -> String {
     let v: Value = serde_json::from_str(json_line).unwrap_or(Value::Null);
+    let trace = match (v["traceId"].as_str(), v["spanId"].as_str()) {
+        (Some(t), Some(s)) => format!(" trace={t} span={s}"),
+        _ => String::new(),
+    };
     format!(
-        "{} {} {} {}B {}ms peer={} id={}",
+        "{} {} {} {}B {}ms peer={} id={}{trace}",
         v["method"].as_str().unwrap_or("-"),
         v["route"].as_str().unwrap_or("-"),
         v["status"],

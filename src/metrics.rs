@@ -20,11 +20,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::health::HealthStatus;
+use crate::trace::ExporterStats;
 
 mod exposition;
 mod histogram;
@@ -120,6 +123,8 @@ pub struct Metrics {
     spans_dropped: AtomicU64,
     /// `trace_export_failures_total`.
     export_failures: AtomicU64,
+    /// The trace exporter's own counters, once attached; added to the two above.
+    tracer: OnceLock<Arc<ExporterStats>>,
 }
 
 /// Totals for a status page, read from the live counters.
@@ -135,6 +140,8 @@ pub struct Snapshot {
     pub active_requests: i64,
     /// Open streams by transport, in [`Transport::ALL`] order.
     pub open_streams: Vec<(Transport, i64)>,
+    /// Tool executions running now.
+    pub tool_active: i64,
     /// Tool executions finished.
     pub tool_executions_total: u64,
     /// Tool executions that failed.
@@ -145,6 +152,16 @@ pub struct Snapshot {
     pub latency_p90_seconds: Option<f64>,
     /// 99th percentile request latency in seconds, estimated from the histogram.
     pub latency_p99_seconds: Option<f64>,
+}
+
+impl From<HealthStatus> for HealthLevel {
+    fn from(s: HealthStatus) -> Self {
+        match s {
+            HealthStatus::Healthy => HealthLevel::Healthy,
+            HealthStatus::Degraded => HealthLevel::Degraded,
+            HealthStatus::Unhealthy => HealthLevel::Unhealthy,
+        }
+    }
 }
 
 impl Transport {
@@ -224,7 +241,14 @@ impl Metrics {
             health: Mutex::new(BTreeMap::new()),
             spans_dropped: AtomicU64::new(0),
             export_failures: AtomicU64::new(0),
+            tracer: OnceLock::new(),
         }
+    }
+
+    /// Reads the trace exporter's counters at render time (spans exported and dropped, failed
+    /// exports, breaker state). Only the first call counts.
+    pub fn attach_tracer(&self, stats: Arc<ExporterStats>) {
+        let _ = self.tracer.set(stats);
     }
 
     /// A request's head was read: `http_server_active_requests += 1`.
@@ -399,6 +423,11 @@ impl Metrics {
                 .iter()
                 .map(|&t| (t, self.streams_open[t as usize].load(Ordering::Relaxed)))
                 .collect(),
+            tool_active: self
+                .tool_active
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .sum(),
             tool_executions_total: tool_runs(0) + tool_errors_total,
             tool_errors_total,
             latency_p50_seconds: latency.quantile(HTTP_BUCKETS, 0.5),
@@ -601,27 +630,49 @@ impl Metrics {
                 sample(out, name, &[("check", check)], Value::Float(level.value()))?;
             }
         }
-        for (name, help, counter) in [
+        let exporter = self.tracer.get().map(|t| t.snapshot());
+        for (name, help, counter, from_exporter) in [
             (
                 "trace_spans_dropped_total",
                 "Spans dropped before export (queue full or exporter breaker open).",
                 &self.spans_dropped,
+                exporter.map_or(0, |s| s.dropped_total()),
             ),
             (
                 "trace_export_failures_total",
                 "OTLP trace export attempts that failed.",
                 &self.export_failures,
+                exporter.map_or(0, |s| s.failed_requests),
             ),
         ] {
             header(out, name, Kind::Counter, help)?;
-            sample(
-                out,
-                name,
-                &[],
-                Value::Unsigned(counter.load(Ordering::Relaxed)),
-            )?;
+            let n = counter.load(Ordering::Relaxed) + from_exporter;
+            sample(out, name, &[], Value::Unsigned(n))?;
         }
-        Ok(())
+        let Some(s) = exporter else {
+            return Ok(());
+        };
+        let name = "trace_spans_exported_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "Spans the OTLP collector accepted.",
+        )?;
+        sample(out, name, &[], Value::Unsigned(s.exported_spans))?;
+        let name = "trace_exporter_breaker_state";
+        header(
+            out,
+            name,
+            Kind::Gauge,
+            "OTLP exporter circuit breaker: 0 closed, 1 open, 2 half-open.",
+        )?;
+        sample(
+            out,
+            name,
+            &[],
+            Value::Unsigned(u64::from(s.breaker.as_u8())),
+        )
     }
 
     fn route_slots(&self) -> usize {

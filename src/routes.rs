@@ -11,9 +11,11 @@ use serde_json::{Value, json};
 use crate::app::{App, Caller};
 use crate::clock;
 use crate::conn::Request;
+use crate::health::HealthStatus;
 use crate::http::{Method, Response};
 use crate::logging;
 use crate::tools::Access;
+use crate::trace::{Span, attr};
 
 /// Route templates, the only values the `route` label and the access log ever take.
 pub const ROUTES: &[&str] = &[
@@ -41,8 +43,18 @@ pub fn handle(app: &App, req: &Request) -> Response {
     let route = route_of(&req.head.method, &req.head.path);
     let mut caller: Option<Caller> = None;
     app.metrics.request_started();
+    let span = request_span(app, req, route);
+    let _current = span.enter();
     let mut resp = pipeline(app, req, route, &mut caller);
-    finish(app, req, &mut resp, &request_id, route, caller.as_ref());
+    finish(
+        app,
+        req,
+        &mut resp,
+        &request_id,
+        route,
+        caller.as_ref(),
+        Some(span),
+    );
     resp
 }
 
@@ -63,7 +75,7 @@ pub fn handle_metrics_port(app: &App, req: &Request) -> Response {
             None,
         ),
     };
-    finish(app, req, &mut resp, &request_id, route, None);
+    finish(app, req, &mut resp, &request_id, route, None, None);
     resp
 }
 
@@ -284,28 +296,48 @@ fn live(app: &App) -> Response {
     )
 }
 
+/// 200 while no health check is UNHEALTHY and the server is not draining, else 503; the body
+/// names the checks that fail.
 fn ready(app: &App) -> Response {
-    let mut reasons = Vec::new();
-    if app.is_draining() {
-        reasons.push("draining");
+    let draining = app.is_draining();
+    let snap = app.health.snapshot(std::time::Instant::now());
+    let failing: Vec<Value> = snap
+        .checks
+        .iter()
+        .filter(|c| c.status == HealthStatus::Unhealthy)
+        .map(|c| json!({"name": c.name, "detail": c.detail}))
+        .collect();
+    if snap.is_ready(draining) {
+        return Response::json(200, &json!({"status": "ready", "health": snap.status}));
     }
-    if !app.workspace_ready() {
-        reasons.push("workspace not readable and writable");
+    let mut reasons: Vec<String> = failing
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(|n| format!("{n} unhealthy")))
+        .collect();
+    if draining {
+        reasons.insert(0, "draining".into());
     }
-    if reasons.is_empty() {
-        Response::json(200, &json!({"status": "ready"}))
-    } else {
-        Response::json(503, &json!({"status": "not_ready", "reasons": reasons}))
-    }
+    Response::json(
+        503,
+        &json!({"status": "not_ready", "health": snap.status, "reasons": reasons, "failing": failing}),
+    )
 }
 
+/// Every health check with its detail; 503 when not ready (so a plain HTTP probe can use it).
 fn health_detail(app: &App) -> Response {
-    let ws = app.workspace_ready();
-    let status = if ws { "HEALTHY" } else { "UNHEALTHY" };
-    Response::json(
-        if ws { 200 } else { 503 },
-        &json!({"status": status, "checks": [{"name": "workspace", "status": status, "detail": app.config.root.display().to_string()}]}),
-    )
+    let draining = app.is_draining();
+    let snap = app.health.snapshot(std::time::Instant::now());
+    let mut body = snap.to_json(draining);
+    let t = app.tracer.stats();
+    body["tracer"] = json!({
+        "enabled": app.tracer.is_enabled(),
+        "breaker": t.breaker.as_str(),
+        "queued": app.tracer.queue_len(),
+        "exportedSpans": t.exported_spans,
+        "droppedSpans": t.dropped_total(),
+        "failedExports": t.failed_requests,
+    });
+    Response::json(if snap.is_ready(draining) { 200 } else { 503 }, &body)
 }
 
 fn metrics(app: &App) -> Response {
@@ -368,7 +400,7 @@ fn status_stream(app: &App) -> Response {
 /// The statistics object of `/status/stream`.
 pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
     let c = &app.counters;
-    let ws = app.workspace_ready();
+    let health = app.health.snapshot(std::time::Instant::now());
     let m = app.metrics.snapshot();
     let ms = |s: Option<f64>| s.map_or(0.0, |v| (v * 1e6).round() / 1e3);
     let by_transport: serde_json::Map<String, Value> = m
@@ -384,26 +416,75 @@ pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
         "latencyMs": {"p50": ms(m.latency_p50_seconds), "p90": ms(m.latency_p90_seconds), "p99": ms(m.latency_p99_seconds)},
         "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": by_transport},
         "connections": {"open": c.connections.load(Ordering::Relaxed)},
-        "tools": {"active": 0, "total": m.tool_executions_total},
-        "health": {"status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "checks": [{"name": "workspace", "status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "detail": ""}]},
+        "tools": {"active": m.tool_active, "total": m.tool_executions_total},
+        "health": {
+            "status": health_word(health.status),
+            "checks": health.checks.iter().map(|k| json!({"name": k.name, "status": health_word(k.status), "detail": k.detail})).collect::<Vec<_>>(),
+        },
     })
 }
 
+/// Live internals for operators (`DEBUG_ENDPOINTS=true`, admin): threads, the worker pool,
+/// connections by state, streams by transport, health, and the trace exporter.
 fn debug_vars(app: &App) -> Response {
     let c = &app.counters;
     let pool = app.pool.get();
+    let load =
+        |a: Option<&std::sync::atomic::AtomicUsize>| a.map_or(0, |a| a.load(Ordering::Relaxed));
+    let workers = load(pool.map(|p| &p.threads));
+    let busy = load(pool.map(|p| &p.busy));
+    let connections = c.connections.load(Ordering::Relaxed);
+    let streams = c.streams.load(Ordering::Relaxed);
+    let in_flight = c.in_flight.load(Ordering::Relaxed);
+    let m = app.metrics.snapshot();
+    let by_transport: serde_json::Map<String, Value> = m
+        .open_streams
+        .iter()
+        .map(|(t, n)| (t.as_str().to_string(), json!(n)))
+        .collect();
+    let health = app.health.snapshot(std::time::Instant::now());
+    let t = app.tracer.stats();
+    let threads = crate::metrics::ProcessStats::read().and_then(|p| p.threads);
     Response::json(
         200,
         &json!({
-            "connections": c.connections.load(Ordering::Relaxed),
-            "streams": c.streams.load(Ordering::Relaxed),
-            "inFlight": c.in_flight.load(Ordering::Relaxed),
-            "requests": c.requests.load(Ordering::Relaxed),
-            "refused": c.refused.load(Ordering::Relaxed),
-            "workers": pool.map(|p| p.threads.load(Ordering::Relaxed)),
-            "workersBusy": pool.map(|p| p.busy.load(Ordering::Relaxed)),
-            "workerPanics": pool.map(|p| p.panics.load(Ordering::Relaxed)),
-            "workersMax": app.pool_max.load(Ordering::Relaxed),
+            "uptimeSeconds": app.started.elapsed().as_secs(),
+            "threads": threads,
+            "pool": {
+                "workers": workers,
+                "busy": busy,
+                "idle": workers.saturating_sub(busy),
+                "max": app.pool_max.load(Ordering::Relaxed),
+                "panics": load(pool.map(|p| &p.panics)),
+                // Connections are handed to an idle worker or refused, never queued.
+                "queueDepth": 0,
+            },
+            "connections": {
+                "open": connections,
+                "active": in_flight,
+                "streaming": streams,
+                "idle": connections.saturating_sub(in_flight.max(streams)),
+                "refusedTotal": c.refused.load(Ordering::Relaxed),
+            },
+            "streams": {"open": streams, "byTransport": by_transport},
+            "requests": {"total": c.requests.load(Ordering::Relaxed), "inFlight": in_flight},
+            "tools": {"active": m.tool_active, "total": m.tool_executions_total},
+            "health": {
+                "status": health.status,
+                "ready": health.is_ready(app.is_draining()),
+                "checks": health.checks.iter().map(|k| json!({"name": k.name, "status": k.status})).collect::<Vec<_>>(),
+            },
+            "tracer": {
+                "enabled": app.tracer.is_enabled(),
+                "queued": app.tracer.queue_len(),
+                "breaker": t.breaker.as_str(),
+                "exportedSpans": t.exported_spans,
+                "droppedQueueFull": t.dropped_queue_full,
+                "droppedBreakerOpen": t.dropped_breaker_open,
+                "failedSpans": t.failed_spans,
+                "exportRequests": t.export_requests,
+                "failedExports": t.failed_requests,
+            },
         }),
     )
 }
@@ -463,6 +544,7 @@ fn finish(
     request_id: &str,
     route: &'static str,
     caller: Option<&Caller>,
+    span: Option<Span>,
 ) {
     // Error bodies get the request id; the marker header is internal and removed.
     if let Some(pos) = resp
@@ -509,6 +591,17 @@ fn finish(
     app.metrics
         .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
     let peer = req.peer.ip().to_string();
+    let ids = span.as_ref().map(|s| (s.trace_id_hex(), s.span_id_hex()));
+    if let Some(mut span) = span {
+        let mut traceparent = String::with_capacity(55);
+        crate::trace::format_traceparent(&span.context, &mut traceparent);
+        resp.set_header("traceparent", traceparent);
+        span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, resp.status);
+        if resp.status >= 500 {
+            span.set_error(resp.status.to_string(), "server error");
+        }
+        app.tracer.finish(span);
+    }
     logging::access(&logging::Access {
         request_id,
         method: req.head.method.as_str(),
@@ -518,9 +611,69 @@ fn finish(
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         peer: &peer,
         identity: caller.map(|c| c.identity.as_str()),
-        trace_id: None,
-        span_id: None,
+        trace_id: ids.as_ref().map(|(t, _)| t.as_str()),
+        span_id: ids.as_ref().map(|(_, s)| s.as_str()),
     });
+}
+
+/// The server span of one request: continues a valid `traceparent` (with its `tracestate`),
+/// else starts a new trace; a malformed header is ignored. Starts when the head was read.
+fn request_span(app: &App, req: &Request, route: &'static str) -> Span {
+    let head = &req.head;
+    let mut parents = head.headers_named("traceparent");
+    // Two traceparent headers are invalid (W3C trace context §3.2): start a new trace.
+    let parent = match (parents.next(), parents.next()) {
+        (Some(tp), None) => {
+            let state = head
+                .headers_named("tracestate")
+                .collect::<Vec<_>>()
+                .join(",");
+            let state = (!state.is_empty()).then_some(state);
+            crate::trace::extract(Some(tp.as_bytes()), state.as_deref().map(str::as_bytes))
+        }
+        _ => None,
+    };
+    let started = SystemTime::now()
+        .checked_sub(req.received.elapsed())
+        .unwrap_or_else(SystemTime::now);
+    let method = head.method.as_str();
+    let mut span = app
+        .tracer
+        .start_request(parent, format!("{method} {route}"), started);
+    if span.is_sampled() {
+        span.set_attribute(attr::HTTP_REQUEST_METHOD, method);
+        span.set_attribute(attr::HTTP_ROUTE, route);
+        span.set_attribute(attr::URL_PATH, head.path.clone());
+        span.set_attribute(attr::URL_SCHEME, if req.tls { "https" } else { "http" });
+        span.set_attribute(
+            attr::NETWORK_PROTOCOL_VERSION,
+            if head.minor_version == 0 {
+                "1.0"
+            } else {
+                "1.1"
+            },
+        );
+        span.set_attribute(attr::CLIENT_ADDRESS, req.peer.ip().to_string());
+        if let Some(host) = head.header("host") {
+            span.set_attribute(
+                attr::SERVER_ADDRESS,
+                crate::app::strip_port(host).to_owned(),
+            );
+        }
+        if let Some(ua) = head.header("user-agent") {
+            span.set_attribute(attr::USER_AGENT_ORIGINAL, ua.to_owned());
+        }
+    }
+    span
+}
+
+/// The word the status page shows for a health status.
+fn health_word(s: HealthStatus) -> &'static str {
+    match s {
+        HealthStatus::Healthy => "HEALTHY",
+        HealthStatus::Degraded => "DEGRADED",
+        HealthStatus::Unhealthy => "UNHEALTHY",
+    }
 }
 
 /// The client's X-Request-Id when well-formed, else a fresh one.

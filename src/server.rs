@@ -71,6 +71,8 @@ impl Running {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        // Spans of the last requests still go out, but a dead collector cannot hold the exit.
+        self.app.tracer.shutdown(TRACE_SHUTDOWN_TIMEOUT);
     }
 }
 
@@ -213,6 +215,8 @@ pub fn start(
     ));
     let _ = app.pool.set(pool.stats());
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
+    app.start_health()
+        .map_err(|e| ServerError::Io("starting the health checks".into(), e))?;
     let refuser = spawn_refuser(Arc::clone(&app));
     if let Some(l) = metrics_listener {
         let app2 = Arc::clone(&app);
@@ -365,6 +369,8 @@ const REFUSER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Workers kept alive even when idle, and how long an extra idle worker lives.
 const MIN_WORKERS: usize = 4;
 const WORKER_IDLE_RETIRE: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the trace exporter to send what is queued.
+const TRACE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn wait_for_signals(app: &Arc<App>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

@@ -18,7 +18,7 @@
 //! ([`Sampler::from_sampler_arg`]), `OTEL_EXPORTER_OTLP_CERTIFICATE` (the CA file, required for
 //! `https://`), and the [`ExporterSettings`] limits.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -63,11 +63,23 @@ pub struct LogIds {
     pub span_id: String,
 }
 
+/// The identity of the span current on a thread: enough to stamp log lines and to parent a
+/// child span on another thread (a tool running on its own thread). `Copy`, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveSpan {
+    /// The trace id (never all zero).
+    pub trace_id: [u8; 16],
+    /// The span id (never all zero).
+    pub span_id: [u8; 8],
+    /// W3C trace flags; bit 0 is the sampling decision.
+    pub flags: u8,
+}
+
 /// Keeps a span current on this thread (see [`current_log_ids`]) until dropped, then restores
 /// the previously current one. Not `Send`: it belongs to the thread that entered.
 #[must_use = "the span is current only while the guard lives"]
 pub struct Entered {
-    previous: Option<([u8; 16], [u8; 8])>,
+    previous: Option<ActiveSpan>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -214,6 +226,60 @@ impl Tracer {
         }
     }
 
+    /// Starts an internal child of `parent` (a span current on some thread, see [`current`]).
+    pub fn child_of(&self, parent: ActiveSpan, name: impl Into<String>, now: SystemTime) -> Span {
+        let context = SpanContext {
+            trace_id: parent.trace_id,
+            span_id: self.ids.span_id(),
+            flags: parent.flags,
+            tracestate: TraceState::default(),
+            remote: false,
+        };
+        let mut span = Span::new(name, SpanKind::Internal, context, now);
+        span.parent_span_id = Some(parent.span_id);
+        span
+    }
+
+    /// Starts the span of one tool call as a child of the span current on this thread (a new
+    /// trace when there is none), enters it, and keeps it until [`finish_tool`](Self::finish_tool)
+    /// on the same thread. Calls nest.
+    pub fn start_tool(&self, tool: &str, now: SystemTime) {
+        let name = format!("tools/call {tool}");
+        let mut span = match current() {
+            Some(parent) => self.child_of(parent, name, now),
+            None => {
+                let mut s = self.start_request(None, name, now);
+                s.kind = SpanKind::Internal;
+                s
+            }
+        };
+        span.set_attribute(attr::MCP_METHOD_NAME, "tools/call");
+        span.set_attribute(attr::MCP_TOOL_NAME, tool.to_owned());
+        span.set_attribute(attr::GEN_AI_TOOL_NAME, tool.to_owned());
+        let entered = span.enter();
+        TOOL_SPANS.with(|t| t.borrow_mut().push((span, entered)));
+    }
+
+    /// Ends the innermost tool span started on this thread with its outcome (`error` is the
+    /// error type of a failed call) and hands it to the exporter. Does nothing without one.
+    pub fn finish_tool(&self, error: Option<&str>, now: SystemTime) {
+        let Some((mut span, entered)) = TOOL_SPANS.with(|t| t.borrow_mut().pop()) else {
+            return;
+        };
+        drop(entered);
+        match error {
+            Some(kind) => span.set_error(kind.to_owned(), "the tool call failed"),
+            None => span.status = SpanStatus::Ok,
+        }
+        span.end(now);
+        self.finish(span);
+    }
+
+    /// Finished spans waiting for the exporter thread (0 when disabled).
+    pub fn queue_len(&self) -> usize {
+        self.pipeline.as_ref().map_or(0, |p| p.spans.len())
+    }
+
     /// The exporter counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
@@ -259,8 +325,24 @@ impl Span {
     /// Makes this span the current one on this thread until the guard drops, so that
     /// [`current_log_ids`] can stamp log lines.
     pub fn enter(&self) -> Entered {
-        let previous =
-            CURRENT.with(|c| c.replace(Some((self.context.trace_id, self.context.span_id))));
+        self.active().enter()
+    }
+
+    /// This span's identity, to carry to another thread.
+    pub fn active(&self) -> ActiveSpan {
+        ActiveSpan {
+            trace_id: self.context.trace_id,
+            span_id: self.context.span_id,
+            flags: self.context.flags,
+        }
+    }
+}
+
+impl ActiveSpan {
+    /// Makes this span current on this thread until the guard drops (for a thread that runs
+    /// work on behalf of a span entered elsewhere).
+    pub fn enter(self) -> Entered {
+        let previous = CURRENT.with(|c| c.replace(Some(self)));
         Entered {
             previous,
             _not_send: PhantomData,
@@ -286,14 +368,21 @@ impl fmt::Debug for Tracer {
 
 /// The ids of the span entered on this thread, if any (for JSON log lines).
 pub fn current_log_ids() -> Option<LogIds> {
-    CURRENT.with(Cell::get).map(|(t, s)| LogIds {
-        trace_id: context::hex(&t),
-        span_id: context::hex(&s),
+    CURRENT.with(Cell::get).map(|a| LogIds {
+        trace_id: context::hex(&a.trace_id),
+        span_id: context::hex(&a.span_id),
     })
 }
 
+/// The span entered on this thread, if any.
+pub fn current() -> Option<ActiveSpan> {
+    CURRENT.with(Cell::get)
+}
+
 thread_local! {
-    static CURRENT: Cell<Option<([u8; 16], [u8; 8])>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<ActiveSpan>> = const { Cell::new(None) };
+    /// Tool spans started on this thread and not yet finished, innermost last.
+    static TOOL_SPANS: RefCell<Vec<(Span, Entered)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn set_sampled(flags: u8, sampled: bool) -> u8 {

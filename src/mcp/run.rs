@@ -26,6 +26,9 @@ pub struct ToolJob {
     pub(crate) progress_token: Option<Value>,
     /// Holds the call's place in the in-flight table and its cancel flag.
     pub(crate) guard: InflightGuard,
+    /// The span current when the call was accepted, so the tool's span has the request's span
+    /// as parent even when the tool runs on its own thread.
+    pub(crate) trace: Option<crate::trace::ActiveSpan>,
 }
 
 /// What a tool running on its own thread reports.
@@ -52,6 +55,7 @@ impl ToolJob {
     pub fn run_inline(self, progress: &mut dyn FnMut(Progress)) -> Result<Value, ToolError> {
         let env = Arc::clone(&self.env);
         let def = self.tool.def();
+        let _trace = self.trace.map(crate::trace::ActiveSpan::enter);
         env.hooks.tool_started(def.name);
         let started = Instant::now();
         let mut ctx = ToolCtx {

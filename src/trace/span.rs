@@ -11,6 +11,8 @@ pub mod attr {
     pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
     /// The request path without the query.
     pub const URL_PATH: &str = "url.path";
+    /// `http` or `https`.
+    pub const URL_SCHEME: &str = "url.scheme";
     /// The matched route template, e.g. `/mcp`.
     pub const HTTP_ROUTE: &str = "http.route";
     /// The response status code (an int attribute).
