@@ -582,4 +582,87 @@ mod tests {
         }
         assert_eq!(current_log_ids(), None);
     }
+
+    /// Keeps every span handed to the exporter, for inspection.
+    #[derive(Clone, Default)]
+    struct KeepingSink(Arc<Mutex<Vec<serde_json::Value>>>);
+
+    impl Sink for KeepingSink {
+        fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"].clone();
+            self.0
+                .lock()
+                .unwrap()
+                .extend(spans.as_array().unwrap().iter().cloned());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tool_spans_are_children_of_the_span_current_on_another_thread_and_nest() {
+        let sink = KeepingSink::default();
+        let kept = sink.0.clone();
+        let tracer = Tracer::with_sink(
+            sink,
+            Resource::default(),
+            Sampler::with_ratio(1.0),
+            ExporterSettings::default(),
+        )
+        .unwrap();
+        let request = tracer.start_request(None, "POST /mcp", SystemTime::now());
+        let carried = {
+            let _g = request.enter();
+            current().unwrap()
+        };
+        assert_eq!(current(), None, "the guard restores the previous state");
+        let t2 = Arc::clone(&tracer);
+        std::thread::spawn(move || {
+            let _g = carried.enter();
+            t2.start_tool("outer", SystemTime::now());
+            let outer = current().unwrap();
+            assert_ne!(outer, carried, "the tool span is current while it runs");
+            t2.start_tool("inner", SystemTime::now());
+            t2.finish_tool(Some("tool_error"), SystemTime::now());
+            assert_eq!(current(), Some(outer));
+            t2.finish_tool(None, SystemTime::now());
+            assert_eq!(current(), Some(carried));
+            t2.finish_tool(None, SystemTime::now());
+        })
+        .join()
+        .unwrap();
+        tracer.finish(request.clone());
+        assert!(tracer.flush(Duration::from_secs(10)));
+        let spans = kept.lock().unwrap().clone();
+        let by_name = |n: &str| spans.iter().find(|s| s["name"] == n).unwrap().clone();
+        let (outer, inner) = (by_name("tools/call outer"), by_name("tools/call inner"));
+        assert_eq!(spans.len(), 3, "an unmatched finish_tool exports nothing");
+        assert_eq!(outer["traceId"], request.trace_id_hex());
+        assert_eq!(outer["parentSpanId"], request.span_id_hex());
+        assert_eq!(inner["parentSpanId"], outer["spanId"]);
+        assert_eq!(inner["status"]["code"], 2, "error");
+        assert_eq!(outer["status"]["code"], 1, "ok");
+    }
+
+    #[test]
+    fn a_tool_span_without_a_current_span_starts_its_own_trace() {
+        let sink = KeepingSink::default();
+        let kept = sink.0.clone();
+        let tracer = Tracer::with_sink(
+            sink,
+            Resource::default(),
+            Sampler::with_ratio(1.0),
+            ExporterSettings::default(),
+        )
+        .unwrap();
+        tracer.start_tool("echo", SystemTime::now());
+        assert!(current().is_some());
+        tracer.finish_tool(None, SystemTime::now());
+        assert_eq!(current(), None);
+        assert!(tracer.flush(Duration::from_secs(10)));
+        let spans = kept.lock().unwrap().clone();
+        assert_eq!(spans.len(), 1);
+        assert!(spans[0].get("parentSpanId").is_none_or(|p| p == ""));
+        assert_eq!(tracer.queue_len(), 0);
+    }
 }
