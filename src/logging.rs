@@ -43,16 +43,26 @@ pub fn init(level: &str, format: LogFormat) {
         }
         LogFormat::Text => {
             b.format(|buf, record| {
+                let line = if record.target() == ACCESS_TARGET {
+                    access_text(&record.args().to_string())
+                } else {
+                    match crate::trace::current_log_ids() {
+                        Some(ids) => {
+                            format!(
+                                "{} trace={} span={}",
+                                record.args(),
+                                ids.trace_id,
+                                ids.span_id
+                            )
+                        }
+                        None => record.args().to_string(),
+                    }
+                };
                 writeln!(
                     buf,
-                    "{} {:5} {}",
+                    "{} {:5} {line}",
                     clock::rfc3339(SystemTime::now()),
                     record.level(),
-                    if record.target() == ACCESS_TARGET {
-                        access_text(&record.args().to_string())
-                    } else {
-                        record.args().to_string()
-                    }
                 )
             });
         }

@@ -428,3 +428,61 @@ fn debug_vars_reports_threads_pool_connections_streams_health_and_tracer() {
     drop(stream);
     srv.stop();
 }
+
+#[test]
+fn a_tool_on_its_own_thread_counts_as_active_and_its_span_is_a_child_of_the_request() {
+    let (port, bodies) = collector();
+    let endpoint = format!("http://127.0.0.1:{port}/v1/traces");
+    let srv = TestServer::start(&[
+        ("OTEL_ENABLED", "true"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+        ("DEBUG_ENDPOINTS", "true"),
+    ]);
+    // Answered as SSE: the tool runs on a `tool-slow` thread, not the request's.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "slow", "arguments": {"steps": 40, "step_ms": 50}}})
+    .to_string();
+    let mut c = srv.connect();
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nAccept: text/event-stream\r\n\
+             traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let head = c.read_stream_head();
+    assert_eq!(head.status, 200);
+    let (_, server_span, _) = traceparent(head.header("traceparent").unwrap());
+    let active = eventually(Duration::from_secs(5), || {
+        get_with(&srv, "/debug/vars", "").json()["tools"]["active"] == 1
+    });
+    assert!(active, "{}", get_with(&srv, "/debug/vars", "").text());
+    let stats = task_mcp::routes::status_json(app(&srv), 0, 0.0);
+    assert_eq!(stats["tools"]["active"], 1, "the status stream sees it too");
+    let metrics = get_with(&srv, "/metrics", "").text();
+    assert!(metrics.contains("tool_active_executions{tool=\"slow\"} 1\n"));
+    let mut seen = Vec::new();
+    while let Some(chunk) = c.next_chunk() {
+        seen.extend_from_slice(&chunk);
+        if String::from_utf8_lossy(&seen).contains("\"result\"") {
+            break;
+        }
+    }
+    assert!(eventually(Duration::from_secs(5), || {
+        task_mcp::routes::status_json(app(&srv), 0, 0.0)["tools"]["active"] == 0
+    }));
+
+    assert!(app(&srv).tracer.flush(Duration::from_secs(10)));
+    let spans = spans_of(&bodies.try_iter().collect::<Vec<_>>());
+    let tool = spans
+        .iter()
+        .find(|s| s["name"] == "tools/call slow")
+        .expect("the tool span is exported");
+    assert_eq!(tool["traceId"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(tool["parentSpanId"], server_span.as_str());
+    srv.stop();
+}
