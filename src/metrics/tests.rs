@@ -682,3 +682,42 @@ const EXPORTED_FAMILIES: &[&str] = &[
     "process_threads",
     "process_memory_limit_bytes",
 ];
+
+#[test]
+fn attached_exporter_counters_join_the_trace_families_with_the_breaker_state() {
+    let m = Metrics::new(&["echo"], &["/mcp"]);
+    let stats = Arc::new(crate::trace::ExporterStats::default());
+    m.attach_tracer(Arc::clone(&stats));
+    stats.count_queue_full();
+    stats.count_queue_full();
+    m.span_dropped();
+    let mut out = String::new();
+    m.encode(&mut out, None).unwrap();
+    assert!(out.contains("\ntrace_spans_dropped_total 3\n"), "{out}");
+    assert!(out.contains("\ntrace_export_failures_total 0\n"));
+    assert!(out.contains("\ntrace_spans_exported_total 0\n"));
+    assert!(
+        out.contains("# TYPE trace_exporter_breaker_state gauge\ntrace_exporter_breaker_state 0\n")
+    );
+
+    let bare = Metrics::new(&["echo"], &["/mcp"]);
+    let mut out = String::new();
+    bare.encode(&mut out, None).unwrap();
+    assert!(
+        !out.contains("trace_exporter_breaker_state"),
+        "no exporter, no breaker"
+    );
+}
+
+#[test]
+fn status_snapshot_counts_running_tools() {
+    let m = Metrics::new(&["echo", "slow"], &["/mcp"]);
+    m.tool_started("slow");
+    m.tool_started("echo");
+    m.tool_started("slow");
+    m.tool_finished("echo", true, ms(1));
+    assert_eq!(m.snapshot().tool_active, 2);
+    m.tool_finished("slow", true, ms(1));
+    m.tool_finished("slow", false, ms(1));
+    assert_eq!(m.snapshot().tool_active, 0);
+}
