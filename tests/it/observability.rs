@@ -486,3 +486,48 @@ fn a_tool_on_its_own_thread_counts_as_active_and_its_span_is_a_child_of_the_requ
     assert_eq!(tool["parentSpanId"], server_span.as_str());
     srv.stop();
 }
+
+#[test]
+fn silent_collector_fills_the_bounded_queue_and_drops_are_counted_not_waited_for() {
+    // Accepts connections and never answers: each export hangs until its timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for tcp in listener.incoming().flatten() {
+            held.push(tcp);
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}/v1/traces");
+    let srv = TestServer::start(&[
+        ("OTEL_ENABLED", "true"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
+        ("DEBUG_ENDPOINTS", "true"),
+    ]);
+    let started = Instant::now();
+    for _ in 0..12 {
+        assert_eq!(call_echo(&srv, "").status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "12 calls took {:?} behind a silent collector",
+        started.elapsed()
+    );
+    let vars = get_with(&srv, "/debug/vars", "").json();
+    assert!(
+        vars["tracer"]["droppedQueueFull"].as_u64().unwrap() > 0,
+        "{vars}"
+    );
+    assert!(vars["tracer"]["queued"].as_u64().unwrap() <= 2, "{vars}");
+    let metrics = get_with(&srv, "/metrics", "").text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trace_spans_dropped_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0);
+    srv.stop();
+}
