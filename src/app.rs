@@ -64,8 +64,6 @@ pub struct App {
     pub started: Instant,
     /// Wall-clock start.
     pub started_at: SystemTime,
-    /// Host names accepted in `Host` (empty = any).
-    pub allowed_hosts: Vec<String>,
     /// Workspace readiness, refreshed at most every [`WORKSPACE_CHECK_EVERY`].
     workspace_ok: AtomicBool,
     workspace_checked_ms: AtomicU64,
@@ -79,10 +77,15 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The accepted tokens (digests only).
     pub tokens: crate::security::auth::TokenStore,
+    /// Origin, Host and IP policies, rate limits, connection caps, audit log.
+    pub security: Arc<crate::security::gate::Security>,
 }
 
-/// Reports the MCP layer's events to the metrics.
-struct MetricsHooks(Arc<crate::metrics::Metrics>);
+/// Reports the MCP layer's events to the metrics and the audit log.
+struct MetricsHooks(
+    Arc<crate::metrics::Metrics>,
+    Arc<crate::security::gate::Security>,
+);
 
 impl MetricsHooks {
     fn transport(kind: crate::mcp::StreamKind) -> crate::metrics::Transport {
@@ -116,6 +119,10 @@ impl crate::mcp::McpHooks for MetricsHooks {
 
     fn stream_sent(&self, kind: crate::mcp::StreamKind, bytes: usize) {
         self.0.stream_sent(Self::transport(kind), bytes);
+    }
+
+    fn audit(&self, event: &crate::mcp::AuditEvent<'_>) {
+        self.1.record_mcp(event, crate::mcp::request_scope());
     }
 }
 
@@ -161,7 +168,16 @@ impl App {
             max_stream_age: config.max_stream_age,
             ..crate::mcp::Settings::default()
         };
-        let hooks: Arc<dyn crate::mcp::McpHooks> = Arc::new(MetricsHooks(Arc::clone(&metrics)));
+        let security = Arc::new(
+            crate::security::gate::Security::from_config(
+                &config,
+                Instant::now(),
+                SystemTime::now(),
+            )
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+        );
+        let hooks: Arc<dyn crate::mcp::McpHooks> =
+            Arc::new(MetricsHooks(Arc::clone(&metrics), Arc::clone(&security)));
         let mcp = Arc::new(crate::mcp::McpEnv::new(registry.clone(), settings, hooks));
         Ok(Arc::new_cyclic(|me| {
             let mut app = App::build(
@@ -173,6 +189,7 @@ impl App {
                 me.clone(),
                 mcp,
                 metrics,
+                security,
             );
             app.tokens = tokens;
             app
@@ -195,24 +212,8 @@ impl App {
         me: std::sync::Weak<App>,
         mcp: Arc<crate::mcp::McpEnv>,
         metrics: Arc<crate::metrics::Metrics>,
+        security: Arc<crate::security::gate::Security>,
     ) -> App {
-        let allowed_hosts = if !config.allowed_hosts.is_empty() {
-            config
-                .allowed_hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect()
-        } else if config.host.is_loopback() {
-            // DNS-rebinding protection: a loopback server answers only loopback names.
-            vec![
-                "localhost".into(),
-                "127.0.0.1".into(),
-                "[::1]".into(),
-                "::1".into(),
-            ]
-        } else {
-            Vec::new()
-        };
         App {
             config,
             registry,
@@ -225,7 +226,6 @@ impl App {
             pool_max: AtomicUsize::new(0),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            allowed_hosts,
             workspace_ok: AtomicBool::new(true),
             workspace_checked_ms: AtomicU64::new(0),
             cert_fingerprint,
@@ -233,6 +233,7 @@ impl App {
             mcp,
             metrics,
             tokens: crate::security::auth::TokenStore::default(),
+            security,
         }
     }
 
@@ -258,16 +259,6 @@ impl App {
                 .store(check_workspace(&self.config.root), Ordering::Relaxed);
         }
         self.workspace_ok.load(Ordering::Relaxed)
-    }
-
-    /// Whether `host` (the Host header, port included) is acceptable.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        if self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|h| h == "*") {
-            return true;
-        }
-        let host = host.to_ascii_lowercase();
-        let name = strip_port(&host);
-        self.allowed_hosts.iter().any(|h| h == name || h == &host)
     }
 
     /// The bind address is loopback.

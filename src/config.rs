@@ -154,8 +154,8 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "MAX_CONNECTIONS_PER_IP",
-        "12000",
-        "Open connections per client IP at most.",
+        "256",
+        "Open connections per client IP at most (a TRUSTED_PROXIES peer is exempt); beyond it 503.",
     ),
     s(
         "MAX_STREAMS",

@@ -21,6 +21,7 @@ use crate::app::{App, is_loopback};
 use crate::config::Config;
 use crate::conn::{self, ConnGuard, Handler};
 use crate::pool::Pool;
+use crate::security::gate::Admission;
 use crate::tls::{self, CertSource, LiveConfig, TlsError};
 use crate::tools::{self, Registry};
 
@@ -301,12 +302,25 @@ fn accept_loop(
             }
         };
         let Ok(peer) = sock.peer_addr() else { continue };
+        // IP_ALLOW / IP_DENY and MAX_CONNECTIONS_PER_IP, before a single byte is read.
+        let per_ip = match app.security.admit(peer.ip()) {
+            Admission::Admitted(slot) => slot,
+            Admission::Denied => {
+                app.counters.refused.fetch_add(1, Ordering::Relaxed);
+                drop(sock);
+                continue;
+            }
+            Admission::OverPerIpCap => {
+                refuse(&app, &refuser, sock);
+                continue;
+            }
+        };
         let open = app.counters.connections.load(Ordering::Acquire);
         if open >= app.config.max_connections {
             refuse(&app, &refuser, sock);
             continue;
         }
-        let guard = ConnGuard::new(&app);
+        let guard = ConnGuard::new(&app, per_ip);
         let app2 = Arc::clone(&app);
         let job = Box::new(move || serve(app2, sock, peer, handler, guard));
         if let Err(job) = pool.submit(job) {
@@ -344,7 +358,7 @@ fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
             if conn.is_handshaking() {
                 continue;
             }
-            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS)."}}"#;
+            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)."}}"#;
             let head = format!(
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

@@ -87,11 +87,13 @@ impl ToolJob {
     /// then dropped unrun.
     pub fn spawn(self, mut on_event: impl FnMut(ToolEvent) + Send + 'static) -> bool {
         let name = format!("tool-{}", self.tool.def().name);
+        // The audit hook reads the request's address and id from the thread it runs on.
+        let scope = super::request_scope();
         spawn_named(name, move || {
-            let result = {
+            let result = super::with_request_scope(scope, || {
                 let mut progress = |p: Progress| on_event(ToolEvent::Progress(p));
                 self.run_inline(&mut progress)
-            };
+            });
             on_event(ToolEvent::Finished(result));
         })
     }
