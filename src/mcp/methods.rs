@@ -194,6 +194,7 @@ pub(crate) fn job(
         identity: caller.identity.clone(),
         progress_token,
         guard,
+        request: super::request_scope(),
     }
 }
 

@@ -26,6 +26,8 @@ pub struct ToolJob {
     pub(crate) progress_token: Option<Value>,
     /// Holds the call's place in the in-flight table and its cancel flag.
     pub(crate) guard: InflightGuard,
+    /// The request that asked for the call (for audit records on the tool's own thread).
+    pub(crate) request: Option<super::RequestScope>,
 }
 
 /// What a tool running on its own thread reports.
@@ -88,7 +90,7 @@ impl ToolJob {
     pub fn spawn(self, mut on_event: impl FnMut(ToolEvent) + Send + 'static) -> bool {
         let name = format!("tool-{}", self.tool.def().name);
         // The audit hook reads the request's address and id from the thread it runs on.
-        let scope = super::request_scope();
+        let scope = self.request.clone();
         spawn_named(name, move || {
             let result = super::with_request_scope(scope, || {
                 let mut progress = |p: Progress| on_event(ToolEvent::Progress(p));
