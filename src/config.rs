@@ -105,7 +105,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "OAUTH_RESOURCE_METADATA",
         "",
-        "URL of RFC 9728 metadata; when set it is served and named in 401 challenges.",
+        "RFC 9728 metadata: its URL, or the JSON document itself (with `resource` and `authorization_servers`); when set it is served and named in 401 challenges.",
     ),
     s(
         "RATE_LIMIT",
