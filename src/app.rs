@@ -122,6 +122,9 @@ impl crate::mcp::McpHooks for MetricsHooks {
     }
 
     fn audit(&self, event: &crate::mcp::AuditEvent<'_>) {
+        if let crate::mcp::AuditEvent::Forbidden { .. } = event {
+            self.0.auth(crate::metrics::AuthResult::Forbidden);
+        }
         self.1.record_mcp(event, crate::mcp::request_scope());
     }
 }

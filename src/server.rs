@@ -272,9 +272,18 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
         eprintln!("metrics on http://{m}/metrics");
     }
     log::info!("listening on {}", running.addr);
+    for warning in app
+        .security
+        .warnings(&app.tokens, app.config.allow_query_token)
+    {
+        log::warn!("{warning}");
+    }
     wait_for_signals(&app);
     running.shutdown();
-    log::info!("stopped");
+    // The chain's head, kept in the logs, shows later whether lines were cut off the end.
+    let _ = app.security.audit.flush();
+    let (seq, hash) = app.security.audit.head();
+    log::info!("stopped (audit head seq {seq} hash {hash})");
     Ok(0)
 }
 

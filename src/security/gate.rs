@@ -234,6 +234,36 @@ impl Security {
         }
     }
 
+    /// Settings worth a warning at start: weak tokens, any origin, tokens in query strings.
+    pub fn warnings(
+        &self,
+        tokens: &crate::security::auth::TokenStore,
+        allow_query_token: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let weak = tokens.weak_token_names();
+        if !weak.is_empty() {
+            out.push(format!(
+                "tokens shorter than {} bytes: {} (use 32 random bytes)",
+                crate::security::auth::MIN_STRONG_TOKEN_BYTES,
+                weak.join(", ")
+            ));
+        }
+        if self.origins.allows_any() {
+            out.push("ALLOWED_ORIGINS=* lets every web page call this server".to_owned());
+        }
+        if allow_query_token {
+            out.push(
+                "ALLOW_QUERY_TOKEN=true: tokens in URLs reach proxy logs and Referer headers"
+                    .to_owned(),
+            );
+        }
+        if self.limiter.is_none() {
+            out.push("RATE_LIMIT=0: no rate limiting".to_owned());
+        }
+        out
+    }
+
     /// Appends an audit record.
     pub fn record(&self, event: AuditEvent) {
         self.audit.record(event, SystemTime::now());
@@ -478,6 +508,24 @@ mod tests {
         );
         assert!(ResourceMetadata::parse("mcp.example.com").is_err());
         assert!(ResourceMetadata::parse(r#"{"resource":1}"#).is_err());
+    }
+
+    #[test]
+    fn risky_settings_are_named_at_start() {
+        let s = security(&[("ALLOWED_ORIGINS", "*"), ("RATE_LIMIT", "0")]);
+        let tokens = crate::security::auth::TokenStore::from_config("short", None).unwrap();
+        let w = s.warnings(&tokens, true).join("\n");
+        assert!(w.contains("tokens shorter than"), "{w}");
+        assert!(w.contains("ALLOWED_ORIGINS=*"), "{w}");
+        assert!(w.contains("ALLOW_QUERY_TOKEN"), "{w}");
+        assert!(w.contains("RATE_LIMIT=0"), "{w}");
+        let quiet = security(&[]);
+        let strong = crate::security::auth::TokenStore::from_config(
+            "0123456789abcdef0123456789abcdef",
+            None,
+        )
+        .unwrap();
+        assert!(quiet.warnings(&strong, false).is_empty());
     }
 
     #[test]

@@ -746,6 +746,23 @@ fn requests_over_the_in_flight_cap_get_503_with_retry_after() {
     assert_eq!(s.get("/metrics").status, 200);
 }
 
+#[test]
+fn streams_over_max_streams_get_503() {
+    let s = TestServer::start(&[("MAX_STREAMS", "1")]);
+    let open = format!(
+        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\nAccept: text/event-stream\r\n\r\n",
+        bearer(TOKEN)
+    );
+    let mut first = s.connect();
+    first.send(open.as_bytes());
+    assert_eq!(first.read_stream_head().status, 200);
+    let mut second = s.connect();
+    second.send(open.as_bytes());
+    let r = second.read_reply().unwrap();
+    assert_eq!(r.status, 503);
+    assert!(r.header("Retry-After").is_some());
+}
+
 // --- audit ---------------------------------------------------------------------------------
 
 #[test]
