@@ -486,8 +486,9 @@ fn one_identity_is_limited_across_addresses_and_one_address_across_identities() 
     assert_eq!(hit.outcome, "t:ada");
     assert_eq!(hit.identity.as_deref(), Some("ada"));
     assert_eq!(hit.ip.as_deref(), Some("198.51.100.3"));
-    // The writer's own rateLimit (6000/min) keeps the burst but refills a hundred times
-    // faster; the reader from one address is stopped by that address's bucket.
+    // Two identities from one address share that address's bucket: the fourth request is
+    // refused whoever sends it. (An identity's own rateLimit is checked with an injected clock
+    // in `security::gate::tests::an_identity_with_its_own_rate_gets_its_own_quota`.)
     let mut statuses = Vec::new();
     for token in [READER, WRITER, READER, WRITER] {
         let xff = "X-Forwarded-For: 203.0.113.7";
