@@ -112,9 +112,15 @@ fn serve(args: &[String]) -> u8 {
 
 fn check_config(args: &[String]) -> u8 {
     match load(args) {
-        Ok((_, raw)) => {
+        Ok((cfg, raw)) => {
             print!("{}", Config::describe(&raw));
-            0
+            match crate::security::gate::Security::check(&cfg) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("task-mcp: invalid setting {e}");
+                    2
+                }
+            }
         }
         Err(e) => {
             eprintln!("task-mcp: invalid setting {e}");

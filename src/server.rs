@@ -182,6 +182,8 @@ pub fn start(
     fingerprint: Option<String>,
 ) -> Result<Running, ServerError> {
     raise_fd_limit();
+    crate::security::gate::Security::check(&config)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let config = Arc::new(config);
     let listener = TcpListener::bind((config.host, config.port))
         .map_err(|e| ServerError::Io(format!("binding {}:{}", config.host, config.port), e))?;

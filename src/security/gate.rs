@@ -165,6 +165,28 @@ impl Security {
         })
     }
 
+    /// Checks every security setting of `config` without side effects (no file is opened and
+    /// no connection made), for `check-config` and for a clear refusal at start.
+    ///
+    /// # Errors
+    /// The first setting that cannot be parsed.
+    pub fn check(config: &Config) -> Result<(), SecurityError> {
+        OriginPolicy::from_list(&config.allowed_origins.join(",")).map_err(SecurityError::Cors)?;
+        HostPolicy::from_list(&config.allowed_hosts.join(","), config.host)
+            .map_err(SecurityError::Cors)?;
+        IpPolicy::from_lists(&config.ip_allow.join(","), &config.ip_deny.join(","))
+            .map_err(|e| SecurityError::Cidr("IP_ALLOW/IP_DENY", e))?;
+        ipnet::parse_list(&config.trusted_proxies.join(","))
+            .map_err(|e| SecurityError::Cidr("TRUSTED_PROXIES", e))?;
+        if let Some(url) = &config.rate_limit_redis_url {
+            RedisConfig::new(url, FailMode::Open).map_err(SecurityError::Redis)?;
+        }
+        if let Some(meta) = &config.oauth_resource_metadata {
+            ResourceMetadata::parse(meta)?;
+        }
+        Ok(())
+    }
+
     /// Whether `peer` is a trusted proxy.
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         let peer = ipnet::normalize(peer);
@@ -526,6 +548,27 @@ mod tests {
         )
         .unwrap();
         assert!(quiet.warnings(&strong, false).is_empty());
+    }
+
+    #[test]
+    fn bad_security_settings_are_named_before_start() {
+        for (name, value, needle) in [
+            ("IP_DENY", "10.0.0.0/33", "IP_ALLOW/IP_DENY"),
+            ("TRUSTED_PROXIES", "proxy.local", "TRUSTED_PROXIES"),
+            ("ALLOWED_ORIGINS", "https://a.example/", "ALLOWED_ORIGINS"),
+            ("ALLOWED_HOSTS", "a b", "ALLOWED_HOSTS"),
+            (
+                "RATE_LIMIT_REDIS_URL",
+                "http://redis",
+                "RATE_LIMIT_REDIS_URL",
+            ),
+            ("OAUTH_RESOURCE_METADATA", "{}", "OAUTH_RESOURCE_METADATA"),
+        ] {
+            let raw = Raw::merge(None, &|k| (k == name).then(|| value.to_string()), &[]).unwrap();
+            let cfg = Config::from_raw(&raw, false).unwrap();
+            let err = Security::check(&cfg).unwrap_err().to_string();
+            assert!(err.contains(needle), "{name}: {err}");
+        }
     }
 
     #[test]

@@ -949,3 +949,15 @@ fn hash_token_output_is_what_auth_tokens_file_accepts() {
         401
     );
 }
+
+#[test]
+fn check_config_refuses_a_bad_cidr_with_exit_code_2() {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env("IP_DENY", "10.0.0.0/33")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IP_ALLOW/IP_DENY"), "{err}");
+}
