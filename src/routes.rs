@@ -1,6 +1,7 @@
-//! Routing: one linear pipeline (request id, host, origin, auth, rate limit) and one visible
-//! `match` from (method, path) to a plain handler function. No middleware: every cross-cutting
-//! step is a call in [`handle`], in the order it runs.
+//! Routing: one linear pipeline (health, client address, IP lists, in-flight cap, Host, Origin,
+//! preflight, OAuth discovery, address rate limit, authentication, identity rate limit) and one
+//! visible `match` from (method, path) to a plain handler function. No middleware: every
+//! cross-cutting step is a call in `pipeline`, in the order it runs.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
