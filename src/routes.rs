@@ -298,14 +298,22 @@ fn check_host(app: &App, req: &Request, ip: IpAddr) -> Result<(), Response> {
     }
 }
 
-/// An `Origin` that is present must be allowlisted (`ALLOWED_ORIGINS`); returns the allowed one,
-/// which unlocks the CORS headers.
+/// An `Origin` that is present must be allowlisted (`ALLOWED_ORIGINS`) or be this server's own
+/// (same-origin pages); returns an allowlisted one, which unlocks the CORS headers.
 fn check_origin(app: &App, req: &Request, ip: IpAddr) -> Result<Option<String>, Response> {
     use crate::security::cors::OriginVerdict;
     let origin = req.head.header("origin");
     match app.security.origins.check_origin(origin) {
         OriginVerdict::Absent => Ok(None),
         OriginVerdict::Allowed => Ok(origin.map(|o| o.trim().to_string())),
+        // The status page posting to its own server.
+        OriginVerdict::Forbidden
+            if origin
+                .zip(req.head.header("host"))
+                .is_some_and(|(o, h)| crate::security::cors::is_same_origin(o, h)) =>
+        {
+            Ok(None)
+        }
         OriginVerdict::Forbidden => {
             app.security.metrics.origin_denied(ip);
             Err(error_response(

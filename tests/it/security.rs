@@ -23,9 +23,11 @@ const ADMIN: &str = "admin-token-0123456789abcdef";
 
 // --- helpers -----------------------------------------------------------------------------
 
-/// One request on a fresh connection: `Host: 127.0.0.1`, the given extra header lines, a body.
+/// One request on a fresh connection: `Host: 127.0.0.1:<port>` (as browsers send it), the given extra header lines, a body.
 fn send(s: &TestServer, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let port = s.addr.port();
+    let mut raw =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for h in headers {
         raw.push_str(h);
         raw.push_str("\r\n");
@@ -612,6 +614,18 @@ fn preflight_origin_and_host_refusals() {
         assert_eq!(send(&s, "OPTIONS", "/mcp", &[&o], "").status, 403);
     }
 
+    // The server's own pages post with their own origin: same-origin, no CORS headers.
+    let own = format!("Origin: https://127.0.0.1:{}", s.addr.port());
+    let r = send(&s, "POST", "/mcp", &[&own, &bearer(TOKEN)], "{}");
+    assert_ne!(r.status, 403, "{}", r.text());
+    assert!(r.header("Access-Control-Allow-Origin").is_none());
+    // ... but only over https and on this port.
+    let other_port = format!("Origin: https://127.0.0.1:{}", s.addr.port() ^ 1);
+    assert_eq!(
+        send(&s, "POST", "/mcp", &[&other_port, &bearer(TOKEN)], "{}").status,
+        403
+    );
+
     // DNS rebinding: a loopback server answers loopback names only.
     let host = |h: &str| {
         s.request(&format!(
@@ -630,7 +644,7 @@ fn preflight_origin_and_host_refusals() {
     assert_eq!(host("[::1]:8443").status, 200);
     let sec = &s.running.as_ref().unwrap().app.security;
     let net = &sec.metrics.to_json(10)["network"];
-    assert_eq!(net["originDenied"], 8);
+    assert_eq!(net["originDenied"], 9);
     assert_eq!(net["hostDenied"], 3);
 }
 
