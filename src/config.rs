@@ -154,7 +154,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "MAX_CONNECTIONS_PER_IP",
-        "256",
+        "64",
         "Open connections per client IP at most (a TRUSTED_PROXIES peer is exempt); beyond it 503.",
     ),
     s(
@@ -838,6 +838,8 @@ mod tests {
         assert_eq!(c.sessions, Sessions::Stateless);
         assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(c.log_format, LogFormat::Json);
+        // One client address cannot hold more than an eighth of the workers.
+        assert!(c.max_connections_per_ip * 8 <= c.worker_threads);
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | [`cors::HostPolicy::from_list`] |
 //! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | [`ipnet::IpPolicy::from_lists`] |
 //! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | [`ipnet::parse_list`], [`ipnet::client_ip`] |
-//! | `MAX_CONNECTIONS_PER_IP` | 256 | [`connlimit::ConnLimiter::new`] |
+//! | `MAX_CONNECTIONS_PER_IP` | 64 | [`connlimit::ConnLimiter::new`] |
 //! | `AUDIT_LOG` | unset (ring only) | [`audit::AuditConfig::path`] |
 //! | `AUDIT_LOG_MAX_BYTES` | 100 MiB | [`audit::AuditConfig::max_bytes`] |
 //! | audit ring size (not a setting) | 1000 | [`audit::AuditConfig::ring_size`] |
