@@ -4,6 +4,28 @@
 //! body. Tokens come from the `hash-token` subcommand into an `AUTH_TOKENS_FILE`; the audit
 //! file is checked by the `audit verify` subcommand; the shared limiter runs on a real
 //! redis-server started here.
+//!
+//! | Attack | Answer |
+//! |---|---|
+//! | no token; a wrong or near-miss token (one bit, one char more or less, other case) | 401 + `WWW-Authenticate: Bearer realm=…[, error="invalid_token"]` |
+//! | empty, spaced or 5 KB token; two different credentials | 400 `error="invalid_request"` |
+//! | token in the query string | 401 unless `ALLOW_QUERY_TOKEN=true` |
+//! | OAuth discovery probes | JSON 404; the RFC 9728 document when configured, named in 401s |
+//! | reader calls a writing tool | JSON-RPC -32003, nothing written, audited |
+//! | reader or writer on an admin endpoint | 403 `insufficient_scope`, audited |
+//! | a burst past `RATE_LIMIT_BURST` | 429 + `Retry-After` + `RateLimit-*`; -32005 with `retryAfterMs` on `/mcp` |
+//! | one identity from many addresses; many identities from one address | 429 from the identity's / address's bucket |
+//! | a spoofed `X-Forwarded-For` from an untrusted peer | ignored |
+//! | a flood of distinct addresses and token names | buckets stay within `RATE_LIMIT_MAX_KEYS` |
+//! | a foreign `Origin` (also `null`, http, look-alike host) | 403, no CORS headers; preflight too |
+//! | a rebinding `Host` | 403; 400 when not a host |
+//! | a denied address (`IP_DENY`, outside `IP_ALLOW`) | closed before the TLS handshake |
+//! | a denied client behind a trusted proxy, also with a forged left hop | 403 `IP_DENIED` |
+//! | one address opening connections past its cap | 503 `Retry-After: 1` |
+//! | requests past `MAX_IN_FLIGHT`; streams past `MAX_STREAMS` | 503 with `Retry-After` |
+//! | an edited or deleted audit line | `audit verify` exits 1 naming line 3 |
+//! | a replica-hopping client | one bucket shared through Redis; Redis down: 429 (closed) or local (open) |
+//! | a bad CIDR in the settings | `check-config` exits 2 naming it |
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
