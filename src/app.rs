@@ -65,8 +65,6 @@ pub struct App {
     pub started: Instant,
     /// Wall-clock start.
     pub started_at: SystemTime,
-    /// Host names accepted in `Host` (empty = any).
-    pub allowed_hosts: Vec<String>,
     /// The certificate fingerprint shown at start.
     pub cert_fingerprint: Option<String>,
     /// A handle to this very `App`, for handlers that move work onto other threads.
@@ -83,10 +81,16 @@ pub struct App {
     health_runner: Mutex<Option<HealthRunner>>,
     /// Spans for requests and tool calls; exports them when `OTEL_ENABLED`.
     pub tracer: Arc<Tracer>,
+    /// Origin, Host and IP policies, rate limits, connection caps, audit log.
+    pub security: Arc<crate::security::gate::Security>,
 }
 
-/// Reports the MCP layer's events to the metrics and the tracer.
-struct MetricsHooks(Arc<crate::metrics::Metrics>, Arc<Tracer>);
+/// Reports the MCP layer's events to the metrics, the tracer and the audit log.
+struct MetricsHooks {
+    metrics: Arc<crate::metrics::Metrics>,
+    tracer: Arc<Tracer>,
+    security: Arc<crate::security::gate::Security>,
+}
 
 impl MetricsHooks {
     fn transport(kind: crate::mcp::StreamKind) -> crate::metrics::Transport {
@@ -103,26 +107,33 @@ impl MetricsHooks {
 
 impl crate::mcp::McpHooks for MetricsHooks {
     fn tool_started(&self, name: &str) {
-        self.0.tool_started(name);
-        self.1.start_tool(name, SystemTime::now());
+        self.metrics.tool_started(name);
+        self.tracer.start_tool(name, SystemTime::now());
     }
 
     fn tool_finished(&self, name: &str, ok: bool, elapsed: Duration) {
-        self.0.tool_finished(name, ok, elapsed);
+        self.metrics.tool_finished(name, ok, elapsed);
         let error = (!ok).then_some("tool_error");
-        self.1.finish_tool(error, SystemTime::now());
+        self.tracer.finish_tool(error, SystemTime::now());
     }
 
     fn stream_opened(&self, kind: crate::mcp::StreamKind) {
-        self.0.stream_opened(Self::transport(kind));
+        self.metrics.stream_opened(Self::transport(kind));
     }
 
     fn stream_closed(&self, kind: crate::mcp::StreamKind) {
-        self.0.stream_closed(Self::transport(kind));
+        self.metrics.stream_closed(Self::transport(kind));
     }
 
     fn stream_sent(&self, kind: crate::mcp::StreamKind, bytes: usize) {
-        self.0.stream_sent(Self::transport(kind), bytes);
+        self.metrics.stream_sent(Self::transport(kind), bytes);
+    }
+
+    fn audit(&self, event: &crate::mcp::AuditEvent<'_>) {
+        if let crate::mcp::AuditEvent::Forbidden { .. } = event {
+            self.metrics.auth(crate::metrics::AuthResult::Forbidden);
+        }
+        self.security.record_mcp(event, crate::mcp::request_scope());
     }
 }
 
@@ -170,8 +181,19 @@ impl App {
             max_stream_age: config.max_stream_age,
             ..crate::mcp::Settings::default()
         };
-        let hooks: Arc<dyn crate::mcp::McpHooks> =
-            Arc::new(MetricsHooks(Arc::clone(&metrics), Arc::clone(&tracer)));
+        let security = Arc::new(
+            crate::security::gate::Security::from_config(
+                &config,
+                Instant::now(),
+                SystemTime::now(),
+            )
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+        );
+        let hooks: Arc<dyn crate::mcp::McpHooks> = Arc::new(MetricsHooks {
+            metrics: Arc::clone(&metrics),
+            tracer: Arc::clone(&tracer),
+            security: Arc::clone(&security),
+        });
         let mcp = Arc::new(crate::mcp::McpEnv::new(registry.clone(), settings, hooks));
         Ok(Arc::new_cyclic(|me| {
             let mut app = App::build(
@@ -183,6 +205,7 @@ impl App {
                 me.clone(),
                 mcp,
                 metrics,
+                security,
             );
             app.tokens = tokens;
             app.tracer = tracer;
@@ -206,24 +229,8 @@ impl App {
         me: std::sync::Weak<App>,
         mcp: Arc<crate::mcp::McpEnv>,
         metrics: Arc<crate::metrics::Metrics>,
+        security: Arc<crate::security::gate::Security>,
     ) -> App {
-        let allowed_hosts = if !config.allowed_hosts.is_empty() {
-            config
-                .allowed_hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect()
-        } else if config.host.is_loopback() {
-            // DNS-rebinding protection: a loopback server answers only loopback names.
-            vec![
-                "localhost".into(),
-                "127.0.0.1".into(),
-                "[::1]".into(),
-                "::1".into(),
-            ]
-        } else {
-            Vec::new()
-        };
         App {
             config,
             registry,
@@ -236,7 +243,6 @@ impl App {
             pool_max: AtomicUsize::new(0),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            allowed_hosts,
             cert_fingerprint,
             me,
             mcp,
@@ -245,6 +251,7 @@ impl App {
             health: HealthRegistry::new(HEALTH_CHECK_TIMEOUT),
             health_runner: Mutex::new(None),
             tracer: Tracer::disabled(),
+            security,
         }
     }
 
@@ -311,16 +318,6 @@ impl App {
     /// True while draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Whether `host` (the Host header, port included) is acceptable.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        if self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|h| h == "*") {
-            return true;
-        }
-        let host = host.to_ascii_lowercase();
-        let name = strip_port(&host);
-        self.allowed_hosts.iter().any(|h| h == name || h == &host)
     }
 
     /// The bind address is loopback.

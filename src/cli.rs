@@ -22,6 +22,8 @@ USAGE:
     task-mcp [serve] [--config FILE] [--SETTING VALUE]...
     task-mcp check-config [--config FILE] [--SETTING VALUE]...
     task-mcp healthcheck [URL]
+    task-mcp hash-token [TOKEN]
+    task-mcp audit verify FILE...
     task-mcp --help | --version
 
 Every setting is an environment variable (see `task-mcp check-config` and the README); a flag
@@ -31,6 +33,13 @@ the --config JSON file.
 healthcheck GETs URL (default https://127.0.0.1:$PORT/health/live) and exits 0 when it answers
 200. It trusts TLS_CA, else TLS_CERT, else the self-signed certificate under
 $TASK_MCP_ROOT/.task-mcp/; a loopback URL with none of them is checked without verification.
+
+hash-token prints the SHA-256 (lower-case hex) of TOKEN, or of the first line of stdin when no
+argument is given (preferred: arguments show up in `ps` and shell history). Put it in the
+\"sha256\" member of an AUTH_TOKENS_FILE entry.
+
+audit verify checks the hash chain of AUDIT_LOG files, oldest first (AUDIT_LOG.2 AUDIT_LOG.1
+AUDIT_LOG). Exit 0 with a summary when the chain holds; 1 naming the file and first bad line.
 ";
 
 /// Runs the command line; returns the exit code.
@@ -52,6 +61,8 @@ pub fn main(args: &[String]) -> u8 {
         "serve" => serve(rest),
         "check-config" => check_config(rest),
         "healthcheck" => healthcheck(rest.first().map(String::as_str)),
+        "hash-token" => hash_token(rest),
+        "audit" => audit(rest),
         other => {
             eprintln!("task-mcp: unknown command `{other}` (try --help)");
             2
@@ -101,13 +112,73 @@ fn serve(args: &[String]) -> u8 {
 
 fn check_config(args: &[String]) -> u8 {
     match load(args) {
-        Ok((_, raw)) => {
+        Ok((cfg, raw)) => {
             print!("{}", Config::describe(&raw));
-            0
+            match crate::security::gate::Security::check(&cfg) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("task-mcp: invalid setting {e}");
+                    2
+                }
+            }
         }
         Err(e) => {
             eprintln!("task-mcp: invalid setting {e}");
             2
+        }
+    }
+}
+
+fn hash_token(args: &[String]) -> u8 {
+    let token = match args {
+        [t] => t.clone(),
+        [] => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("hash-token: cannot read stdin: {e}");
+                return 1;
+            }
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+        _ => {
+            eprintln!("usage: task-mcp hash-token [TOKEN]");
+            return 2;
+        }
+    };
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        eprintln!("hash-token: a token is visible ASCII with no spaces, and not empty");
+        return 2;
+    }
+    println!("{}", crate::security::auth::hash_token(&token));
+    0
+}
+
+fn audit(args: &[String]) -> u8 {
+    use crate::security::audit::verify_files;
+    let files: Vec<PathBuf> = match args {
+        [cmd, files @ ..] if cmd == "verify" && !files.is_empty() => {
+            files.iter().map(PathBuf::from).collect()
+        }
+        _ => {
+            eprintln!("usage: task-mcp audit verify FILE...");
+            return 2;
+        }
+    };
+    match verify_files(&files) {
+        Ok(r) => {
+            println!(
+                "audit chain ok: {} record(s), seq {}..{}, last hash {}",
+                r.records, r.first_seq, r.last_seq, r.last_hash
+            );
+            0
+        }
+        Err((i, e)) => {
+            let file = files
+                .get(i)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            eprintln!("audit chain broken: {file} {e}");
+            1
         }
     }
 }

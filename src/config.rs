@@ -105,7 +105,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "OAUTH_RESOURCE_METADATA",
         "",
-        "URL of RFC 9728 metadata; when set it is served and named in 401 challenges.",
+        "RFC 9728 metadata: its URL, or the JSON document itself (with `resource` and `authorization_servers`); when set it is served and named in 401 challenges.",
     ),
     s(
         "RATE_LIMIT",
@@ -154,8 +154,8 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s(
         "MAX_CONNECTIONS_PER_IP",
-        "12000",
-        "Open connections per client IP at most.",
+        "64",
+        "Open connections per client IP at most (a TRUSTED_PROXIES peer is exempt); beyond it 503.",
     ),
     s(
         "MAX_STREAMS",
@@ -870,6 +870,8 @@ mod tests {
         assert_eq!(c.sessions, Sessions::Stateless);
         assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(c.log_format, LogFormat::Json);
+        // One client address cannot hold more than an eighth of the workers.
+        assert!(c.max_connections_per_ip * 8 <= c.worker_threads);
     }
 
     #[test]

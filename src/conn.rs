@@ -102,14 +102,17 @@ impl TlsStream {
 /// Counts an open connection; dropped when the connection closes, on whichever thread owns it.
 pub struct ConnGuard {
     app: Arc<App>,
+    /// The peer's `MAX_CONNECTIONS_PER_IP` slot, held for the connection's life.
+    _per_ip: Option<crate::security::connlimit::ConnGuard>,
 }
 
 impl ConnGuard {
-    /// Counts one more open connection.
-    pub fn new(app: &Arc<App>) -> Self {
+    /// Counts one more open connection, holding the peer's per-address slot when it has one.
+    pub fn new(app: &Arc<App>, per_ip: Option<crate::security::connlimit::ConnGuard>) -> Self {
         app.counters.connections.fetch_add(1, Ordering::AcqRel);
         Self {
             app: Arc::clone(app),
+            _per_ip: per_ip,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::app::{App, is_loopback};
 use crate::config::Config;
 use crate::conn::{self, ConnGuard, Handler};
 use crate::pool::Pool;
+use crate::security::gate::Admission;
 use crate::tls::{self, CertSource, LiveConfig, TlsError};
 use crate::tools::{self, Registry};
 
@@ -183,6 +184,8 @@ pub fn start(
     fingerprint: Option<String>,
 ) -> Result<Running, ServerError> {
     raise_fd_limit();
+    crate::security::gate::Security::check(&config)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let config = Arc::new(config);
     let listener = TcpListener::bind((config.host, config.port))
         .map_err(|e| ServerError::Io(format!("binding {}:{}", config.host, config.port), e))?;
@@ -275,9 +278,18 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
         eprintln!("metrics on http://{m}/metrics");
     }
     log::info!("listening on {}", running.addr);
+    for warning in app
+        .security
+        .warnings(&app.tokens, app.config.allow_query_token)
+    {
+        log::warn!("{warning}");
+    }
     wait_for_signals(&app);
     running.shutdown();
-    log::info!("stopped");
+    // The chain's head, kept in the logs, shows later whether lines were cut off the end.
+    let _ = app.security.audit.flush();
+    let (seq, hash) = app.security.audit.head();
+    log::info!("stopped (audit head seq {seq} hash {hash})");
     Ok(0)
 }
 
@@ -305,12 +317,25 @@ fn accept_loop(
             }
         };
         let Ok(peer) = sock.peer_addr() else { continue };
+        // IP_ALLOW / IP_DENY and MAX_CONNECTIONS_PER_IP, before a single byte is read.
+        let per_ip = match app.security.admit(peer.ip()) {
+            Admission::Admitted(slot) => slot,
+            Admission::Denied => {
+                app.counters.refused.fetch_add(1, Ordering::Relaxed);
+                drop(sock);
+                continue;
+            }
+            Admission::OverPerIpCap => {
+                refuse(&app, &refuser, sock);
+                continue;
+            }
+        };
         let open = app.counters.connections.load(Ordering::Acquire);
         if open >= app.config.max_connections {
             refuse(&app, &refuser, sock);
             continue;
         }
-        let guard = ConnGuard::new(&app);
+        let guard = ConnGuard::new(&app, per_ip);
         let app2 = Arc::clone(&app);
         let job = Box::new(move || serve(app2, sock, peer, handler, guard));
         if let Err(job) = pool.submit(job) {
@@ -348,7 +373,7 @@ fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
             if conn.is_handshaking() {
                 continue;
             }
-            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS)."}}"#;
+            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)."}}"#;
             let head = format!(
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

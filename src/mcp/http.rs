@@ -355,9 +355,9 @@ fn answer(env: &Arc<McpEnv>, accept: &Accept, reply: Reply) -> Response {
         Reply::Call(id, job) => {
             let wants_stream = job.progress_token.is_some() && accept.sse;
             if wants_stream || !accept.json {
-                sse_tool_call(env, id, job)
+                sse_tool_call(env, id, *job)
             } else {
-                Response::json(200, &methods::run_now(id, job).to_value())
+                Response::json(200, &methods::run_now(id, *job).to_value())
             }
         }
     }
@@ -399,7 +399,7 @@ fn batch(
             Ok(Message::Request(req)) => {
                 let resp = match methods::request(env, caller, scope, req) {
                     Reply::Now(r) => r,
-                    Reply::Call(id, job) => methods::run_now(id, job),
+                    Reply::Call(id, job) => methods::run_now(id, *job),
                 };
                 out.push(resp.to_value());
             }

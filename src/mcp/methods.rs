@@ -18,7 +18,7 @@ pub enum Reply {
     /// The response is ready.
     Now(Response),
     /// A tool call to run; its response is [`finish_call`] of the outcome.
-    Call(Id, ToolJob),
+    Call(Id, Box<ToolJob>),
 }
 
 /// Dispatches one request. `scope` separates in-flight calls of one identity across legacy or
@@ -30,7 +30,7 @@ pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) ->
         "ping" => Ok(json!({})),
         "tools/list" => tools_list(env, caller, req.params.as_ref()),
         "tools/call" => match tools_call(env, caller, scope, &req) {
-            Ok(job) => return Reply::Call(id, job),
+            Ok(job) => return Reply::Call(id, Box::new(job)),
             Err(e) => Err(e),
         },
         "resources/list" => resources_list(env, req.params.as_ref()),
@@ -195,6 +195,7 @@ pub(crate) fn job(
         progress_token,
         guard,
         trace: crate::trace::current(),
+        request: super::request_scope(),
     }
 }
 

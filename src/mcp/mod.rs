@@ -150,6 +150,34 @@ pub enum AuditEvent<'a> {
     },
 }
 
+/// Where the request being handled on this thread came from, for audit records. The router sets
+/// it around each request ([`with_request_scope`]); a tool job carries it to its own thread.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestScope {
+    /// The client address (after `TRUSTED_PROXIES`).
+    pub ip: Option<std::net::IpAddr>,
+    /// The request id.
+    pub request_id: Option<String>,
+}
+
+thread_local! {
+    static REQUEST_SCOPE: std::cell::RefCell<Option<RequestScope>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `scope` as this thread's [`request_scope`], restoring the previous one after.
+pub fn with_request_scope<R>(scope: Option<RequestScope>, f: impl FnOnce() -> R) -> R {
+    let prev = REQUEST_SCOPE.with(|s| s.replace(scope));
+    let out = f();
+    REQUEST_SCOPE.with(|s| *s.borrow_mut() = prev);
+    out
+}
+
+/// The scope of the request being handled on this thread, if any.
+pub fn request_scope() -> Option<RequestScope> {
+    REQUEST_SCOPE.with(|s| s.borrow().clone())
+}
+
 /// What the MCP layer reports to the server (metrics, audit). Every method has an empty default.
 pub trait McpHooks: Send + Sync {
     /// A tool call began.

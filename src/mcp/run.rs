@@ -29,6 +29,8 @@ pub struct ToolJob {
     /// The span current when the call was accepted, so the tool's span has the request's span
     /// as parent even when the tool runs on its own thread.
     pub(crate) trace: Option<crate::trace::ActiveSpan>,
+    /// The request that asked for the call (for audit records on the tool's own thread).
+    pub(crate) request: Option<super::RequestScope>,
 }
 
 /// What a tool running on its own thread reports.
@@ -91,11 +93,13 @@ impl ToolJob {
     /// then dropped unrun.
     pub fn spawn(self, mut on_event: impl FnMut(ToolEvent) + Send + 'static) -> bool {
         let name = format!("tool-{}", self.tool.def().name);
+        // The audit hook reads the request's address and id from the thread it runs on.
+        let scope = self.request.clone();
         spawn_named(name, move || {
-            let result = {
+            let result = super::with_request_scope(scope, || {
                 let mut progress = |p: Progress| on_event(ToolEvent::Progress(p));
                 self.run_inline(&mut progress)
-            };
+            });
             on_event(ToolEvent::Finished(result));
         })
     }

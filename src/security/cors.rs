@@ -230,6 +230,22 @@ pub fn response_headers(origin: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Whether `origin` is this server's own origin as the request's `Host` names it: `https`, the
+/// same host and the same port (443 when absent). A page served by this server (the status
+/// page) sends its own origin on `POST`s; that is not a cross-origin request, so it needs no
+/// allowlist entry and gets no CORS headers. The `Host` itself is checked by [`HostPolicy`].
+pub fn is_same_origin(origin: &str, host: &str) -> bool {
+    let Some(authority) = origin.trim().strip_prefix("https://") else {
+        return false;
+    };
+    match (parse_host(authority), parse_host(host)) {
+        (Some((a, ap)), Some((b, bp))) => {
+            a == b && ap.unwrap_or(HTTPS_PORT) == bp.unwrap_or(HTTPS_PORT)
+        }
+        _ => false,
+    }
+}
+
 /// Splits `host[:port]` / `[v6][:port]` into a lower-case host (IPv6 without brackets, trailing
 /// dot removed) and port; `None` when it is not one.
 pub fn parse_host(value: &str) -> Option<(String, Option<u16>)> {
@@ -484,5 +500,23 @@ mod tests {
             let _ = policy.check_host(Some(&text));
             let _ = origins.check_origin(Some(&text));
         }
+    }
+
+    #[test]
+    fn a_page_of_this_server_is_same_origin_and_nothing_else_is() {
+        assert!(is_same_origin("https://127.0.0.1:8443", "127.0.0.1:8443"));
+        assert!(is_same_origin("https://Example.com", "example.com:443"));
+        assert!(is_same_origin("https://[::1]:8443", "[::1]:8443"));
+        assert!(!is_same_origin("http://127.0.0.1:8443", "127.0.0.1:8443"));
+        assert!(!is_same_origin("https://127.0.0.1:9443", "127.0.0.1:8443"));
+        assert!(!is_same_origin(
+            "https://evil.example:8443",
+            "127.0.0.1:8443"
+        ));
+        assert!(!is_same_origin("null", "127.0.0.1:8443"));
+        assert!(!is_same_origin(
+            "https://127.0.0.1:8443/x",
+            "127.0.0.1:8443"
+        ));
     }
 }

@@ -14,8 +14,10 @@
 //! | [`connlimit`] | one address holding every connection slot |
 //! | [`audit`] | silent tampering with the security record |
 //! | [`secmetrics`] | unnoticed attacks (counters and top offenders) |
+//! | [`gate`] | all of the above built from the configuration, as the server uses them |
 //!
-//! ## Settings (read by the server's config; each module takes the parsed values)
+//! ## Settings (`crate::config` holds the defaults; [`gate::Security::from_config`] builds the
+//! policies from the parsed values; the module constants are fallbacks for direct use)
 //!
 //! | Variable | Default | Used by |
 //! |---|---|---|
@@ -23,8 +25,8 @@
 //! | `AUTH_TOKENS_FILE` | unset | [`auth::TokenStore::load`] (`[{"name","sha256","role","rateLimit"?}]`) |
 //! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`auth::extract_credential`] |
 //! | `OAUTH_RESOURCE_METADATA` | unset | `resource_metadata` of the `WWW-Authenticate` builders |
-//! | `RATE_LIMIT` | 60 (per minute) | [`ratelimit::Quota::new`] |
-//! | `RATE_LIMIT_BURST` | 10 | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT` | 600 (per minute; 0 = off) | [`ratelimit::Quota::new`] |
+//! | `RATE_LIMIT_BURST` | 60 | [`ratelimit::Quota::new`] |
 //! | `RATE_LIMIT_MAX_KEYS` | 100 000 | [`ratelimit::Limiter::new`] |
 //! | `RATE_LIMIT_REDIS_URL` | unset (in-process only) | [`redis::RedisConfig::new`] |
 //! | `RATE_LIMIT_REDIS_FAIL` | `open` | [`redis::FailMode::parse`] |
@@ -32,15 +34,16 @@
 //! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | [`cors::HostPolicy::from_list`] |
 //! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | [`ipnet::IpPolicy::from_lists`] |
 //! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | [`ipnet::parse_list`], [`ipnet::client_ip`] |
-//! | `MAX_CONNECTIONS_PER_IP` | 32 | [`connlimit::ConnLimiter::new`] |
+//! | `MAX_CONNECTIONS_PER_IP` | 64 | [`connlimit::ConnLimiter::new`] |
 //! | `AUDIT_LOG` | unset (ring only) | [`audit::AuditConfig::path`] |
-//! | `AUDIT_LOG_MAX_BYTES` | 64 MiB | [`audit::AuditConfig::max_bytes`] |
-//! | `AUDIT_RING_SIZE` | 1000 | [`audit::AuditConfig::ring_size`] |
+//! | `AUDIT_LOG_MAX_BYTES` | 100 MiB | [`audit::AuditConfig::max_bytes`] |
+//! | audit ring size (not a setting) | 1000 | [`audit::AuditConfig::ring_size`] |
 
 pub mod audit;
 pub mod auth;
 pub mod connlimit;
 pub mod cors;
+pub mod gate;
 pub mod ipnet;
 pub mod ratelimit;
 pub mod redis;

@@ -748,20 +748,31 @@ mod tests {
     }
 
     impl Server {
-        fn start(extra: &[&str]) -> Self {
+        fn start(extra: &[&str]) -> Option<Self> {
             let port = free_port();
             Self::start_on(port, extra)
         }
 
-        fn start_on(port: u16, extra: &[&str]) -> Self {
-            let child = Command::new("redis-server")
+        /// `None` only when redis-server is missing and `TASK_MCP_SKIP_REDIS=1` allows it;
+        /// otherwise a missing binary fails the test.
+        fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
+            let spawned = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (apt-get install redis-server)");
+                .spawn();
+            let child = match spawned {
+                Ok(c) => c,
+                Err(e) if std::env::var("TASK_MCP_SKIP_REDIS").as_deref() == Ok("1") => {
+                    eprintln!("redis-server unavailable ({e}); skipped by TASK_MCP_SKIP_REDIS=1");
+                    return None;
+                }
+                Err(e) => {
+                    panic!("redis-server must be installed (apt-get install redis-server): {e}")
+                }
+            };
             let server = Server { child, port };
             // Wait for the external process to accept connections (bounded).
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -769,7 +780,7 @@ mod tests {
                 assert!(Instant::now() < deadline, "redis-server did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
-            server
+            Some(server)
         }
 
         fn url(&self, auth_and_db: &str) -> String {
@@ -932,7 +943,9 @@ mod tests {
 
     #[test]
     fn two_limiters_sharing_redis_allow_exactly_the_burst_between_them() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         let quota = q(1, 5);
         let a = limiter(&server.url(""), FailMode::Closed, quota);
         let b = limiter(&server.url(""), FailMode::Closed, quota);
@@ -957,7 +970,9 @@ mod tests {
 
     #[test]
     fn concurrent_checks_through_redis_never_exceed_the_burst() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         let quota = q(1, 20);
         let l = Arc::new(limiter(&server.url(""), FailMode::Closed, quota));
         let now = Instant::now();
@@ -978,7 +993,9 @@ mod tests {
 
     #[test]
     fn refill_happens_in_redis_time() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         // 600 a minute: a token every 100 ms.
         let quota = q(600, 1);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
@@ -995,7 +1012,9 @@ mod tests {
 
     #[test]
     fn password_and_database_from_the_url_are_used() {
-        let server = Server::start(&["--requirepass", "p@ss"]);
+        let Some(server) = Server::start(&["--requirepass", "p@ss"]) else {
+            return;
+        };
         let quota = q(1, 1);
         let l = limiter(&(server.url(":p%40ss@") + "/3"), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1028,7 +1047,9 @@ mod tests {
 
     #[test]
     fn a_flushed_script_is_reloaded_with_eval() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         let quota = q(1, 3);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1063,7 +1084,9 @@ mod tests {
 
     #[test]
     fn fail_closed_denies_with_the_backoff_as_retry_after() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         let quota = q(60, 5);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1082,7 +1105,9 @@ mod tests {
 
     #[test]
     fn a_restarted_redis_is_used_again_after_the_backoff() {
-        let server = Server::start(&[]);
+        let Some(server) = Server::start(&[]) else {
+            return;
+        };
         let port = server.port;
         let quota = q(1, 5);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
@@ -1090,7 +1115,9 @@ mod tests {
         assert!(l.try_check(&tok("re"), quota, 1, now).is_ok());
         drop(server);
         assert!(l.try_check(&tok("re"), quota, 1, now).is_err());
-        let _server = Server::start_on(port, &[]);
+        let Some(_server) = Server::start_on(port, &[]) else {
+            return;
+        };
         assert!(matches!(
             l.try_check(&tok("re"), quota, 1, now),
             Err(RedisError::Down)

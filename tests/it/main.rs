@@ -22,3 +22,5 @@ mod trace_export;
 mod mcp_harness;
 mod mcp_streams;
 mod mcp_wire;
+// Attacks tried against the security layer, and what each got.
+mod security;
