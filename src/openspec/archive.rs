@@ -519,8 +519,16 @@ pub fn archive_name(id: &str, now: SystemTime) -> String {
 /// The process's local date (`TZ`, else `/etc/localtime`, else UTC) as `YYYY-MM-DD`.
 pub fn local_date(now: SystemTime) -> String {
     let ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
+    let zoned = ts.to_zoned(system_zone().clone());
     zoned.date().strftime("%Y-%m-%d").to_string()
+}
+
+/// The system time zone, read once per process. Parsing a TZif file takes more stack than a
+/// pool worker has (256 KiB), so [`super::Workspace::open`] calls this at start, on the main
+/// thread, and workers only ever read the cached value.
+pub fn system_zone() -> &'static jiff::tz::TimeZone {
+    static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(jiff::tz::TimeZone::system)
 }
 
 /// Names of the active changes (every directory under `changes/` but `archive`), sorted.

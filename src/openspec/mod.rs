@@ -97,6 +97,8 @@ impl Workspace {
     /// # Errors
     /// [`Error::PathEscape`] when `openspec` is a symlink, [`Error::Io`] when missing.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, Error> {
+        // Resolve the time zone here, at start, not first on a small worker stack.
+        let _ = archive::system_zone();
         let root = fs::canonicalize(root.as_ref())?;
         let openspec = root.join("openspec");
         let meta = fs::symlink_metadata(&openspec)?;
@@ -372,12 +374,14 @@ impl Workspace {
         Ok(true)
     }
 
-    /// Atomically replaces one file of an active change: `proposal.md`, `tasks.md`, `design.md`
-    /// or `specs/<capability>/spec.md`. Writing a spec drops a `skip_specs` marker.
+    /// Where `rel` lives inside the active change `id`, after every check
+    /// [`Workspace::write_change_file`] makes; touches nothing. Returns the change folder, the
+    /// file's path, and whether it is a spec delta.
     ///
     /// # Errors
-    /// [`Error::PathEscape`] for any other path, plus slug/containment/I/O errors.
-    pub fn write_change_file(&self, id: &str, rel: &str, text: &str) -> Result<PathBuf, Error> {
+    /// [`Error::PathEscape`] for a path that is not a writable change file, plus
+    /// slug/containment errors.
+    pub fn change_file_path(&self, id: &str, rel: &str) -> Result<(PathBuf, PathBuf, bool), Error> {
         let dir = self.active_dir(id)?;
         let segs = paths::split_checked(rel).map_err(|e| Error::PathEscape(e.to_string()))?;
         let is_spec = segs.len() >= 3 && segs[0] == "specs" && segs.last() == Some(&"spec.md");
@@ -402,6 +406,16 @@ impl Workspace {
         let mut all = vec!["changes", id];
         all.extend(segs.iter().copied());
         let path = self.contained(&all)?;
+        Ok((dir, path, is_spec))
+    }
+
+    /// Atomically replaces one file of an active change: `proposal.md`, `tasks.md`, `design.md`
+    /// or `specs/<capability>/spec.md`. Writing a spec drops a `skip_specs` marker.
+    ///
+    /// # Errors
+    /// [`Error::PathEscape`] for any other path, plus slug/containment/I/O errors.
+    pub fn write_change_file(&self, id: &str, rel: &str, text: &str) -> Result<PathBuf, Error> {
+        let (dir, path, is_spec) = self.change_file_path(id, rel)?;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }

@@ -284,7 +284,8 @@ impl Tool for ChangeWrite {
                 "content holds NUL bytes; only text is accepted",
             ));
         }
-        let dir = self.ws.active_dir(slug).map_err(map_err)?;
+        // Every path check comes before the lease: a refused write leaves no trace.
+        let (dir, _, _) = self.ws.change_file_path(slug, file).map_err(map_err)?;
         let ttl = lock::read_lease(&dir)
             .ok()
             .flatten()

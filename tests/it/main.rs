@@ -14,6 +14,8 @@ mod openspec_cli;
 mod openspec_crash;
 // The OpenSpec tools called as MCP tools.
 mod openspec_tools;
+// The whole workflow through the MCP endpoint of a real server, checked by the real CLI.
+mod openspec_workflow;
 // OTLP export to a real collector socket, checked by the real protobuf JSON parser.
 mod trace_export;
 // MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.
