@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
 use crate::openspec::{
-    self, ArchiveOptions, ChangeState, Error, NewChange, Template, Workspace, fsx, tasks,
+    self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, fsx,
+    tasks,
 };
 
 /// Limits and defaults of the OpenSpec tools.
@@ -28,6 +29,10 @@ pub struct ToolOptions {
     pub page_size: usize,
     /// Largest page size a caller may ask for.
     pub max_page_size: usize,
+    /// Test-only: `change_archive` aborts the process right after this step, so crash tests
+    /// can kill a real server at each step of an archive. The server sets it only when
+    /// `ENABLE_TEST_TOOLS=true` (from `TASK_MCP_TEST_CRASH_AT`); `None` by default.
+    pub test_crash_at: Option<ArchiveStep>,
 }
 
 impl Default for ToolOptions {
@@ -37,6 +42,7 @@ impl Default for ToolOptions {
             default_lock_ttl_s: 3600,
             page_size: 50,
             max_page_size: 200,
+            test_crash_at: None,
         }
     }
 }
@@ -49,7 +55,7 @@ pub fn register(reg: &mut Registry, ws: Arc<Workspace>, opts: ToolOptions) {
         Arc::new(ChangeValidate::new(ws.clone())),
         Arc::new(ChangeShow::new(ws.clone())),
         Arc::new(ChangeList::new(ws.clone(), opts)),
-        Arc::new(ChangeArchive::new(ws.clone())),
+        Arc::new(ChangeArchive::new(ws.clone(), opts)),
         Arc::new(SpecList::new(ws.clone())),
         Arc::new(SpecShow::new(ws.clone())),
     ];
@@ -92,10 +98,11 @@ pub struct ChangeList {
     opts: ToolOptions,
 }
 
-/// `change_archive`: `openspec archive <id> --yes`, then a receipt inside the archived folder.
+/// `change_archive`: `openspec archive <id> --yes`, with a receipt inside the archived folder.
 pub struct ChangeArchive {
     def: ToolDef,
     ws: Arc<Workspace>,
+    opts: ToolOptions,
 }
 
 /// `spec_list`: `openspec list --specs --json`.
@@ -484,7 +491,7 @@ impl Tool for ChangeList {
 
 impl ChangeArchive {
     /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
+    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
         let def = ToolDef {
             name: "change_archive",
             alias: Some("change.archive"),
@@ -513,7 +520,7 @@ impl ChangeArchive {
             },
             access: Access::Write,
         };
-        Self { def, ws }
+        Self { def, ws, opts }
     }
 }
 
@@ -544,8 +551,52 @@ impl Tool for ChangeArchive {
         };
         lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
         let guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
+        let (identity, now) = (ctx.identity, ctx.now);
+        let root = self.ws.root().to_path_buf();
+        let receipt_of = |report: &openspec::ArchiveReport| {
+            let mut touched = report.files_touched.clone();
+            touched.push(
+                report
+                    .path
+                    .strip_prefix(&root)
+                    .unwrap_or(&report.path)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            json!({
+                "slug": slug,
+                "archivedAs": report.archived_as,
+                "commits": [],
+                "filesTouched": touched,
+                "tests": {"added": 0, "updated": 0, "passed": false},
+                "archivedAt": crate::openspec::list::iso_ms(now),
+                "toolVersions": {
+                    "taskMcp": env!("CARGO_PKG_VERSION"),
+                    "openspecCompat": OPENSPEC_COMPAT,
+                    "change.archive": "1.0.0"
+                },
+                "actor": {"type": "user", "name": identity, "model": "task-mcp"},
+            })
+        };
+        // The receipt and the lease's removal are part of the archive's journal, so a crash
+        // right after the move still ends with them done.
+        let settle = |report: &openspec::ArchiveReport| {
+            let text = serde_json::to_string_pretty(&receipt_of(report)).unwrap_or_default();
+            vec![
+                (RECEIPT_FILE.to_string(), Some(text)),
+                (lock::LEASE_FILE.to_string(), None),
+            ]
+        };
+        let crash_at = self.opts.test_crash_at;
+        let crash = move |s: ArchiveStep| {
+            if Some(s) == crash_at {
+                std::process::abort();
+            }
+        };
         let opts = ArchiveOptions {
-            now: ctx.now,
+            now,
+            settle: Some(&settle),
+            fault: crash_at.is_some().then_some(&crash as &dyn Fn(ArchiveStep)),
             ..ArchiveOptions::yes()
         };
         let report = self.ws.archive(slug, &opts).map_err(|e| {
@@ -556,34 +607,7 @@ impl Tool for ChangeArchive {
             t
         })?;
         drop(guard);
-        let _ = fsx::remove_opt(&report.path.join(lock::LEASE_FILE));
-        let mut touched = report.files_touched.clone();
-        touched.push(
-            report
-                .path
-                .strip_prefix(self.ws.root())
-                .unwrap_or(&report.path)
-                .to_string_lossy()
-                .into_owned(),
-        );
-        let receipt = json!({
-            "slug": slug,
-            "archivedAs": report.archived_as,
-            "commits": [],
-            "filesTouched": touched,
-            "tests": {"added": 0, "updated": 0, "passed": false},
-            "archivedAt": crate::openspec::list::iso_ms(ctx.now),
-            "toolVersions": {
-                "taskMcp": env!("CARGO_PKG_VERSION"),
-                "openspecCompat": OPENSPEC_COMPAT,
-                "change.archive": "1.0.0"
-            },
-            "actor": {"type": "user", "name": ctx.identity, "model": "task-mcp"},
-        });
-        let bytes = serde_json::to_vec_pretty(&receipt)
-            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
-        fsx::atomic_write(&report.path.join(RECEIPT_FILE), &bytes)
-            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
+        let receipt = receipt_of(&report);
         Ok(json!({
             "apiVersion": API_VERSION,
             "slug": slug,

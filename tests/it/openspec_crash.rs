@@ -105,6 +105,7 @@ fn a_crash_at_any_step_recovers_to_the_old_or_the_new_tree() {
         ("SpecWritten(1)", false),
         ("SpecWritten(2)", false),
         ("Moved", true),
+        ("Settled", true),
         ("Released", true),
     ];
     for (step, forward) in steps {
