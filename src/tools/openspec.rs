@@ -213,7 +213,8 @@ impl Tool for ChangeOpen {
             )
             .map_err(map_err)?;
         let dir = self.ws.active_dir(slug).map_err(map_err)?;
-        let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
+        let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now))
+            .map_err(|e| lock_err_at(&self.ws, slug, e))?;
         Ok(change_view(slug, &dir, created, "draft", Some(&lease)))
     }
 }
@@ -298,8 +299,9 @@ impl Tool for ChangeWrite {
             .flatten()
             .filter(|l| l.owner == ctx.identity)
             .map_or(self.opts.default_lock_ttl_s, |l| l.ttl);
-        lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
-        let _guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
+        lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now))
+            .map_err(|e| lock_err_at(&self.ws, slug, e))?;
+        let _guard = DirLock::try_acquire(&dir).map_err(|e| lock_err_at(&self.ws, slug, e))?;
         let path = self
             .ws
             .write_change_file(slug, file, content)
@@ -532,25 +534,19 @@ impl Tool for ChangeArchive {
     fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
         let slug = str_arg(args, "slug")?;
         let dir = match self.ws.locate(slug).map_err(map_err)? {
-            ChangeState::Archived(dir) => {
-                let receipt = fsx::read_opt(&dir.join(RECEIPT_FILE))
-                    .ok()
-                    .flatten()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .unwrap_or_else(|| json!({"slug": slug}));
-                return Ok(json!({
-                    "apiVersion": API_VERSION,
-                    "slug": slug,
-                    "archived": true,
-                    "alreadyArchived": true,
-                    "archivedAs": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    "receipt": receipt,
-                }));
-            }
+            ChangeState::Archived(dir) => return Ok(already_archived(slug, &dir)),
             ChangeState::Active(dir) => dir,
         };
         lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
-        let guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
+        let guard = match DirLock::try_acquire(&dir) {
+            Ok(g) if dir.is_dir() => g,
+            // The folder moved between `locate` and the lock: an overlapping call archived it.
+            Ok(_) => return self.moved_away(slug),
+            Err(LockError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.moved_away(slug);
+            }
+            Err(e) => return Err(lock_err(e)),
+        };
         let (identity, now) = (ctx.identity, ctx.now);
         let root = self.ws.root().to_path_buf();
         let receipt_of = |report: &openspec::ArchiveReport| {
@@ -619,6 +615,16 @@ impl Tool for ChangeArchive {
             "warnings": report.warnings,
             "receipt": receipt,
         }))
+    }
+}
+
+impl ChangeArchive {
+    /// The answer for a change another call archived while this one was starting.
+    fn moved_away(&self, slug: &str) -> Result<Value, ToolError> {
+        match self.ws.locate(slug).map_err(map_err)? {
+            ChangeState::Archived(dir) => Ok(already_archived(slug, &dir)),
+            ChangeState::Active(_) => Err(lock_err(LockError::Held(None))),
+        }
     }
 }
 
@@ -714,6 +720,19 @@ pub fn map_err(e: Error) -> ToolError {
     }
 }
 
+/// As [`lock_err`], but a change folder that vanished under the lock (archived by an overlapping
+/// call) is reported as what it is now (`EARCHIVED`), not as an I/O error.
+fn lock_err_at(ws: &Workspace, slug: &str, e: LockError) -> ToolError {
+    match e {
+        LockError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => match ws.active_dir(slug)
+        {
+            Err(moved) => map_err(moved),
+            Ok(_) => lock_err(LockError::Held(None)),
+        },
+        e => lock_err(e),
+    }
+}
+
 fn lock_err(e: LockError) -> ToolError {
     match e {
         LockError::Held(Some(l)) => ToolError::new(
@@ -764,6 +783,23 @@ fn change_view(
         v["lock"] = json!(l);
     }
     v
+}
+
+/// `alreadyArchived` with the receipt stored in `dir` (the archived folder).
+fn already_archived(slug: &str, dir: &std::path::Path) -> Value {
+    let receipt = fsx::read_opt(&dir.join(RECEIPT_FILE))
+        .ok()
+        .flatten()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .unwrap_or_else(|| json!({"slug": slug}));
+    json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "archived": true,
+        "alreadyArchived": true,
+        "archivedAs": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "receipt": receipt,
+    })
 }
 
 fn progress(dir: &std::path::Path) -> Value {

@@ -572,3 +572,49 @@ fn opening_a_change_over_tls_does_not_overflow_a_worker_stack() {
         std::fs::read_to_string(srv.root.join("openspec/changes/add-zone/.openspec.yaml")).unwrap();
     assert!(meta.contains("created: 20"), "{meta}");
 }
+
+/// Retries of one archive that overlap (a client timing out and calling again) must each end
+/// as "archived" — one archive, the others `alreadyArchived` or ELOCKED while it runs — never
+/// an I/O error or `archive_change_not_found` from a folder that moved under them.
+#[test]
+fn overlapping_archive_calls_by_the_owner_end_archived_once() {
+    let srv = seeded_server(&[]);
+    for round in 0..4 {
+        let slug = format!("race-archive-{round}");
+        let mut alice = Mcp::new(&srv, ALICE_TOKEN);
+        alice
+            .call("change_open", json!({"slug": slug, "template": "chore"}))
+            .unwrap();
+        alice
+            .call(
+                "change_write",
+                json!({"slug": slug, "file": "tasks.md", "content": "- [x] done\n"}),
+            )
+            .unwrap();
+        let n = 6;
+        let barrier = std::sync::Barrier::new(n);
+        let results: Vec<Result<Value, Value>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = Mcp::new(&srv, ALICE_TOKEN);
+                        barrier.wait();
+                        c.call("change_archive", json!({"slug": slug}))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let fresh = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|v| v["alreadyArchived"] == false))
+            .count();
+        assert_eq!(fresh, 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(v) => assert_eq!(v["archived"], true, "{v}"),
+                Err(e) => assert_eq!(error_code(e), "ELOCKED", "{results:?}"),
+            }
+        }
+    }
+}
