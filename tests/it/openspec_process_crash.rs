@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::openspec_cli::{cli, copy_tree, scratch, snapshot, workspace};
+use crate::openspec_crash::archive_steps;
 use crate::openspec_workflow::{
     ALICE_TOKEN, AUTH_DELTA, AUTH_SPEC, BOB_TOKEN, assert_same_tree, tokens,
 };
@@ -199,21 +200,11 @@ fn a_server_killed_at_each_archive_step_restarts_into_the_old_or_the_new_tree() 
     let (rc, v) = cli(&clean_dir, &["validate", "--all", "--strict", "--json"]);
     assert_eq!(rc, 0, "{v}");
 
-    let steps = [
-        ("Prepared", false),
-        ("JournalWritten", false),
-        ("ArchiveDirReady", false),
-        ("Claimed", false),
-        ("SpecWritten(0)", false),
-        ("SpecWritten(1)", false),
-        ("Moved", true),
-        ("Settled", true),
-        ("Released", true),
-    ];
+    let steps = archive_steps(2);
     for (step, forward) in steps {
         let dir = scratch("proc-crash");
         copy_tree(&before_dir, &dir);
-        let srv = Server::start(&dir, &[("TASK_MCP_TEST_CRASH_AT", step)]);
+        let srv = Server::start(&dir, &[("TASK_MCP_TEST_CRASH_AT", &step)]);
         let answer = srv.call(ALICE_TOKEN, "change_archive", json!({"slug": "add-2fa"}));
         assert!(answer.is_none(), "{step}: the server answered {answer:?}");
         let status = srv.wait(Duration::from_secs(20));
