@@ -528,21 +528,20 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
 
 /// Finishes or undoes every interrupted archive found in `openspec/`; returns what it did.
 ///
+/// Safe while other processes serve the same root: every archive holds the `changes/` lock from
+/// before its journal exists until after it is gone, and the kernel drops the lock of a process
+/// that dies, so a journal seen under that lock belongs to a dead archive, never a running one.
+///
 /// # Errors
 /// I/O failures while repairing; the journal is kept so the next start retries.
 pub fn recover(layout: &Layout<'_>) -> io::Result<Vec<String>> {
+    if journals(layout.openspec)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _serial = DirLock::acquire(&layout.openspec.join("changes"))?;
     let mut done = Vec::new();
-    let entries = match fs::read_dir(layout.openspec) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
-            done.push(recover_journal(layout, &entry.path())?);
-        }
+    for journal in journals(layout.openspec)? {
+        done.push(recover_journal(layout, &journal)?);
     }
     Ok(done)
 }
@@ -732,6 +731,25 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
         if moved { "completed" } else { "rolled back" },
         j.change
     ))
+}
+
+/// The archive journals in `openspec/`.
+fn journals(openspec: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(openspec) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Writes or deletes one settle file of the archived folder (idempotent).

@@ -220,7 +220,9 @@ impl Workspace {
         archive::archive(&layout, id, opts)
     }
 
-    /// Finishes or undoes interrupted archives; call once at start, before serving.
+    /// Finishes or undoes interrupted archives: once at start, before serving, and before each
+    /// archive (another process on this root may have died mid-archive; see
+    /// [`archive::recover`] for why a running archive is never touched).
     ///
     /// # Errors
     /// I/O failures (the journal stays for the next attempt).

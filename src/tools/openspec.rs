@@ -451,6 +451,8 @@ fn change_archive(
     ctx: &mut ToolCtx<'_>,
 ) -> Result<Value, ToolError> {
     let slug = str_arg(args, "slug")?;
+    // An archive another process on this root left half done is finished or undone first.
+    t.ws.recover().map_err(map_err)?;
     let dir = match t.ws.locate(slug).map_err(map_err)? {
         ChangeState::Archived(dir) => return Ok(already_archived(slug, &dir)),
         ChangeState::Active(dir) => dir,

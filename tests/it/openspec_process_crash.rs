@@ -356,3 +356,50 @@ fn a_cli_archive_claim_stops_our_archive_and_changes_nothing() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server that dies mid-archive while a sibling process keeps serving the same root: the
+/// sibling's next `change_archive` finishes or undoes the orphaned archive first (no restart
+/// needed), and a sibling starting up never touches an archive that is still running.
+#[test]
+fn a_sibling_process_recovers_an_archive_its_peer_died_in() {
+    for (step, forward) in [("SpecWritten(0)", false), ("Moved", true)] {
+        let dir = pre_archive_tree();
+        let survivor = Server::start(&dir, &[]);
+        let doomed = Server::start(&dir, &[("TASK_MCP_TEST_CRASH_AT", step)]);
+        assert!(
+            doomed
+                .call(ALICE_TOKEN, "change_archive", json!({"slug": "add-2fa"}))
+                .is_none()
+        );
+        assert!(!doomed.wait(Duration::from_secs(20)).success());
+        let journal = std::fs::read_dir(dir.join("openspec"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".archive-journal-")
+            });
+        assert!(journal, "{step}: the dead archive left its journal");
+        let done = survivor
+            .call(ALICE_TOKEN, "change_archive", json!({"slug": "add-2fa"}))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
+        assert_eq!(done["archived"], true, "{step}");
+        assert_eq!(done["alreadyArchived"], forward, "{step}");
+        let (tree, receipt) = split_receipt(snapshot(&dir));
+        assert!(receipt.is_some(), "{step}: no receipt");
+        assert_eq!(done["receipt"], receipt.unwrap(), "{step}");
+        assert!(
+            !tree.keys().any(|k| k.contains(".archive-journal-")
+                || k.ends_with("/.lock")
+                || k.ends_with(".openspec-archive.lock")),
+            "{step}: {:?}",
+            tree.keys()
+        );
+        drop(survivor);
+        let (rc, v) = cli(&dir, &["validate", "--all", "--strict", "--json"]);
+        assert_eq!(rc, 0, "{step}: {v}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
