@@ -152,6 +152,15 @@ impl Workspace {
         check_slug(id)?;
         let active = self.contained(&["changes", id])?;
         if active.is_dir() {
+            // The files the tools read by name must be the repository's own, not links out.
+            for name in CHANGE_FILES {
+                if fs::symlink_metadata(active.join(name)).is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    return Err(Error::PathEscape(format!(
+                        "changes/{id}/{name} is a symbolic link; replace it with a real file"
+                    )));
+                }
+            }
             return Ok(ChangeState::Active(active));
         }
         match self.archived_dir(id)? {
@@ -468,6 +477,16 @@ impl From<io::Error> for Error {
         Self::Io(e)
     }
 }
+
+/// The entries of a change folder that the tools read or write by name.
+const CHANGE_FILES: [&str; 6] = [
+    "proposal.md",
+    "tasks.md",
+    "design.md",
+    "specs",
+    discover::METADATA_FILE,
+    lock::LEASE_FILE,
+];
 
 fn check_slug(id: &str) -> Result<(), Error> {
     match slug::slug_problem(id) {

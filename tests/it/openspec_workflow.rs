@@ -618,3 +618,53 @@ fn overlapping_archive_calls_by_the_owner_end_archived_once() {
         }
     }
 }
+
+/// A repository may hold symlinks (a hostile checkout): no tool or resource may serve the
+/// content of a file outside the tree through a symlinked change file.
+#[test]
+fn symlinked_change_files_never_leak_outside_content() {
+    let srv = seeded_server(&[]);
+    let mut alice = Mcp::new(&srv, ALICE_TOKEN);
+    alice.initialize();
+    alice.call("change_open", json!({"slug": "add-x"})).unwrap();
+    let outside = scratch("secret");
+    let secret = "- [ ] TOP-SECRET-0123456789\n";
+    std::fs::write(outside.join("secret.md"), secret).unwrap();
+    let change = srv.root.join("openspec/changes/add-x");
+    for f in ["tasks.md", "proposal.md", "design.md"] {
+        let _ = std::fs::remove_file(change.join(f));
+        std::os::unix::fs::symlink(outside.join("secret.md"), change.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(change.join("specs/auth")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.md"), change.join("specs/auth/spec.md"))
+        .unwrap();
+    let mut answers = Vec::new();
+    for (tool, args) in [
+        ("change_open", json!({"slug": "add-x"})),
+        ("change_show", json!({"slug": "add-x"})),
+        ("change_list", json!({})),
+        ("change_validate", json!({"slug": "add-x"})),
+        ("change_archive", json!({"slug": "add-x"})),
+    ] {
+        answers.push(format!("{tool}: {:?}", alice.call(tool, args)));
+    }
+    for uri in [
+        "change://add-x/tasks",
+        "change://add-x/proposal",
+        "change://add-x/design",
+        "change://add-x/delta",
+        "change://add-x/delta/auth",
+        "task://add-x",
+        "changes://active",
+    ] {
+        answers.push(format!("{uri}: {:?}", alice.read(uri)));
+    }
+    for a in &answers {
+        assert!(!a.contains("TOP-SECRET"), "leaked: {a}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret.md")).unwrap(),
+        secret
+    );
+    let _ = std::fs::remove_dir_all(outside);
+}
