@@ -403,3 +403,30 @@ fn a_sibling_process_recovers_an_archive_its_peer_died_in() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The claim is shared with the CLI both ways: while a killed server's archive is unrecovered,
+/// the real `openspec archive` refuses to run over it; once a restart has rolled it back, the
+/// CLI archives the change normally.
+#[test]
+fn the_cli_waits_for_the_claim_of_a_killed_server_until_recovery() {
+    let dir = pre_archive_tree();
+    std::fs::remove_file(dir.join("openspec/changes/add-2fa/.lock")).unwrap();
+    let srv = Server::start(&dir, &[("TASK_MCP_TEST_CRASH_AT", "SpecWritten(0)")]);
+    assert!(
+        srv.call(ALICE_TOKEN, "change_archive", json!({"slug": "add-2fa"}))
+            .is_none()
+    );
+    assert!(!srv.wait(Duration::from_secs(20)).success());
+    let half = snapshot(&dir);
+    let (rc, v) = cli(&dir, &["archive", "add-2fa", "--yes", "--json"]);
+    assert_eq!(rc, 1, "{v}");
+    assert_eq!(v["status"][0]["code"], "archive_target_exists", "{v}");
+    assert_same_tree(&snapshot(&dir), &half, "after the refused CLI archive");
+    // A restart recovers; then the CLI goes through.
+    drop(Server::start(&dir, &[]));
+    let (rc, v) = cli(&dir, &["archive", "add-2fa", "--yes", "--json"]);
+    assert_eq!(rc, 0, "{v}");
+    let (rc, v) = cli(&dir, &["validate", "--all", "--strict", "--json"]);
+    assert_eq!(rc, 0, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
