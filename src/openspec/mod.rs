@@ -235,12 +235,44 @@ impl Workspace {
     ///
     /// # Errors
     /// I/O failures (the journal stays for the next attempt).
+    ///
+    /// Also removes the hidden folders of change creations whose process died (see
+    /// [`Workspace::create_change`]): the CLI lists dot folders as changes.
     pub fn recover(&self) -> Result<Vec<String>, Error> {
         let layout = archive::Layout {
             root: &self.root,
             openspec: &self.openspec,
         };
-        Ok(archive::recover(&layout)?)
+        let mut done = archive::recover(&layout)?;
+        done.extend(self.remove_dead_creations()?);
+        Ok(done)
+    }
+
+    /// Removes `changes/.<id>.creating-<pid>-<n>` folders whose process is gone. Only where
+    /// `/proc` tells live processes from dead ones; never this process's own.
+    fn remove_dead_creations(&self) -> Result<Vec<String>, Error> {
+        let proc = Path::new("/proc");
+        if !proc.join("self").exists() {
+            return Ok(Vec::new());
+        }
+        let Ok(entries) = fs::read_dir(self.changes_dir()) else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = creation_pid(&name) else {
+                continue;
+            };
+            if pid == std::process::id() || proc.join(pid.to_string()).exists() {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(entry.path())?;
+                done.push(format!("removed an unfinished change creation '{name}'"));
+            }
+        }
+        Ok(done)
     }
 
     /// `openspec validate <id> [--strict]` (delta checks, task lint, scenario loss, merge dry run
@@ -488,6 +520,14 @@ const CHANGE_FILES: [&str; 6] = [
     lock::LEASE_FILE,
 ];
 
+/// The pid in `.<id>.creating-<pid>-<n>`, the name [`Workspace::create_change`] builds in.
+fn creation_pid(name: &str) -> Option<u32> {
+    let (_, tail) = name.strip_prefix('.')?.rsplit_once(".creating-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 fn check_slug(id: &str) -> Result<(), Error> {
     match slug::slug_problem(id) {
         Some(p) => Err(Error::BadSlug(p)),
@@ -536,6 +576,23 @@ fn tasks_template(new: &NewChange<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_folders_name_their_pid() {
+        assert_eq!(creation_pid(".add-x.creating-123-0"), Some(123));
+        assert_eq!(creation_pid(".a.b.creating-7-42"), Some(7));
+        for other in [
+            "add-x",
+            ".add-x",
+            ".add-x.creating-",
+            ".add-x.creating-1",
+            "x.creating-1-0",
+            ".x.creating-a-0",
+            ".x.creating-1-z",
+        ] {
+            assert_eq!(creation_pid(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn templates_have_the_sections_openspec_reads() {

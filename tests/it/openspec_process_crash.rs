@@ -430,3 +430,39 @@ fn the_cli_waits_for_the_claim_of_a_killed_server_until_recovery() {
     assert_eq!(rc, 0, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `change_open` builds a new change in a hidden `changes/.<id>.creating-<pid>-<n>` folder and
+/// renames it; a process killed in between leaves that folder, which the CLI's `list` shows as a
+/// change. A restart removes those of dead processes, and never one a live process is building.
+#[test]
+fn a_restart_removes_change_creations_left_by_a_dead_process() {
+    let dir = workspace(&[]);
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let changes = dir.join("openspec/changes");
+    let orphan = changes.join(format!(".add-x.creating-{dead_pid}-0"));
+    let live = changes.join(format!(".add-y.creating-{}-0", std::process::id()));
+    for d in [&orphan, &live] {
+        std::fs::create_dir_all(d.join("specs")).unwrap();
+        std::fs::write(d.join("proposal.md"), "# Change: half\n").unwrap();
+    }
+    let (_, listed) = cli(&dir, &["list", "--json"]);
+    assert_eq!(listed["changes"].as_array().unwrap().len(), 2, "{listed}");
+    let srv = Server::start(&dir, &[]);
+    assert!(!orphan.exists(), "the dead creation is still there");
+    assert!(live.exists(), "a live process's creation was removed");
+    let list = srv
+        .call(ALICE_TOKEN, "change_list", json!({}))
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = list["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with(".add-x")), "{names:?}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
