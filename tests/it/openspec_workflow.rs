@@ -668,3 +668,30 @@ fn symlinked_change_files_never_leak_outside_content() {
     );
     let _ = std::fs::remove_dir_all(outside);
 }
+
+#[test]
+fn change_show_of_each_fresh_template_matches_the_cli_show() {
+    let srv = seeded_server(&[]);
+    let mut alice = Mcp::new(&srv, ALICE_TOKEN);
+    alice.initialize();
+    for (slug, template) in [
+        ("new-feature", "feature"),
+        ("new-fix", "bugfix"),
+        ("new-chore", "chore"),
+    ] {
+        alice
+            .call(
+                "change_open",
+                json!({"slug": slug, "template": template, "title": "Do the thing"}),
+            )
+            .unwrap();
+        let mut ours = alice.call("change_show", json!({"slug": slug})).unwrap();
+        let obj = ours.as_object_mut().unwrap();
+        obj.remove("progress");
+        obj.remove("lock");
+        let (rc, mut theirs) = cli(&srv.root, &["show", slug, "--json"]);
+        assert_eq!(rc, 0, "{theirs}");
+        theirs.as_object_mut().unwrap().remove("root");
+        assert_eq!(ours, theirs, "{template}");
+    }
+}
