@@ -161,11 +161,15 @@ pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
             )));
         }
     }
-    tools::openspec::register(
-        &mut reg,
-        Arc::new(ws),
-        tools::openspec::ToolOptions::default(),
-    );
+    let tool_opts = tools::openspec::ToolOptions {
+        // Test-only crash hook, never honoured without the test tools.
+        test_crash_at: config
+            .enable_test_tools
+            .then(crate::openspec::ArchiveStep::test_crash_from_env)
+            .flatten(),
+        ..tools::openspec::ToolOptions::default()
+    };
+    tools::openspec::register(&mut reg, Arc::new(ws), tool_opts);
     if config.enable_test_tools {
         reg.add_tool(Arc::new(tools::testing::Echo::new()));
         reg.add_tool(Arc::new(tools::testing::Slow::new()));

@@ -36,6 +36,11 @@ pub struct ArchiveOptions<'a> {
     pub fault: Option<&'a dyn Fn(ArchiveStep)>,
     /// Run every check and build every spec, then stop before the first write.
     pub dry_run: bool,
+    /// Files to settle inside the archived folder in the same transaction as the move, given
+    /// the report: `(file name, Some(text))` writes one, `(file name, None)` deletes one. The
+    /// tools put their receipt here and drop the change lease, so a crash after the move still
+    /// ends with the receipt written (the journal replays it).
+    pub settle: Option<&'a dyn Fn(&ArchiveReport) -> Vec<(String, Option<String>)>>,
 }
 
 /// The points at which an archive can be interrupted.
@@ -53,6 +58,8 @@ pub enum ArchiveStep {
     SpecWritten(usize),
     /// The change folder is in the archive.
     Moved,
+    /// The [`ArchiveOptions::settle`] files are written or deleted.
+    Settled,
     /// The claim is gone.
     Released,
 }
@@ -123,6 +130,7 @@ impl ArchiveOptions<'_> {
             now: SystemTime::now(),
             fault: None,
             dry_run: false,
+            settle: None,
         }
     }
 
@@ -136,6 +144,38 @@ impl ArchiveOptions<'_> {
 impl Default for ArchiveOptions<'_> {
     fn default() -> Self {
         Self::yes()
+    }
+}
+
+impl ArchiveStep {
+    /// Parses the `Debug` form (`Prepared`, `SpecWritten(2)`, ...).
+    pub fn parse(name: &str) -> Option<Self> {
+        let step = match name {
+            "Prepared" => Self::Prepared,
+            "JournalWritten" => Self::JournalWritten,
+            "ArchiveDirReady" => Self::ArchiveDirReady,
+            "Claimed" => Self::Claimed,
+            "Moved" => Self::Moved,
+            "Settled" => Self::Settled,
+            "Released" => Self::Released,
+            other => Self::SpecWritten(
+                other
+                    .strip_prefix("SpecWritten(")?
+                    .strip_suffix(')')?
+                    .parse()
+                    .ok()?,
+            ),
+        };
+        Some(step)
+    }
+
+    /// The step named by `TASK_MCP_TEST_CRASH_AT`, at which a test server aborts its archive.
+    ///
+    /// Test-only: the server reads it only when `ENABLE_TEST_TOOLS=true` (see
+    /// `tools::openspec::ToolOptions::test_crash_at`), so that a crash test can kill a real
+    /// server process at exactly one step.
+    pub fn test_crash_from_env() -> Option<Self> {
+        Self::parse(&std::env::var(TEST_CRASH_ENV).ok()?)
     }
 }
 
@@ -424,15 +464,30 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
         }
     }
     opts.step(ArchiveStep::Prepared);
+    let report = ArchiveReport {
+        change: id.to_string(),
+        archived_as: archive_name.clone(),
+        path: archive_path.to_path_buf(),
+        specs_updated: !plan.is_empty(),
+        totals,
+        warnings,
+        files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
+    };
     if opts.dry_run {
-        return Ok(ArchiveReport {
-            change: id.to_string(),
-            archived_as: archive_name,
-            path: archive_path.to_path_buf(),
-            specs_updated: !plan.is_empty(),
-            totals,
-            warnings,
-            files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
+        return Ok(report);
+    }
+    let mut settle = Vec::new();
+    for (name, text) in opts.settle.map(|f| f(&report)).unwrap_or_default() {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(ArchiveError::io(format!(
+                "'{name}' is not a plain file name"
+            )));
+        }
+        settle.push(Mutation {
+            rel: rel_path(layout.root, &archive_path.join(&name)),
+            old: None,
+            new: text,
+            cap: String::new(),
         });
     }
     target_available(archive_path, &archive_name)?;
@@ -442,7 +497,8 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
         archive_name: archive_name.clone(),
         created_archive_dir: !archive_dir_existed,
         nonce: nonce.clone(),
-        mutations: plan.clone(),
+        mutations: plan,
+        settle,
     };
     let journal_path = journal_path(layout.openspec, id);
     let bytes = serde_json::to_vec(&journal).map_err(ArchiveError::io)?;
@@ -467,34 +523,25 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
             return Err(e);
         }
     }
-    Ok(ArchiveReport {
-        change: id.to_string(),
-        archived_as: archive_name,
-        path: archive_path.to_path_buf(),
-        specs_updated: !plan.is_empty(),
-        totals,
-        warnings,
-        files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
-    })
+    Ok(report)
 }
 
 /// Finishes or undoes every interrupted archive found in `openspec/`; returns what it did.
 ///
+/// Safe while other processes serve the same root: every archive holds the `changes/` lock from
+/// before its journal exists until after it is gone, and the kernel drops the lock of a process
+/// that dies, so a journal seen under that lock belongs to a dead archive, never a running one.
+///
 /// # Errors
 /// I/O failures while repairing; the journal is kept so the next start retries.
 pub fn recover(layout: &Layout<'_>) -> io::Result<Vec<String>> {
+    if journals(layout.openspec)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _serial = DirLock::acquire(&layout.openspec.join("changes"))?;
     let mut done = Vec::new();
-    let entries = match fs::read_dir(layout.openspec) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
-            done.push(recover_journal(layout, &entry.path())?);
-        }
+    for journal in journals(layout.openspec)? {
+        done.push(recover_journal(layout, &journal)?);
     }
     Ok(done)
 }
@@ -519,8 +566,16 @@ pub fn archive_name(id: &str, now: SystemTime) -> String {
 /// The process's local date (`TZ`, else `/etc/localtime`, else UTC) as `YYYY-MM-DD`.
 pub fn local_date(now: SystemTime) -> String {
     let ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
+    let zoned = ts.to_zoned(system_zone().clone());
     zoned.date().strftime("%Y-%m-%d").to_string()
+}
+
+/// The system time zone, read once per process. Parsing a TZif file takes more stack than a
+/// pool worker has (256 KiB), so [`super::Workspace::open`] calls this at start, on the main
+/// thread, and workers only ever read the cached value.
+pub fn system_zone() -> &'static jiff::tz::TimeZone {
+    static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(jiff::tz::TimeZone::system)
 }
 
 /// Names of the active changes (every directory under `changes/` but `archive`), sorted.
@@ -563,6 +618,9 @@ struct Journal {
     created_archive_dir: bool,
     nonce: String,
     mutations: Vec<Mutation>,
+    /// Applied only once the folder moved (`old` is unused).
+    #[serde(default)]
+    settle: Vec<Mutation>,
 }
 
 fn apply(
@@ -614,6 +672,11 @@ fn apply(
     let _ = fsx::sync_dir(archive_dir);
     let _ = fsx::sync_dir(layout.openspec.join("changes").as_path());
     opts.step(ArchiveStep::Moved);
+    for m in &journal.settle {
+        settle_one(layout, m).map_err(ArchiveError::io)?;
+    }
+    let _ = fsx::sync_dir(archive_path);
+    opts.step(ArchiveStep::Settled);
     drop(claim);
     let _ = fsx::sync_dir(archive_dir);
     opts.step(ArchiveStep::Released);
@@ -649,6 +712,11 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
             }
         }
     }
+    if moved {
+        for m in &j.settle {
+            settle_one(layout, m)?;
+        }
+    }
     let claim = archive_dir.join(ARCHIVE_CLAIM_FILE);
     if fs::read_to_string(&claim).is_ok_and(|c| c.contains(&j.nonce)) {
         fsx::remove_opt(&claim)?;
@@ -663,6 +731,37 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
         if moved { "completed" } else { "rolled back" },
         j.change
     ))
+}
+
+/// The archive journals in `openspec/`.
+fn journals(openspec: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(openspec) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes or deletes one settle file of the archived folder (idempotent).
+fn settle_one(layout: &Layout<'_>, m: &Mutation) -> io::Result<()> {
+    let path = layout.root.join(&m.rel);
+    match &m.new {
+        Some(text) if fsx::read_opt(&path)?.as_deref() != Some(text.as_str()) => {
+            fsx::atomic_write(&path, text.as_bytes())
+        }
+        Some(_) => Ok(()),
+        None => fsx::remove_opt(&path),
+    }
 }
 
 fn needs_delta_validation(change_dir: &Path, specs: &Path) -> bool {
@@ -798,6 +897,9 @@ fn nonce(now: SystemTime) -> String {
 
 const JOURNAL_PREFIX: &str = ".archive-journal-";
 
+/// The test-only crash hook's variable (see [`ArchiveStep::test_crash_from_env`]).
+pub const TEST_CRASH_ENV: &str = "TASK_MCP_TEST_CRASH_AT";
+
 static DELTA_HEADING: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     // unwrap: a literal pattern.
     regex::Regex::new(r"(?i)^##\s+(ADDED|MODIFIED|REMOVED|RENAMED)\s+Requirements").unwrap()
@@ -813,6 +915,33 @@ mod tests {
         assert_eq!(archive_name("2025-01-15-fix", now), "2025-01-15-fix");
         assert!(archive_name("fix", now).ends_with("-fix"));
         assert_eq!(archive_name("fix", now).len(), 14);
+    }
+
+    #[test]
+    fn every_step_parses_from_its_debug_name() {
+        for step in [
+            ArchiveStep::Prepared,
+            ArchiveStep::JournalWritten,
+            ArchiveStep::ArchiveDirReady,
+            ArchiveStep::Claimed,
+            ArchiveStep::SpecWritten(0),
+            ArchiveStep::SpecWritten(12),
+            ArchiveStep::Moved,
+            ArchiveStep::Settled,
+            ArchiveStep::Released,
+        ] {
+            assert_eq!(ArchiveStep::parse(&format!("{step:?}")), Some(step));
+        }
+        for bad in [
+            "",
+            "moved",
+            "SpecWritten()",
+            "SpecWritten(x)",
+            "SpecWritten(1",
+            "Moved ",
+        ] {
+            assert_eq!(ArchiveStep::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn has_any_file_under(dir: &Path) -> io::Result<bool> {
 /// Only the flat `key: value` YAML the CLI writes is understood; anything else that mentions the
 /// key is reported as unhonourable, as the CLI does for unparsable metadata.
 pub fn marker(change_dir: &Path, key: &str) -> Marker {
-    let raw = match fs::read_to_string(change_dir.join(METADATA_FILE)) {
+    let raw = match super::fsx::read_nofollow(&change_dir.join(METADATA_FILE)) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Marker::default(),
         Err(e) => {

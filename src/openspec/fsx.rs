@@ -69,7 +69,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// # Errors
 /// Other I/O failures, or invalid UTF-8.
 pub fn read_opt(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
+    match read_nofollow(path) {
         Ok(s) => Ok(Some(s)),
         Err(e)
             if matches!(
@@ -81,6 +81,40 @@ pub fn read_opt(path: &Path) -> io::Result<Option<String>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Reads a UTF-8 file that is not a symbolic link: a repository may hold links to files outside
+/// it, and their content must never be served or merged. The file opened must be the one whose
+/// metadata was checked (same device and inode), so a link swapped in between is refused too.
+///
+/// # Errors
+/// `InvalidInput` for a symbolic link (or a file replaced while opening), else as
+/// [`fs::read_to_string`].
+pub fn read_nofollow(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    let checked = fs::symlink_metadata(path)?;
+    if checked.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link; refusing to follow it",
+                path.display()
+            ),
+        ));
+    }
+    let mut file = File::open(path)?;
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} changed while being opened", path.display()),
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Removes a file; a missing file is success.
@@ -128,6 +162,22 @@ mod tests {
         assert_eq!(fs::read_to_string(&f).unwrap(), "two");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         assert_eq!(read_opt(&dir.join("none")).unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_refuse_symbolic_links() {
+        let dir = std::env::temp_dir().join(format!("fsx-link-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("real.md"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.join("real.md"), dir.join("link.md")).unwrap();
+        assert_eq!(read_nofollow(&dir.join("real.md")).unwrap(), "secret");
+        for r in [
+            read_nofollow(&dir.join("link.md")),
+            read_opt(&dir.join("link.md")).map(|_| String::new()),
+        ] {
+            assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

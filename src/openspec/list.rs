@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::tasks::{TaskProgress, count_tasks, list_status};
+use super::tasks::{count_tasks, list_status};
 
 /// One active change, as `list --json` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,9 +59,9 @@ pub fn changes(changes_dir: &Path) -> io::Result<Vec<ChangeEntry>> {
             continue;
         }
         let dir = entry.path();
-        let progress = fs::read_to_string(dir.join("tasks.md"))
+        let progress = super::fsx::read_nofollow(&dir.join("tasks.md"))
             .map(|t| count_tasks(&t))
-            .unwrap_or(TaskProgress::default());
+            .unwrap_or_default();
         let modified = newest_mtime(&dir).unwrap_or(SystemTime::UNIX_EPOCH);
         out.push(ChangeEntry {
             name,

@@ -97,6 +97,8 @@ impl Workspace {
     /// # Errors
     /// [`Error::PathEscape`] when `openspec` is a symlink, [`Error::Io`] when missing.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, Error> {
+        // Resolve the time zone here, at start, not first on a small worker stack.
+        let _ = archive::system_zone();
         let root = fs::canonicalize(root.as_ref())?;
         let openspec = root.join("openspec");
         let meta = fs::symlink_metadata(&openspec)?;
@@ -150,6 +152,15 @@ impl Workspace {
         check_slug(id)?;
         let active = self.contained(&["changes", id])?;
         if active.is_dir() {
+            // The files the tools read by name must be the repository's own, not links out.
+            for name in CHANGE_FILES {
+                if fs::symlink_metadata(active.join(name)).is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    return Err(Error::PathEscape(format!(
+                        "changes/{id}/{name} is a symbolic link; replace it with a real file"
+                    )));
+                }
+            }
             return Ok(ChangeState::Active(active));
         }
         match self.archived_dir(id)? {
@@ -218,16 +229,50 @@ impl Workspace {
         archive::archive(&layout, id, opts)
     }
 
-    /// Finishes or undoes interrupted archives; call once at start, before serving.
+    /// Finishes or undoes interrupted archives: once at start, before serving, and before each
+    /// archive (another process on this root may have died mid-archive; see
+    /// [`archive::recover`] for why a running archive is never touched).
     ///
     /// # Errors
     /// I/O failures (the journal stays for the next attempt).
+    ///
+    /// Also removes the hidden folders of change creations whose process died (see
+    /// [`Workspace::create_change`]): the CLI lists dot folders as changes.
     pub fn recover(&self) -> Result<Vec<String>, Error> {
         let layout = archive::Layout {
             root: &self.root,
             openspec: &self.openspec,
         };
-        Ok(archive::recover(&layout)?)
+        let mut done = archive::recover(&layout)?;
+        done.extend(self.remove_dead_creations()?);
+        Ok(done)
+    }
+
+    /// Removes `changes/.<id>.creating-<pid>-<n>` folders whose process is gone. Only where
+    /// `/proc` tells live processes from dead ones; never this process's own.
+    fn remove_dead_creations(&self) -> Result<Vec<String>, Error> {
+        let proc = Path::new("/proc");
+        if !proc.join("self").exists() {
+            return Ok(Vec::new());
+        }
+        let Ok(entries) = fs::read_dir(self.changes_dir()) else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = creation_pid(&name) else {
+                continue;
+            };
+            if pid == std::process::id() || proc.join(pid.to_string()).exists() {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(entry.path())?;
+                done.push(format!("removed an unfinished change creation '{name}'"));
+            }
+        }
+        Ok(done)
     }
 
     /// `openspec validate <id> [--strict]` (delta checks, task lint, scenario loss, merge dry run
@@ -372,12 +417,14 @@ impl Workspace {
         Ok(true)
     }
 
-    /// Atomically replaces one file of an active change: `proposal.md`, `tasks.md`, `design.md`
-    /// or `specs/<capability>/spec.md`. Writing a spec drops a `skip_specs` marker.
+    /// Where `rel` lives inside the active change `id`, after every check
+    /// [`Workspace::write_change_file`] makes; touches nothing. Returns the change folder, the
+    /// file's path, and whether it is a spec delta.
     ///
     /// # Errors
-    /// [`Error::PathEscape`] for any other path, plus slug/containment/I/O errors.
-    pub fn write_change_file(&self, id: &str, rel: &str, text: &str) -> Result<PathBuf, Error> {
+    /// [`Error::PathEscape`] for a path that is not a writable change file, plus
+    /// slug/containment errors.
+    pub fn change_file_path(&self, id: &str, rel: &str) -> Result<(PathBuf, PathBuf, bool), Error> {
         let dir = self.active_dir(id)?;
         let segs = paths::split_checked(rel).map_err(|e| Error::PathEscape(e.to_string()))?;
         let is_spec = segs.len() >= 3 && segs[0] == "specs" && segs.last() == Some(&"spec.md");
@@ -402,6 +449,16 @@ impl Workspace {
         let mut all = vec!["changes", id];
         all.extend(segs.iter().copied());
         let path = self.contained(&all)?;
+        Ok((dir, path, is_spec))
+    }
+
+    /// Atomically replaces one file of an active change: `proposal.md`, `tasks.md`, `design.md`
+    /// or `specs/<capability>/spec.md`. Writing a spec drops a `skip_specs` marker.
+    ///
+    /// # Errors
+    /// [`Error::PathEscape`] for any other path, plus slug/containment/I/O errors.
+    pub fn write_change_file(&self, id: &str, rel: &str, text: &str) -> Result<PathBuf, Error> {
+        let (dir, path, is_spec) = self.change_file_path(id, rel)?;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -453,6 +510,24 @@ impl From<io::Error> for Error {
     }
 }
 
+/// The entries of a change folder that the tools read or write by name.
+const CHANGE_FILES: [&str; 6] = [
+    "proposal.md",
+    "tasks.md",
+    "design.md",
+    "specs",
+    discover::METADATA_FILE,
+    lock::LEASE_FILE,
+];
+
+/// The pid in `.<id>.creating-<pid>-<n>`, the name [`Workspace::create_change`] builds in.
+fn creation_pid(name: &str) -> Option<u32> {
+    let (_, tail) = name.strip_prefix('.')?.rsplit_once(".creating-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 fn check_slug(id: &str) -> Result<(), Error> {
     match slug::slug_problem(id) {
         Some(p) => Err(Error::BadSlug(p)),
@@ -501,6 +576,23 @@ fn tasks_template(new: &NewChange<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_folders_name_their_pid() {
+        assert_eq!(creation_pid(".add-x.creating-123-0"), Some(123));
+        assert_eq!(creation_pid(".a.b.creating-7-42"), Some(7));
+        for other in [
+            "add-x",
+            ".add-x",
+            ".add-x.creating-",
+            ".add-x.creating-1",
+            "x.creating-1-0",
+            ".x.creating-a-0",
+            ".x.creating-1-z",
+        ] {
+            assert_eq!(creation_pid(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn templates_have_the_sections_openspec_reads() {

@@ -3,10 +3,16 @@
 
 /// Why `id` is not a valid change id for the tools, in the CLI's words; None when valid.
 ///
-/// The tools accept 3 to 64 characters of the 1.x grammar `^[a-z0-9]+(?:-[a-z0-9]+)*$`.
+/// The tools accept 3 to 64 characters of the 1.x grammar `^[a-z0-9]+(?:-[a-z0-9]+)*$`, except
+/// `archive`, which is where archived changes live and never a change.
 pub fn slug_problem(id: &str) -> Option<String> {
     if let Some(p) = cli_name_problem(id) {
         return Some(p);
+    }
+    if id == ARCHIVE_FOLDER {
+        return Some(format!(
+            "'{ARCHIVE_FOLDER}' names the folder of archived changes (changes/{ARCHIVE_FOLDER}); choose another name"
+        ));
     }
     let n = id.chars().count();
     if n < MIN_SLUG_CHARS {
@@ -79,6 +85,8 @@ pub fn is_kebab(id: &str) -> bool {
 pub const MIN_SLUG_CHARS: usize = 3;
 /// Longest slug the tools accept.
 pub const MAX_SLUG_CHARS: usize = 64;
+/// `changes/<this>` holds archived changes, so no change may be named so.
+pub const ARCHIVE_FOLDER: &str = "archive";
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use super::delta::{
     fold_name, js_trim, normalize_line_endings, normalize_name, parse_delta,
 };
 use super::discover::{self, METADATA_FILE};
+use super::fsx;
 use super::spec::{
     MIN_PURPOSE_CHARS, PURPOSE_PLACEHOLDER_PREFIX, PURPOSE_PLACEHOLDER_SUFFIX, build_updated_spec,
     structure_issues,
@@ -604,7 +605,7 @@ pub fn dry_run_one(
 ) -> Result<(), String> {
     let delta = fs::read_to_string(&spec.file).map_err(|e| e.to_string())?;
     let target_path = main_specs_dir.join(&spec.id).join("spec.md");
-    let target = match fs::read_to_string(&target_path) {
+    let target = match fsx::read_nofollow(&target_path) {
         Ok(t) => Some(t),
         Err(e)
             if matches!(
@@ -687,7 +688,7 @@ fn scenario_bodies(lines: &[&str]) -> (usize, usize) {
 }
 
 fn scenario_loss(plan: &delta::DeltaPlan, main_file: &Path, entry: &str) -> Vec<Issue> {
-    let Ok(main) = fs::read_to_string(main_file) else {
+    let Ok(main) = fsx::read_nofollow(main_file) else {
         return Vec::new();
     };
     let blocks = extract_requirements_section(&main).blocks;
@@ -745,7 +746,7 @@ fn scenario_loss(plan: &delta::DeltaPlan, main_file: &Path, entry: &str) -> Vec<
 }
 
 fn task_issues(change_dir: &Path) -> Vec<Issue> {
-    let Ok(content) = fs::read_to_string(change_dir.join("tasks.md")) else {
+    let Ok(content) = fsx::read_nofollow(&change_dir.join("tasks.md")) else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! The OpenSpec tools: open, write, validate, show, list and archive changes; list and show specs.
 //!
-//! Each tool is a plain struct over a shared [`Workspace`]. Writers hold the change lease
+//! Each tool is an [`OpenSpecTool`]: its [`ToolDef`] (built by `<name>_def`) and the function
+//! that runs it (`<name>`), over a shared [`Workspace`]. Writers hold the change lease
 //! (`<change>/.lock`, owner = the caller's identity) and an exclusive directory lock while they
 //! write, so two callers on one change get one winner and `ELOCKED` for the rest, while callers
 //! on different changes never wait for each other (archives of one workspace are serialised
@@ -14,7 +15,8 @@ use serde_json::{Value, json};
 use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
 use crate::openspec::{
-    self, ArchiveOptions, ChangeState, Error, NewChange, Template, Workspace, fsx, tasks,
+    self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, fsx,
+    tasks,
 };
 
 /// Limits and defaults of the OpenSpec tools.
@@ -28,6 +30,10 @@ pub struct ToolOptions {
     pub page_size: usize,
     /// Largest page size a caller may ask for.
     pub max_page_size: usize,
+    /// Test-only: `change_archive` aborts the process right after this step, so crash tests
+    /// can kill a real server at each step of an archive. The server sets it only when
+    /// `ENABLE_TEST_TOOLS=true` (from `TASK_MCP_TEST_CRASH_AT`); `None` by default.
+    pub test_crash_at: Option<ArchiveStep>,
 }
 
 impl Default for ToolOptions {
@@ -37,639 +43,563 @@ impl Default for ToolOptions {
             default_lock_ttl_s: 3600,
             page_size: 50,
             max_page_size: 200,
+            test_crash_at: None,
         }
     }
+}
+
+/// One OpenSpec tool: its description, the shared workspace and limits, and the function that
+/// runs it. Every tool is one of these, so the registry and the transports see a plain [`Tool`].
+pub struct OpenSpecTool {
+    def: ToolDef,
+    ws: Arc<Workspace>,
+    opts: ToolOptions,
+    run: Run,
 }
 
 /// Registers every OpenSpec tool (in listing order) and the resource provider.
 pub fn register(reg: &mut Registry, ws: Arc<Workspace>, opts: ToolOptions) {
-    let tools: Vec<Arc<dyn Tool>> = vec![
-        Arc::new(ChangeOpen::new(ws.clone(), opts)),
-        Arc::new(ChangeWrite::new(ws.clone(), opts)),
-        Arc::new(ChangeValidate::new(ws.clone())),
-        Arc::new(ChangeShow::new(ws.clone())),
-        Arc::new(ChangeList::new(ws.clone(), opts)),
-        Arc::new(ChangeArchive::new(ws.clone())),
-        Arc::new(SpecList::new(ws.clone())),
-        Arc::new(SpecShow::new(ws.clone())),
+    let tools: [(ToolDef, Run); 8] = [
+        (change_open_def(&opts), change_open),
+        (change_write_def(&opts), change_write),
+        (change_validate_def(&opts), change_validate),
+        (change_show_def(&opts), change_show),
+        (change_list_def(&opts), change_list),
+        (change_archive_def(&opts), change_archive),
+        (spec_list_def(&opts), spec_list),
+        (spec_show_def(&opts), spec_show),
     ];
-    for t in tools {
-        reg.add_tool(t);
+    for (def, run) in tools {
+        reg.add_tool(Arc::new(OpenSpecTool {
+            def,
+            ws: ws.clone(),
+            opts,
+            run,
+        }));
     }
     reg.add_resources(Arc::new(super::resources::OpenSpecResources::new(ws, opts)));
 }
 
+impl Tool for OpenSpecTool {
+    fn def(&self) -> &ToolDef {
+        &self.def
+    }
+
+    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+        (self.run)(self, args, ctx)
+    }
+}
+
 /// `change_open`: create (from a template) or reopen a change and take its lease.
-pub struct ChangeOpen {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-    opts: ToolOptions,
+fn change_open_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_open",
+        alias: Some("change.open"),
+        title: "Open a change",
+        description: "Create an OpenSpec change (proposal.md, tasks.md, specs/) from a template, or reopen an existing one, and take its edit lock. Returns the paths, resource URIs, the current proposal and tasks text, and task progress.",
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "slug": slug_schema(),
+                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                "rationale": {"type": "string", "maxLength": 4000},
+                "template": {"type": "string", "enum": ["feature", "bugfix", "chore"], "default": "feature"},
+                "ttl": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Lease length in seconds."}
+            },
+            "required": ["slug"],
+            "additionalProperties": false
+        }),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "slug": {"type": "string"},
+                "created": {"type": "boolean"},
+                "locked": {"type": "boolean"},
+                "status": {"type": "string", "enum": ["draft", "archived"]},
+                "paths": {"type": "object", "properties": {"root": {"type": "string"}, "proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["root", "proposal", "tasks", "delta"]},
+                "resourceUris": {"type": "object", "properties": {"proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["proposal", "tasks", "delta"]},
+                "proposal": {"type": ["string", "null"]},
+                "tasks": {"type": ["string", "null"]},
+                "progress": progress_schema(),
+                "lock": lease_schema()
+            },
+            "required": ["apiVersion", "slug", "created", "locked", "status", "paths", "resourceUris", "progress"]
+        }),
+        annotations: Annotations {
+            idempotent_hint: true,
+            ..Annotations::default()
+        },
+        access: Access::Write,
+    }
+}
+
+fn change_open(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    let title = opt_str(args, "title")?.unwrap_or(slug);
+    let rationale = opt_str(args, "rationale")?;
+    let template = match opt_str(args, "template")? {
+        None | Some("feature") => Template::Feature,
+        Some("bugfix") => Template::Bugfix,
+        Some("chore") => Template::Chore,
+        Some(other) => {
+            return Err(
+                ToolError::new("EBADARGS", format!("unknown template '{other}'"))
+                    .hint("Use feature, bugfix or chore."),
+            );
+        }
+    };
+    let ttl = match args.get("ttl") {
+        None | Some(Value::Null) => t.opts.default_lock_ttl_s,
+        Some(v) => v
+            .as_u64()
+            .filter(|t| (60..=86_400).contains(t))
+            .ok_or_else(|| {
+                ToolError::new("EBADARGS", "`ttl` must be an integer from 60 to 86400")
+            })?,
+    };
+    match t.ws.locate(slug) {
+        Ok(ChangeState::Archived(dir)) => {
+            return Ok(change_view(slug, &dir, false, "archived", None));
+        }
+        Ok(ChangeState::Active(_)) | Err(Error::NoChange(_)) => {}
+        Err(e) => return Err(map_err(e)),
+    }
+    let created =
+        t.ws.create_change(
+            slug,
+            &NewChange {
+                title,
+                rationale,
+                template,
+                now: ctx.now,
+            },
+        )
+        .map_err(map_err)?;
+    let dir = t.ws.active_dir(slug).map_err(map_err)?;
+    let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now))
+        .map_err(|e| lock_err_at(&t.ws, slug, e))?;
+    Ok(change_view(slug, &dir, created, "draft", Some(&lease)))
 }
 
 /// `change_write`: replace proposal.md, tasks.md, design.md or a delta spec, under the lease.
-pub struct ChangeWrite {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-    opts: ToolOptions,
+fn change_write_def(opts: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_write",
+        alias: Some("change.write"),
+        title: "Write a change file",
+        description: "Replace one markdown file of an open change: proposal.md, tasks.md, design.md, or a spec delta at specs/<capability>/spec.md (delta format: ## ADDED/MODIFIED/REMOVED/RENAMED Requirements). Takes or refreshes your lease; fails with ELOCKED when someone else holds it. The write is atomic.",
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "slug": slug_schema(),
+                "file": {"type": "string", "pattern": "^(proposal\\.md|tasks\\.md|design\\.md|specs/[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*/spec\\.md)$"},
+                "content": {"type": "string", "maxLength": opts.max_write_bytes}
+            },
+            "required": ["slug", "file", "content"],
+            "additionalProperties": false
+        }),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "slug": {"type": "string"},
+                "file": {"type": "string"},
+                "path": {"type": "string"},
+                "bytes": {"type": "integer"},
+                "progress": progress_schema()
+            },
+            "required": ["apiVersion", "slug", "file", "path", "bytes"]
+        }),
+        annotations: destructive(),
+        access: Access::Write,
+    }
+}
+
+fn change_write(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    let file = str_arg(args, "file")?;
+    let content = str_arg(args, "content")?;
+    if !file.ends_with(".md") {
+        return Err(ToolError::new(
+            "EBADSHAPE_SECURITY_VIOLATION",
+            "only markdown files can be written",
+        ));
+    }
+    if content.len() > t.opts.max_write_bytes {
+        return Err(ToolError::new(
+            "EBADSHAPE_SIZE_EXCEEDED",
+            format!(
+                "content is {} bytes; the limit is {}",
+                content.len(),
+                t.opts.max_write_bytes
+            ),
+        )
+        .details(json!({"bytes": content.len(), "maxBytes": t.opts.max_write_bytes})));
+    }
+    if content.contains('\0') {
+        return Err(ToolError::new(
+            "EBADSHAPE_CONTENT_BINARY",
+            "content holds NUL bytes; only text is accepted",
+        ));
+    }
+    // Every path check comes before the lease: a refused write leaves no trace.
+    let (dir, _, _) = t.ws.change_file_path(slug, file).map_err(map_err)?;
+    let ttl = lock::read_lease(&dir)
+        .ok()
+        .flatten()
+        .filter(|l| l.owner == ctx.identity)
+        .map_or(t.opts.default_lock_ttl_s, |l| l.ttl);
+    lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now))
+        .map_err(|e| lock_err_at(&t.ws, slug, e))?;
+    let _guard = DirLock::try_acquire(&dir).map_err(|e| lock_err_at(&t.ws, slug, e))?;
+    let path =
+        t.ws.write_change_file(slug, file, content)
+            .map_err(map_err)?;
+    Ok(json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "file": file,
+        "path": path,
+        "bytes": content.len(),
+        "progress": progress(&dir),
+    }))
 }
 
 /// `change_validate`: `openspec validate --strict` plus the archive dry run.
-pub struct ChangeValidate {
-    def: ToolDef,
-    ws: Arc<Workspace>,
+fn change_validate_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_validate",
+        alias: Some("change.validate"),
+        title: "Validate a change",
+        description: "Run `openspec validate <slug> --strict` and a dry run of the archive merge. `valid` is true only when both pass, so a change that validates here will archive.",
+        input_schema: slug_only_schema(),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "slug": {"type": "string"},
+                "valid": {"type": "boolean"},
+                "strict": {"type": "object", "properties": {"valid": {"type": "boolean"}, "issues": {"type": "array", "items": issue_schema()}}, "required": ["valid", "issues"]},
+                "archive": {"type": "object", "properties": {"ok": {"type": "boolean"}, "code": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}, "specsUpdated": {"type": "boolean"}, "totals": {"type": "object"}, "warnings": {"type": "array", "items": {"type": "string"}}}, "required": ["ok"]}
+            },
+            "required": ["apiVersion", "slug", "valid", "strict", "archive"]
+        }),
+        annotations: read_only(),
+        access: Access::Read,
+    }
+}
+
+fn change_validate(
+    t: &OpenSpecTool,
+    args: &Value,
+    _ctx: &mut ToolCtx<'_>,
+) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    let report = t.ws.validate_change(slug, true).map_err(map_err)?;
+    let archive = match t.ws.archive_dry_run(slug) {
+        Ok(r) => {
+            json!({"ok": true, "specsUpdated": r.specs_updated, "totals": r.totals, "warnings": r.warnings})
+        }
+        Err(e) => {
+            let mut v = json!({"ok": false, "code": e.code, "message": e.message});
+            if let Some(f) = e.fix {
+                v["fix"] = Value::String(f);
+            }
+            v
+        }
+    };
+    Ok(json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "valid": report.valid && archive["ok"] == true,
+        "strict": {"valid": report.valid, "issues": report.issues},
+        "archive": archive,
+    }))
 }
 
 /// `change_show`: `openspec show <id> --json` plus task progress and the lease.
-pub struct ChangeShow {
-    def: ToolDef,
-    ws: Arc<Workspace>,
+fn change_show_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_show",
+        alias: Some("change.show"),
+        title: "Show a change",
+        description: "The parsed change as `openspec show <slug> --json` prints it (title, deltas with requirements and scenarios), plus task progress and the current lease.",
+        input_schema: slug_only_schema(),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "title": {"type": "string"},
+                "deltaCount": {"type": "integer"},
+                "deltas": {"type": "array", "items": {"type": "object"}},
+                "progress": progress_schema(),
+                "lock": lease_schema()
+            },
+            "required": ["id", "title", "deltaCount", "deltas", "progress"]
+        }),
+        annotations: read_only(),
+        access: Access::Read,
+    }
+}
+
+fn change_show(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    let mut v = t.ws.show_change(slug).map_err(map_err)?;
+    let dir = t.ws.active_dir(slug).map_err(map_err)?;
+    v["progress"] = progress(&dir);
+    if let Some(l) = live_lease(&dir, ms(ctx.now)) {
+        v["lock"] = json!(l);
+    }
+    Ok(v)
 }
 
 /// `change_list`: active changes with task progress, paged.
-pub struct ChangeList {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-    opts: ToolOptions,
-}
-
-/// `change_archive`: `openspec archive <id> --yes`, then a receipt inside the archived folder.
-pub struct ChangeArchive {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-}
-
-/// `spec_list`: `openspec list --specs --json`.
-pub struct SpecList {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-}
-
-/// `spec_show`: `openspec show <spec> --type spec --json` plus the markdown.
-pub struct SpecShow {
-    def: ToolDef,
-    ws: Arc<Workspace>,
-}
-
-impl ChangeOpen {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
-        let def = ToolDef {
-            name: "change_open",
-            alias: Some("change.open"),
-            title: "Open a change",
-            description: "Create an OpenSpec change (proposal.md, tasks.md, specs/) from a template, or reopen an existing one, and take its edit lock. Returns the paths, resource URIs, the current proposal and tasks text, and task progress.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "slug": slug_schema(),
-                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "rationale": {"type": "string", "maxLength": 4000},
-                    "template": {"type": "string", "enum": ["feature", "bugfix", "chore"], "default": "feature"},
-                    "ttl": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Lease length in seconds."}
-                },
-                "required": ["slug"],
-                "additionalProperties": false
-            }),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "slug": {"type": "string"},
-                    "created": {"type": "boolean"},
-                    "locked": {"type": "boolean"},
-                    "status": {"type": "string", "enum": ["draft", "archived"]},
-                    "paths": {"type": "object", "properties": {"root": {"type": "string"}, "proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["root", "proposal", "tasks", "delta"]},
-                    "resourceUris": {"type": "object", "properties": {"proposal": {"type": "string"}, "tasks": {"type": "string"}, "delta": {"type": "string"}}, "required": ["proposal", "tasks", "delta"]},
-                    "proposal": {"type": ["string", "null"]},
-                    "tasks": {"type": ["string", "null"]},
-                    "progress": progress_schema(),
-                    "lock": lease_schema()
-                },
-                "required": ["apiVersion", "slug", "created", "locked", "status", "paths", "resourceUris", "progress"]
-            }),
-            annotations: Annotations {
-                idempotent_hint: true,
-                ..Annotations::default()
+fn change_list_def(opts: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_list",
+        alias: Some("change.list"),
+        title: "List changes",
+        description: "Active changes, newest first, with task progress (as `openspec list --json`), one page at a time.",
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "page": {"type": "integer", "minimum": 1, "default": 1},
+                "pageSize": {"type": "integer", "minimum": 1, "maximum": opts.max_page_size, "default": opts.page_size}
             },
-            access: Access::Write,
-        };
-        Self { def, ws, opts }
-    }
-}
-
-impl Tool for ChangeOpen {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let slug = str_arg(args, "slug")?;
-        let title = opt_str(args, "title")?.unwrap_or(slug);
-        let rationale = opt_str(args, "rationale")?;
-        let template = match opt_str(args, "template")? {
-            None | Some("feature") => Template::Feature,
-            Some("bugfix") => Template::Bugfix,
-            Some("chore") => Template::Chore,
-            Some(other) => {
-                return Err(
-                    ToolError::new("EBADARGS", format!("unknown template '{other}'"))
-                        .hint("Use feature, bugfix or chore."),
-                );
-            }
-        };
-        let ttl = match args.get("ttl") {
-            None | Some(Value::Null) => self.opts.default_lock_ttl_s,
-            Some(v) => v
-                .as_u64()
-                .filter(|t| (60..=86_400).contains(t))
-                .ok_or_else(|| {
-                    ToolError::new("EBADARGS", "`ttl` must be an integer from 60 to 86400")
-                })?,
-        };
-        match self.ws.locate(slug) {
-            Ok(ChangeState::Archived(dir)) => {
-                return Ok(change_view(slug, &dir, false, "archived", None));
-            }
-            Ok(ChangeState::Active(_)) | Err(Error::NoChange(_)) => {}
-            Err(e) => return Err(map_err(e)),
-        }
-        let created = self
-            .ws
-            .create_change(
-                slug,
-                &NewChange {
-                    title,
-                    rationale,
-                    template,
-                    now: ctx.now,
-                },
-            )
-            .map_err(map_err)?;
-        let dir = self.ws.active_dir(slug).map_err(map_err)?;
-        let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
-        Ok(change_view(slug, &dir, created, "draft", Some(&lease)))
-    }
-}
-
-impl ChangeWrite {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
-        let def = ToolDef {
-            name: "change_write",
-            alias: Some("change.write"),
-            title: "Write a change file",
-            description: "Replace one markdown file of an open change: proposal.md, tasks.md, design.md, or a spec delta at specs/<capability>/spec.md (delta format: ## ADDED/MODIFIED/REMOVED/RENAMED Requirements). Takes or refreshes your lease; fails with ELOCKED when someone else holds it. The write is atomic.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "slug": slug_schema(),
-                    "file": {"type": "string", "pattern": "^(proposal\\.md|tasks\\.md|design\\.md|specs/[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*/spec\\.md)$"},
-                    "content": {"type": "string", "maxLength": opts.max_write_bytes}
-                },
-                "required": ["slug", "file", "content"],
-                "additionalProperties": false
-            }),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "slug": {"type": "string"},
-                    "file": {"type": "string"},
-                    "path": {"type": "string"},
-                    "bytes": {"type": "integer"},
-                    "progress": progress_schema()
-                },
-                "required": ["apiVersion", "slug", "file", "path", "bytes"]
-            }),
-            annotations: Annotations {
-                destructive_hint: true,
-                idempotent_hint: true,
-                ..Annotations::default()
+            "additionalProperties": false
+        }),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "changes": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "completedTasks": {"type": "integer"}, "totalTasks": {"type": "integer"},
+                    "lastModified": {"type": "string"}, "status": {"type": "string", "enum": ["no-tasks", "complete", "in-progress"]},
+                    "locked": {"type": "boolean"}
+                }, "required": ["name", "completedTasks", "totalTasks", "lastModified", "status"]}},
+                "page": {"type": "integer"},
+                "pageSize": {"type": "integer"},
+                "total": {"type": "integer"},
+                "hasMore": {"type": "boolean"}
             },
-            access: Access::Write,
-        };
-        Self { def, ws, opts }
+            "required": ["changes", "page", "pageSize", "total", "hasMore"]
+        }),
+        annotations: read_only(),
+        access: Access::Read,
     }
 }
 
-impl Tool for ChangeWrite {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let slug = str_arg(args, "slug")?;
-        let file = str_arg(args, "file")?;
-        let content = str_arg(args, "content")?;
-        if !file.ends_with(".md") {
-            return Err(ToolError::new(
-                "EBADSHAPE_SECURITY_VIOLATION",
-                "only markdown files can be written",
-            ));
-        }
-        if content.len() > self.opts.max_write_bytes {
-            return Err(ToolError::new(
-                "EBADSHAPE_SIZE_EXCEEDED",
-                format!(
-                    "content is {} bytes; the limit is {}",
-                    content.len(),
-                    self.opts.max_write_bytes
-                ),
-            )
-            .details(json!({"bytes": content.len(), "maxBytes": self.opts.max_write_bytes})));
-        }
-        if content.contains('\0') {
-            return Err(ToolError::new(
-                "EBADSHAPE_CONTENT_BINARY",
-                "content holds NUL bytes; only text is accepted",
-            ));
-        }
-        let dir = self.ws.active_dir(slug).map_err(map_err)?;
-        let ttl = lock::read_lease(&dir)
-            .ok()
-            .flatten()
-            .filter(|l| l.owner == ctx.identity)
-            .map_or(self.opts.default_lock_ttl_s, |l| l.ttl);
-        lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now)).map_err(lock_err)?;
-        let _guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
-        let path = self
-            .ws
-            .write_change_file(slug, file, content)
-            .map_err(map_err)?;
-        Ok(json!({
-            "apiVersion": API_VERSION,
-            "slug": slug,
-            "file": file,
-            "path": path,
-            "bytes": content.len(),
-            "progress": progress(&dir),
-        }))
-    }
+fn change_list(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let page = opt_u64(args, "page")?.unwrap_or(1).max(1) as usize;
+    let size = opt_u64(args, "pageSize")?
+        .map_or(t.opts.page_size, |s| s as usize)
+        .clamp(1, t.opts.max_page_size);
+    let all = t.ws.list_changes().map_err(map_err)?;
+    let total = all.len();
+    let now = ms(ctx.now);
+    let changes: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|c| {
+            let locked = live_lease(&t.ws.changes_dir().join(&c.name), now).is_some();
+            let mut v = json!(c);
+            v["locked"] = Value::Bool(locked);
+            v
+        })
+        .collect();
+    Ok(json!({
+        "changes": changes,
+        "page": page,
+        "pageSize": size,
+        "total": total,
+        "hasMore": page.saturating_mul(size) < total,
+    }))
 }
 
-impl ChangeValidate {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
-        let def = ToolDef {
-            name: "change_validate",
-            alias: Some("change.validate"),
-            title: "Validate a change",
-            description: "Run `openspec validate <slug> --strict` and a dry run of the archive merge. `valid` is true only when both pass, so a change that validates here will archive.",
-            input_schema: slug_only_schema(),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "slug": {"type": "string"},
-                    "valid": {"type": "boolean"},
-                    "strict": {"type": "object", "properties": {"valid": {"type": "boolean"}, "issues": {"type": "array", "items": issue_schema()}}, "required": ["valid", "issues"]},
-                    "archive": {"type": "object", "properties": {"ok": {"type": "boolean"}, "code": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}, "specsUpdated": {"type": "boolean"}, "totals": {"type": "object"}, "warnings": {"type": "array", "items": {"type": "string"}}}, "required": ["ok"]}
-                },
-                "required": ["apiVersion", "slug", "valid", "strict", "archive"]
-            }),
-            annotations: read_only(),
-            access: Access::Read,
-        };
-        Self { def, ws }
-    }
-}
-
-impl Tool for ChangeValidate {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let slug = str_arg(args, "slug")?;
-        let report = self.ws.validate_change(slug, true).map_err(map_err)?;
-        let archive = match self.ws.archive_dry_run(slug) {
-            Ok(r) => {
-                json!({"ok": true, "specsUpdated": r.specs_updated, "totals": r.totals, "warnings": r.warnings})
-            }
-            Err(e) => {
-                let mut v = json!({"ok": false, "code": e.code, "message": e.message});
-                if let Some(f) = e.fix {
-                    v["fix"] = Value::String(f);
-                }
-                v
-            }
-        };
-        Ok(json!({
-            "apiVersion": API_VERSION,
-            "slug": slug,
-            "valid": report.valid && archive["ok"] == true,
-            "strict": {"valid": report.valid, "issues": report.issues},
-            "archive": archive,
-        }))
-    }
-}
-
-impl ChangeShow {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
-        let def = ToolDef {
-            name: "change_show",
-            alias: Some("change.show"),
-            title: "Show a change",
-            description: "The parsed change as `openspec show <slug> --json` prints it (title, deltas with requirements and scenarios), plus task progress and the current lease.",
-            input_schema: slug_only_schema(),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "title": {"type": "string"},
-                    "deltaCount": {"type": "integer"},
-                    "deltas": {"type": "array", "items": {"type": "object"}},
-                    "progress": progress_schema(),
-                    "lock": lease_schema()
-                },
-                "required": ["id", "title", "deltaCount", "deltas", "progress"]
-            }),
-            annotations: read_only(),
-            access: Access::Read,
-        };
-        Self { def, ws }
-    }
-}
-
-impl Tool for ChangeShow {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let slug = str_arg(args, "slug")?;
-        let mut v = self.ws.show_change(slug).map_err(map_err)?;
-        let dir = self.ws.active_dir(slug).map_err(map_err)?;
-        v["progress"] = progress(&dir);
-        if let Some(l) = live_lease(&dir, ms(ctx.now)) {
-            v["lock"] = json!(l);
-        }
-        Ok(v)
-    }
-}
-
-impl ChangeList {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> Self {
-        let def = ToolDef {
-            name: "change_list",
-            alias: Some("change.list"),
-            title: "List changes",
-            description: "Active changes, newest first, with task progress (as `openspec list --json`), one page at a time.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "page": {"type": "integer", "minimum": 1, "default": 1},
-                    "pageSize": {"type": "integer", "minimum": 1, "maximum": opts.max_page_size, "default": opts.page_size}
-                },
-                "additionalProperties": false
-            }),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "changes": {"type": "array", "items": {"type": "object", "properties": {
-                        "name": {"type": "string"}, "completedTasks": {"type": "integer"}, "totalTasks": {"type": "integer"},
-                        "lastModified": {"type": "string"}, "status": {"type": "string", "enum": ["no-tasks", "complete", "in-progress"]},
-                        "locked": {"type": "boolean"}
-                    }, "required": ["name", "completedTasks", "totalTasks", "lastModified", "status"]}},
-                    "page": {"type": "integer"},
-                    "pageSize": {"type": "integer"},
-                    "total": {"type": "integer"},
-                    "hasMore": {"type": "boolean"}
-                },
-                "required": ["changes", "page", "pageSize", "total", "hasMore"]
-            }),
-            annotations: read_only(),
-            access: Access::Read,
-        };
-        Self { def, ws, opts }
-    }
-}
-
-impl Tool for ChangeList {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let page = opt_u64(args, "page")?.unwrap_or(1).max(1) as usize;
-        let size = opt_u64(args, "pageSize")?
-            .map_or(self.opts.page_size, |s| s as usize)
-            .clamp(1, self.opts.max_page_size);
-        let all = self.ws.list_changes().map_err(map_err)?;
-        let total = all.len();
-        let now = ms(ctx.now);
-        let changes: Vec<Value> = all
-            .into_iter()
-            .skip((page - 1).saturating_mul(size))
-            .take(size)
-            .map(|c| {
-                let locked = live_lease(&self.ws.changes_dir().join(&c.name), now).is_some();
-                let mut v = json!(c);
-                v["locked"] = Value::Bool(locked);
-                v
-            })
-            .collect();
-        Ok(json!({
-            "changes": changes,
-            "page": page,
-            "pageSize": size,
-            "total": total,
-            "hasMore": page.saturating_mul(size) < total,
-        }))
-    }
-}
-
-impl ChangeArchive {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
-        let def = ToolDef {
-            name: "change_archive",
-            alias: Some("change.archive"),
-            title: "Archive a change",
-            description: "Apply the change's spec deltas to openspec/specs and move it to changes/archive/YYYY-MM-DD-<slug>, exactly as `openspec archive <slug> --yes` does (all or nothing; failures carry the CLI's archive_* code). Writes receipt.json into the archived folder. Archiving an archived change returns alreadyArchived with its receipt.",
-            input_schema: slug_only_schema(),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "slug": {"type": "string"},
-                    "archived": {"type": "boolean"},
-                    "alreadyArchived": {"type": "boolean"},
-                    "archivedAs": {"type": "string"},
-                    "specsUpdated": {"type": "boolean"},
-                    "totals": {"type": "object"},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
-                    "receipt": {"type": "object"}
-                },
-                "required": ["apiVersion", "slug", "archived", "alreadyArchived", "receipt"]
-            }),
-            annotations: Annotations {
-                destructive_hint: true,
-                idempotent_hint: true,
-                ..Annotations::default()
+/// `change_archive`: `openspec archive <id> --yes`, with a receipt inside the archived folder.
+fn change_archive_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_archive",
+        alias: Some("change.archive"),
+        title: "Archive a change",
+        description: "Apply the change's spec deltas to openspec/specs and move it to changes/archive/YYYY-MM-DD-<slug>, exactly as `openspec archive <slug> --yes` does (all or nothing; failures carry the CLI's archive_* code). Writes receipt.json into the archived folder. Archiving an archived change returns alreadyArchived with its receipt.",
+        input_schema: slug_only_schema(),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "slug": {"type": "string"},
+                "archived": {"type": "boolean"},
+                "alreadyArchived": {"type": "boolean"},
+                "archivedAs": {"type": "string"},
+                "specsUpdated": {"type": "boolean"},
+                "totals": {"type": "object"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "receipt": {"type": "object"}
             },
-            access: Access::Write,
-        };
-        Self { def, ws }
+            "required": ["apiVersion", "slug", "archived", "alreadyArchived", "receipt"]
+        }),
+        annotations: destructive(),
+        access: Access::Write,
     }
 }
 
-impl Tool for ChangeArchive {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let slug = str_arg(args, "slug")?;
-        let dir = match self.ws.locate(slug).map_err(map_err)? {
-            ChangeState::Archived(dir) => {
-                let receipt = fsx::read_opt(&dir.join(RECEIPT_FILE))
-                    .ok()
-                    .flatten()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .unwrap_or_else(|| json!({"slug": slug}));
-                return Ok(json!({
-                    "apiVersion": API_VERSION,
-                    "slug": slug,
-                    "archived": true,
-                    "alreadyArchived": true,
-                    "archivedAs": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    "receipt": receipt,
-                }));
-            }
-            ChangeState::Active(dir) => dir,
-        };
-        lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
-        let guard = DirLock::try_acquire(&dir).map_err(lock_err)?;
-        let opts = ArchiveOptions {
-            now: ctx.now,
-            ..ArchiveOptions::yes()
-        };
-        let report = self.ws.archive(slug, &opts).map_err(|e| {
-            let mut t = ToolError::new(e.code, e.message.clone());
-            if let Some(f) = &e.fix {
-                t = t.hint(f.clone());
-            }
-            t
-        })?;
-        drop(guard);
-        let _ = fsx::remove_opt(&report.path.join(lock::LEASE_FILE));
+fn change_archive(
+    t: &OpenSpecTool,
+    args: &Value,
+    ctx: &mut ToolCtx<'_>,
+) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    // An archive another process on this root left half done is finished or undone first.
+    t.ws.recover().map_err(map_err)?;
+    let dir = match t.ws.locate(slug).map_err(map_err)? {
+        ChangeState::Archived(dir) => return Ok(already_archived(slug, &dir)),
+        ChangeState::Active(dir) => dir,
+    };
+    lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
+    let guard = match DirLock::try_acquire(&dir) {
+        Ok(g) if dir.is_dir() => g,
+        // The folder moved between `locate` and the lock: an overlapping call archived it.
+        Ok(_) => return moved_away(&t.ws, slug),
+        Err(LockError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return moved_away(&t.ws, slug);
+        }
+        Err(e) => return Err(lock_err(e)),
+    };
+    let (identity, now) = (ctx.identity, ctx.now);
+    let root = t.ws.root().to_path_buf();
+    let receipt_of = |report: &openspec::ArchiveReport| {
         let mut touched = report.files_touched.clone();
         touched.push(
             report
                 .path
-                .strip_prefix(self.ws.root())
+                .strip_prefix(&root)
                 .unwrap_or(&report.path)
                 .to_string_lossy()
                 .into_owned(),
         );
-        let receipt = json!({
+        json!({
             "slug": slug,
             "archivedAs": report.archived_as,
             "commits": [],
             "filesTouched": touched,
             "tests": {"added": 0, "updated": 0, "passed": false},
-            "archivedAt": crate::openspec::list::iso_ms(ctx.now),
+            "archivedAt": crate::openspec::list::iso_ms(now),
             "toolVersions": {
                 "taskMcp": env!("CARGO_PKG_VERSION"),
                 "openspecCompat": OPENSPEC_COMPAT,
                 "change.archive": "1.0.0"
             },
-            "actor": {"type": "user", "name": ctx.identity, "model": "task-mcp"},
-        });
-        let bytes = serde_json::to_vec_pretty(&receipt)
-            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
-        fsx::atomic_write(&report.path.join(RECEIPT_FILE), &bytes)
-            .map_err(|e| ToolError::new("EIO", e.to_string()))?;
-        Ok(json!({
-            "apiVersion": API_VERSION,
-            "slug": slug,
-            "archived": true,
-            "alreadyArchived": false,
-            "archivedAs": report.archived_as,
-            "specsUpdated": report.specs_updated,
-            "totals": report.totals,
-            "warnings": report.warnings,
-            "receipt": receipt,
-        }))
+            "actor": {"type": "user", "name": identity, "model": "task-mcp"},
+        })
+    };
+    // The receipt and the lease's removal are part of the archive's journal, so a crash
+    // right after the move still ends with them done.
+    let settle = |report: &openspec::ArchiveReport| {
+        let text = serde_json::to_string_pretty(&receipt_of(report)).unwrap_or_default();
+        vec![
+            (RECEIPT_FILE.to_string(), Some(text)),
+            (lock::LEASE_FILE.to_string(), None),
+        ]
+    };
+    let crash_at = t.opts.test_crash_at;
+    let crash = move |s: ArchiveStep| {
+        if Some(s) == crash_at {
+            std::process::abort();
+        }
+    };
+    let opts = ArchiveOptions {
+        now,
+        settle: Some(&settle),
+        fault: crash_at.is_some().then_some(&crash as &dyn Fn(ArchiveStep)),
+        ..ArchiveOptions::yes()
+    };
+    let report = t.ws.archive(slug, &opts).map_err(|e| {
+        let mut t = ToolError::new(e.code, e.message.clone());
+        if let Some(f) = &e.fix {
+            t = t.hint(f.clone());
+        }
+        t
+    })?;
+    drop(guard);
+    let receipt = receipt_of(&report);
+    Ok(json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "archived": true,
+        "alreadyArchived": false,
+        "archivedAs": report.archived_as,
+        "specsUpdated": report.specs_updated,
+        "totals": report.totals,
+        "warnings": report.warnings,
+        "receipt": receipt,
+    }))
+}
+
+/// The answer for a change another call archived while this one was starting.
+fn moved_away(ws: &Workspace, slug: &str) -> Result<Value, ToolError> {
+    match ws.locate(slug).map_err(map_err)? {
+        ChangeState::Archived(dir) => Ok(already_archived(slug, &dir)),
+        ChangeState::Active(_) => Err(lock_err(LockError::Held(None))),
     }
 }
 
-impl SpecList {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
-        let def = ToolDef {
-            name: "spec_list",
-            alias: Some("spec.list"),
-            title: "List specs",
-            description: "Main specs under openspec/specs with their requirement counts (as `openspec list --specs --json`).",
-            input_schema: super::empty_object_schema(),
-            output_schema: json!({
-                "type": "object",
-                "properties": {"specs": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "requirementCount": {"type": "integer"}}, "required": ["id", "requirementCount"]}}},
-                "required": ["specs"]
-            }),
-            annotations: read_only(),
-            access: Access::Read,
-        };
-        Self { def, ws }
+/// `spec_list`: `openspec list --specs --json`.
+fn spec_list_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "spec_list",
+        alias: Some("spec.list"),
+        title: "List specs",
+        description: "Main specs under openspec/specs with their requirement counts (as `openspec list --specs --json`).",
+        input_schema: super::empty_object_schema(),
+        output_schema: json!({
+            "type": "object",
+            "properties": {"specs": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "requirementCount": {"type": "integer"}}, "required": ["id", "requirementCount"]}}},
+            "required": ["specs"]
+        }),
+        annotations: read_only(),
+        access: Access::Read,
     }
 }
 
-impl Tool for SpecList {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
+fn spec_list(t: &OpenSpecTool, _args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let specs = t.ws.list_specs().map_err(map_err)?;
+    Ok(json!({ "specs": specs }))
+}
 
-    fn call(&self, _args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let specs = self.ws.list_specs().map_err(map_err)?;
-        Ok(json!({ "specs": specs }))
+/// `spec_show`: `openspec show <spec> --type spec --json` plus the markdown.
+fn spec_show_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "spec_show",
+        alias: Some("spec.show"),
+        title: "Show a spec",
+        description: "A main spec parsed as `openspec show <id> --type spec --json` prints it, plus its markdown. Nested ids look like platform/billing.",
+        input_schema: json!({
+            "type": "object",
+            "properties": {"id": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*$", "maxLength": 200}},
+            "required": ["id"],
+            "additionalProperties": false
+        }),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"}, "overview": {"type": "string"},
+                "requirementCount": {"type": "integer"}, "requirements": {"type": "array"},
+                "metadata": {"type": "object"}, "markdown": {"type": "string"}
+            },
+            "required": ["id", "title", "overview", "requirementCount", "requirements", "markdown"]
+        }),
+        annotations: read_only(),
+        access: Access::Read,
     }
 }
 
-impl SpecShow {
-    /// The tool over `ws`.
-    pub fn new(ws: Arc<Workspace>) -> Self {
-        let def = ToolDef {
-            name: "spec_show",
-            alias: Some("spec.show"),
-            title: "Show a spec",
-            description: "A main spec parsed as `openspec show <id> --type spec --json` prints it, plus its markdown. Nested ids look like platform/billing.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"id": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*$", "maxLength": 200}},
-                "required": ["id"],
-                "additionalProperties": false
-            }),
-            output_schema: json!({
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"}, "title": {"type": "string"}, "overview": {"type": "string"},
-                    "requirementCount": {"type": "integer"}, "requirements": {"type": "array"},
-                    "metadata": {"type": "object"}, "markdown": {"type": "string"}
-                },
-                "required": ["id", "title", "overview", "requirementCount", "requirements", "markdown"]
-            }),
-            annotations: read_only(),
-            access: Access::Read,
-        };
-        Self { def, ws }
-    }
-}
-
-impl Tool for SpecShow {
-    fn def(&self) -> &ToolDef {
-        &self.def
-    }
-
-    fn call(&self, args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        let id = str_arg(args, "id")?;
-        let (mut v, text) = self.ws.show_spec(id).map_err(map_err)?;
-        v["markdown"] = Value::String(text);
-        Ok(v)
-    }
+fn spec_show(t: &OpenSpecTool, args: &Value, _ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
+    let id = str_arg(args, "id")?;
+    let (mut v, text) = t.ws.show_spec(id).map_err(map_err)?;
+    v["markdown"] = Value::String(text);
+    Ok(v)
 }
 
 /// Maps an engine error to the tool error codes.
@@ -686,6 +616,19 @@ pub fn map_err(e: Error) -> ToolError {
         Error::BadShape(code, m) => ToolError::new(code, m),
         Error::Exists(m) => ToolError::new("EEXISTS", m),
         Error::Io(e) => ToolError::new("EIO", e.to_string()),
+    }
+}
+
+/// As [`lock_err`], but a change folder that vanished under the lock (archived by an overlapping
+/// call) is reported as what it is now (`EARCHIVED`), not as an I/O error.
+fn lock_err_at(ws: &Workspace, slug: &str, e: LockError) -> ToolError {
+    match e {
+        LockError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => match ws.active_dir(slug)
+        {
+            Err(moved) => map_err(moved),
+            Ok(_) => lock_err(LockError::Held(None)),
+        },
+        e => lock_err(e),
     }
 }
 
@@ -739,6 +682,23 @@ fn change_view(
         v["lock"] = json!(l);
     }
     v
+}
+
+/// `alreadyArchived` with the receipt stored in `dir` (the archived folder).
+fn already_archived(slug: &str, dir: &std::path::Path) -> Value {
+    let receipt = fsx::read_opt(&dir.join(RECEIPT_FILE))
+        .ok()
+        .flatten()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .unwrap_or_else(|| json!({"slug": slug}));
+    json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "archived": true,
+        "alreadyArchived": true,
+        "archivedAs": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "receipt": receipt,
+    })
 }
 
 fn progress(dir: &std::path::Path) -> Value {
@@ -806,6 +766,14 @@ fn issue_schema() -> Value {
     json!({"type": "object", "properties": {"level": {"type": "string", "enum": ["ERROR", "WARNING", "INFO"]}, "path": {"type": "string"}, "message": {"type": "string"}, "line": {"type": "integer"}}, "required": ["level", "path", "message"]})
 }
 
+fn destructive() -> Annotations {
+    Annotations {
+        destructive_hint: true,
+        idempotent_hint: true,
+        ..Annotations::default()
+    }
+}
+
 fn read_only() -> Annotations {
     Annotations {
         read_only_hint: true,
@@ -813,6 +781,8 @@ fn read_only() -> Annotations {
         ..Annotations::default()
     }
 }
+
+type Run = fn(&OpenSpecTool, &Value, &mut ToolCtx<'_>) -> Result<Value, ToolError>;
 
 /// The `apiVersion` of every tool result.
 pub const API_VERSION: &str = "1.0";

@@ -16,6 +16,10 @@ mod openspec_crash;
 mod openspec_tools;
 // Tracing, health and /debug/vars wired into a running server.
 mod observability;
+// The whole workflow through the MCP endpoint of a real server, checked by the real CLI.
+mod openspec_workflow;
+// Real server processes killed at each archive step and restarted; processes racing on one root.
+mod openspec_process_crash;
 // OTLP export to a real collector socket, checked by the real protobuf JSON parser.
 mod trace_export;
 // MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.

@@ -63,6 +63,23 @@ fn case() -> std::path::PathBuf {
     ])
 }
 
+/// Every step of an archive that writes `spec_writes` specs, in order, each with whether a crash
+/// right after it must end in the new tree (`true`: the folder already moved) or the old one.
+pub fn archive_steps(spec_writes: usize) -> Vec<(String, bool)> {
+    let mut steps: Vec<(String, bool)> =
+        ["Prepared", "JournalWritten", "ArchiveDirReady", "Claimed"]
+            .iter()
+            .map(|s| (s.to_string(), false))
+            .collect();
+    steps.extend((0..spec_writes).map(|i| (format!("SpecWritten({i})"), false)));
+    steps.extend(
+        ["Moved", "Settled", "Released"]
+            .iter()
+            .map(|s| (s.to_string(), true)),
+    );
+    steps
+}
+
 fn crash_at(dir: &Path, step: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -96,21 +113,11 @@ fn a_crash_at_any_step_recovers_to_the_old_or_the_new_tree() {
     );
     let after = snapshot(&after_dir);
     assert_ne!(before, after);
-    let steps = [
-        ("Prepared", false),
-        ("JournalWritten", false),
-        ("ArchiveDirReady", false),
-        ("Claimed", false),
-        ("SpecWritten(0)", false),
-        ("SpecWritten(1)", false),
-        ("SpecWritten(2)", false),
-        ("Moved", true),
-        ("Released", true),
-    ];
+    let steps = archive_steps(3);
     for (step, forward) in steps {
         let dir = scratch("crash");
         copy_tree(&before_dir, &dir);
-        crash_at(&dir, step);
+        crash_at(&dir, &step);
         let ws = Workspace::open(&dir).unwrap();
         let done = ws.recover().unwrap();
         let got = snapshot(&dir);
