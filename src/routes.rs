@@ -384,8 +384,8 @@ pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
         "latencyMs": {"p50": ms(m.latency_p50_seconds), "p90": ms(m.latency_p90_seconds), "p99": ms(m.latency_p99_seconds)},
         "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": by_transport},
         "connections": {"open": c.connections.load(Ordering::Relaxed)},
-        "tools": {"active": 0, "total": m.tool_executions_total},
-        "health": {"status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "checks": [{"name": "workspace", "status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "detail": ""}]},
+        "tools": {"total": m.tool_executions_total, "errors": m.tool_errors_total},
+        "health": {"status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "checks": [{"name": "workspace", "status": if ws { "HEALTHY" } else { "UNHEALTHY" }, "detail": app.config.root.display().to_string()}]},
     })
 }
 

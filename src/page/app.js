@@ -248,7 +248,7 @@ const state = {
   lastStats: null,
   lastSummaryAt: 0,
   checkTimes: new Map(),
-  changesCursor: null,
+  changesPage: 0, // the last page of change_list shown; 0 = none yet
   changesTimer: 0,
   rpcId: 0,
 };
@@ -437,7 +437,7 @@ function forget() {
   state.rates = [];
   state.lastStats = null;
   for (const id of ["req-rate", "req-total", "req-4xx", "req-5xx", "lat-p50", "lat-p90", "lat-p99",
-    "streams-open", "conns-open", "tools-active", "tools-total", "uptime"]) $(id).textContent = "—";
+    "streams-open", "conns-open", "tools-total", "tools-errors", "uptime"]) $(id).textContent = "—";
   $("version").textContent = "";
   $("changes").replaceChildren();
   $("frames").replaceChildren();
@@ -537,10 +537,15 @@ function onStats(s) {
   setText("streams-open", formatCount(st.open));
   setText("conns-open", formatCount(s.connections?.open));
   const tools = s.tools || {};
-  setText("tools-active", formatCount(tools.active));
   setText("tools-total", formatCount(tools.total));
-  const chips = Object.entries(st.byTransport || {}).map(([name, n]) =>
-    el("li", { className: n > 0 ? "chip on" : "chip" }, el("span", { text: name }), el("b", { text: formatCount(n) })));
+  setText("tools-errors", formatCount(tools.errors));
+  const byTransport = Object.entries(st.byTransport || {}).filter(([, n]) => typeof n === "number");
+  // Streams outside the MCP transports (this page's own statistics stream) make up the rest.
+  const others = typeof st.open === "number" ? st.open - byTransport.reduce((a, [, n]) => a + n, 0) : 0;
+  if (others > 0) byTransport.push(["status page", others]);
+  const chips = byTransport.map(([name, n]) =>
+    el("li", { className: n > 0 ? "chip on" : "chip", title: `transport="${name}"` },
+      el("span", { text: TRANSPORT_NAMES[name] || name }), el("b", { text: formatCount(n) })));
   $("by-transport").replaceChildren(...chips);
 
   if (s.health && typeof s.health === "object") renderHealth(s.health);
@@ -559,6 +564,14 @@ function onStats(s) {
       `health ${s.health?.status || "unknown"}.`;
   }
 }
+
+/** Readable names for the `transport` labels of the server's stream metrics. */
+const TRANSPORT_NAMES = {
+  sse: "MCP SSE replies",
+  mcp_sse: "MCP GET streams",
+  legacy_sse: "/sse streams",
+  ndjson: "NDJSON",
+};
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -678,7 +691,8 @@ async function pollHealth() {
 async function loadChanges(more) {
   const gen = state.gen;
   const status = $("changes-status");
-  const args = more && state.changesCursor ? { cursor: state.changesCursor } : {};
+  const page = more ? state.changesPage + 1 : 1;
+  const args = page > 1 ? { page } : {};
   let res;
   try {
     res = await rpc("tools/call", { name: "change_list", arguments: args });
@@ -706,15 +720,16 @@ async function loadChanges(more) {
   const items = changes.map((c) => renderChange(c, now));
   if (more) $("changes").append(...items);
   else $("changes").replaceChildren(...items);
-  state.changesCursor = typeof data.nextCursor === "string" && data.nextCursor ? data.nextCursor : null;
-  $("changes-more").hidden = !state.changesCursor;
+  state.changesPage = Number.isInteger(data.page) ? data.page : page;
+  $("changes-more").hidden = data.hasMore !== true;
   const n = $("changes").children.length;
   status.textContent = n === 0 ? "No active changes." : `${n} active change${n === 1 ? "" : "s"}`;
 }
 
+/** One change of change_list (`name`, `status`, `completedTasks`, `totalTasks`, `lastModified`, `locked`). */
 function renderChange(c, now) {
-  const slug = String(c.slug ?? "");
-  const title = String(c.title || slug || "untitled");
+  const slug = String(c.name ?? "");
+  const title = slug || "untitled";
   const total = Number.isFinite(c.totalTasks) ? Math.max(0, c.totalTasks) : 0;
   const done = Number.isFinite(c.completedTasks) ? Math.min(Math.max(0, c.completedTasks), total) : 0;
   const pct = total > 0 ? Math.round((done / total) * 100) : 0;
@@ -730,8 +745,8 @@ function renderChange(c, now) {
       el("span", { className: "change-title", text: title }),
       c.status ? el("span", { className: "tag", text: String(c.status) }) : null),
     el("div", { className: "change-sub muted small" },
-      el("code", { text: slug }),
-      ago ? el("span", { text: ` · updated ${ago}`, title: String(c.lastModified) }) : null),
+      ago ? el("span", { text: `updated ${ago}`, title: String(c.lastModified) }) : null,
+      c.locked === true ? el("span", { className: "tag warn", text: "locked", title: "A tool is writing this change right now" }) : null),
     el("div", { className: "change-progress" },
       progress,
       el("span", { className: "mono small", text: total > 0 ? `${done}/${total} · ${pct}%` : "no tasks" })));

@@ -172,7 +172,10 @@ test("the live numbers move when traffic arrives", async () => {
   assert.ok(afterTotal >= before + burst);
   await until("a non-zero request rate", async () => (await num("#req-rate")) > 0);
   for (const id of ["#lat-p50", "#lat-p90", "#lat-p99"]) assert.match(await text(id), /\d(\.\d+)? (ms|s)$/);
-  for (const id of ["#streams-open", "#conns-open", "#tools-active", "#req-4xx", "#req-5xx"]) assert.match(await text(id), /^[\d,]+$/, id);
+  for (const id of ["#streams-open", "#conns-open", "#tools-total", "#tools-errors", "#req-4xx", "#req-5xx"]) assert.match(await text(id), /^[\d,]+$/, id);
+  // This page's own statistics stream is open, and is shown apart from the MCP transports.
+  assert.ok((await num("#streams-open")) >= 1);
+  assert.equal(await page.locator("#by-transport li", { hasText: "status page" }).count(), 1);
   assert.ok((await page.locator("#by-transport li").count()) >= 1);
   assert.equal(await page.locator("#live-summary").getAttribute("aria-live"), "polite");
 });
@@ -187,13 +190,14 @@ test("the changes list shows one progress bar per change, matching the server", 
   assert.ok(expected.length >= 1, "the server has at least one change to show");
   await until("the changes list", async () => (await page.locator("#changes li").count()) >= expected.length);
   for (const c of expected.slice(0, 20)) {
-    const li = page.locator(`#changes li[data-slug="${c.slug}"]`);
-    assert.equal(await li.count(), 1, `change ${c.slug} is listed`);
+    const li = page.locator(`#changes li[data-slug="${c.name}"]`);
+    assert.equal(await li.count(), 1, `change ${c.name} is listed`);
+    assert.equal(await li.locator(".change-title").innerText(), c.name);
     const bar = li.locator("progress");
     assert.equal(await bar.count(), 1);
     const { value, max, label } = await bar.evaluate((p) => ({ value: p.value, max: p.max, label: p.getAttribute("aria-label") }));
-    assert.equal(value, c.completedTasks, `${c.slug} done`);
-    assert.equal(max, c.totalTasks > 0 ? c.totalTasks : 1, `${c.slug} total`);
+    assert.equal(value, c.completedTasks, `${c.name} done`);
+    assert.equal(max, c.totalTasks > 0 ? c.totalTasks : 1, `${c.name} total`);
     assert.ok(label && label.length > 0);
   }
   assert.match(await text("#changes-status"), /active change/);
@@ -254,6 +258,7 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop.png"), fullPage: true });
   await page.locator("#console-card").screenshot({ path: path.join(ARTIFACTS, "console.png") });
   await page.emulateMedia({ colorScheme: "dark" });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop-dark.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.evaluate(() => window.scrollTo(0, 0));
