@@ -39,8 +39,9 @@ apt_install() {
 
 [[ -x "$CHROMIUM" ]] || apt_install chromium
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-if (($(node -p 'process.versions.node.split(".")[0]') < 18)); then
-  log "node >= 18 is required (found $(node --version))"
+# playwright-core 1.65 needs node 20 (Debian 12's own nodejs is 18; NodeSource's 20 works).
+if (($(node -p 'process.versions.node.split(".")[0]') < 20)); then
+  log "node >= 20 is required by playwright-core (found $(node --version))"
   exit 1
 fi
 # npm ci only when package-lock.json changed since the last install (idempotent and quick).
