@@ -190,7 +190,7 @@ else
   export MCP_TOKEN="$token"
   unset MCP_INSECURE MCP_TOOL MCP_TOOL_ARGS
 
-  start_server stateless
+  start_server stateless HEARTBEAT_MS=100
   run_clients stateless
   stop_server
   check_server_log stateless
