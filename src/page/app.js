@@ -542,7 +542,7 @@ function onStats(s) {
   const byTransport = Object.entries(st.byTransport || {}).filter(([, n]) => typeof n === "number");
   // Streams outside the MCP transports (this page's own statistics stream) make up the rest.
   const others = typeof st.open === "number" ? st.open - byTransport.reduce((a, [, n]) => a + n, 0) : 0;
-  if (others > 0) byTransport.push(["status page", others]);
+  if (others > 0) byTransport.push(["status", others]);
   const chips = byTransport.map(([name, n]) =>
     el("li", { className: n > 0 ? "chip on" : "chip", title: `transport="${name}"` },
       el("span", { text: TRANSPORT_NAMES[name] || name }), el("b", { text: formatCount(n) })));
@@ -567,9 +567,10 @@ function onStats(s) {
 
 /** Readable names for the `transport` labels of the server's stream metrics. */
 const TRANSPORT_NAMES = {
-  sse: "MCP SSE replies",
-  mcp_sse: "MCP GET streams",
-  legacy_sse: "/sse streams",
+  sse: "MCP SSE",
+  mcp_sse: "MCP GET",
+  legacy_sse: "/sse",
+  status: "this page",
   ndjson: "NDJSON",
 };
 

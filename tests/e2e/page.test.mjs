@@ -175,7 +175,7 @@ test("the live numbers move when traffic arrives", async () => {
   for (const id of ["#streams-open", "#conns-open", "#tools-total", "#tools-errors", "#req-4xx", "#req-5xx"]) assert.match(await text(id), /^[\d,]+$/, id);
   // This page's own statistics stream is open, and is shown apart from the MCP transports.
   assert.ok((await num("#streams-open")) >= 1);
-  assert.equal(await page.locator("#by-transport li", { hasText: "status page" }).count(), 1);
+  assert.equal(await page.locator("#by-transport li", { hasText: "this page" }).count(), 1);
   assert.ok((await page.locator("#by-transport li").count()) >= 1);
   assert.equal(await page.locator("#live-summary").getAttribute("aria-live"), "polite");
 });
