@@ -3,8 +3,11 @@
 #   the TypeScript SDK v1 (npm @modelcontextprotocol/sdk, Streamable HTTP and HTTP+SSE),
 #   the Python SDK 1.x (PyPI mcp, Streamable HTTP and HTTP+SSE),
 #   the Python SDK 2.x in its default mode="auto" (server/discover probe, then fallback).
-# Each client initializes, lists tools, calls `echo` and `slow` (with progress), pings and closes;
-# any failed step, transport error, SDK warning or stray stderr output fails the run.
+# Each client initializes, lists tools, calls `echo` and `slow` (with progress), lists and reads
+# resources, expects -32602 for an unknown tool, pings and closes; the TS client also cancels two
+# `slow` calls (SSE and JSON answers) and the Python 2.x client abandons one after a timeout, and
+# nothing may arrive for a cancelled request. Any failed step, transport error, SDK warning or
+# stray stderr output fails the run, and so does a 5xx or error record in the server log.
 #
 # By default the script builds the server (cargo build --locked), starts it twice on a free
 # loopback port with a throwaway TASK_MCP_ROOT, a random token and ENABLE_TEST_TOOLS=true (once

@@ -18,6 +18,7 @@ import warnings
 import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 URL = os.environ["MCP_URL"]
 TOKEN = os.environ["MCP_TOKEN"]
@@ -122,6 +123,30 @@ async def main():
             print(TAG, "slow: progress", seen, r.structured_content)
             if len(seen) != 3 or (r.structured_content or {}).get("steps") != 3:
                 fail("progress", f"progress {seen}")
+        resources = (await c.list_resources()).resources
+        templates = (await c.list_resource_templates()).resource_templates
+        print(TAG, f"resources: {len(resources)}, templates: {len(templates)}")
+        if resources:
+            contents = (await c.read_resource(resources[0].uri)).contents
+            if not contents:
+                fail("resources/read", f"no contents for {resources[0].uri}")
+        try:
+            await c.call_tool("no_such_tool", {})
+            fail("unknown tool", "the call succeeded")
+        except MCPError as e:
+            if e.code != -32602:
+                fail("unknown tool", f"expected error -32602, got {e.code}: {e.message}")
+        if "slow" in names:
+            # A client-side timeout abandons the call: the SDK sends notifications/cancelled, and
+            # the server must send nothing more for it (a late message would be logged).
+            try:
+                await c.call_tool("slow", {"steps": 10, "step_ms": 100}, read_timeout_seconds=0.3)
+                fail("cancel", "the abandoned call resolved")
+            except MCPError as e:
+                print(TAG, "abandoned slow:", e.code, e.message)
+            await asyncio.sleep(1.0)
+            if ("POST", "notifications/cancelled", "2025-11-25", 202) not in EXCHANGES:
+                fail("cancel", "no notifications/cancelled was sent and accepted")
         await c.send_ping()
     check_probe()
 
