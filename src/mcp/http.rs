@@ -467,9 +467,13 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
         }
         let mut last = f64::NEG_INFINITY;
         loop {
-            let sent = match ctx.wait(&mb, heartbeat) {
-                // Set here only by `notifications/cancelled`: end the stream with nothing more.
-                Wait::Message(_) if is_cancelled(&flag) => return,
+            let event = ctx.wait(&mb, heartbeat);
+            // Set here only by `notifications/cancelled` (this loop returns right after setting
+            // it): end the stream with nothing more, also while a tool ignores the flag.
+            if is_cancelled(&flag) {
+                return;
+            }
+            let sent = match event {
                 Wait::Message(ToolEvent::Progress(p)) => match &token {
                     // Progress must strictly increase; a tool repeating a value is skipped.
                     Some(t) if p.progress > last => {

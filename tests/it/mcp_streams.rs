@@ -268,6 +268,33 @@ fn notifications_cancelled_stops_the_callers_request_and_its_stream_ends_without
 }
 
 #[test]
+fn a_cancelled_stream_ends_at_the_next_heartbeat_while_the_tool_ignores_the_flag() {
+    let f = fixture();
+    // One 3 s step: `slow` looks at its cancel flag only between steps.
+    let body = rpc(
+        json!("c3"),
+        "tools/call",
+        json!({"name": "slow", "arguments": {"steps": 1, "step_ms": 3000}, "_meta": {"progressToken": 1}}),
+    );
+    let mut s = run(post(&f, &[CLIENT[0], CLIENT[1], V], &body));
+    s.until(|_, raw| raw.windows(11).any(|w| w == b": keepalive"));
+    let cancel =
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c3"}}"#;
+    let cancelled = Instant::now();
+    assert_eq!(post(&f, &[CLIENT[0], CLIENT[1], V], cancel).status, 202);
+    let (events, _) = s.finish();
+    assert!(
+        cancelled.elapsed() < Duration::from_millis(1500),
+        "the stream thread was held {:?} by a tool that ignores its flag",
+        cancelled.elapsed()
+    );
+    assert!(
+        events.is_empty(),
+        "messages for a cancelled request: {events:?}"
+    );
+}
+
+#[test]
 fn a_request_cancelled_on_the_json_path_is_answered_by_an_sse_stream_without_events() {
     let f = fixture();
     let body = rpc(json!(7), "tools/call", json!({"name": "blocker"}));
