@@ -249,6 +249,7 @@ const state = {
   lastSummaryAt: 0,
   checkTimes: new Map(),
   changesPage: 0, // the last page of change_list shown; 0 = none yet
+  framesPinned: true, // the frames list follows new frames
   changesTimer: 0,
   rpcId: 0,
 };
@@ -784,7 +785,18 @@ function addFrame(t0, kind, raw, tone) {
     el("code", { className: "frame-raw", text: raw }));
   list.append(li);
   while (list.children.length > MAX_FRAMES_SHOWN) list.firstElementChild.remove();
-  list.scrollTop = list.scrollHeight;
+  if (state.framesPinned) list.scrollTop = list.scrollHeight;
+}
+
+/** Keeps the frames list scrolled to its newest frame unless the user scrolled up to read. */
+function onFramesScroll() {
+  const list = $("frames");
+  state.framesPinned = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+}
+
+function onResize() {
+  drawSpark();
+  if (state.framesPinned) $("frames").scrollTop = $("frames").scrollHeight;
 }
 
 function showResult(kind, value) {
@@ -813,6 +825,7 @@ async function callTool(event) {
   state.callCtrl = ctrl;
   const mode = transport();
   $("frames").replaceChildren();
+  state.framesPinned = true;
   showResult("running", "");
   $("call").disabled = true;
   $("stop").disabled = false;
@@ -956,7 +969,8 @@ function main() {
   $("tool").addEventListener("change", onToolChange);
   $("console-form").addEventListener("submit", callTool);
   $("stop").addEventListener("click", () => state.callCtrl?.abort());
-  window.addEventListener("resize", drawSpark);
+  $("frames").addEventListener("scroll", onFramesScroll, { passive: true });
+  window.addEventListener("resize", onResize);
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawSpark);
 
   showDashboard(false);

@@ -265,6 +265,8 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling at 390 px (overflow ${overflow} px)`);
+  const framesGap = await page.$eval("#frames", (l) => l.scrollHeight - l.clientHeight - l.scrollTop);
+  assert.ok(framesGap <= 8, `the frames list still shows the newest frame after the resize (${framesGap} px below)`);
   await page.screenshot({ path: path.join(ARTIFACTS, "phone-dark.png"), fullPage: true });
   await page.emulateMedia({ colorScheme: "light" });
   await page.screenshot({ path: path.join(ARTIFACTS, "phone.png"), fullPage: true });
