@@ -129,7 +129,7 @@ case "$mode" in
       "$target_dir/debug/task-mcp" serve) >"$server_log" 2>&1 &
     server_pid=$!
     url="$(wait_for_line 'listening on https://127\.0\.0\.1:[0-9]+' | cut -d' ' -f3)"
-    export TASK_MCP_URL="$url" TASK_MCP_TOKEN="$token"
+    export TASK_MCP_URL="$url" TASK_MCP_TOKEN="$token" E2E_OPENSPEC_ROOT="$work/repo"
     log "real server at $TASK_MCP_URL (pid $server_pid)"
     ;;
 esac

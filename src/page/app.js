@@ -237,6 +237,8 @@ const RECONNECT_MAX_MS = 15000;
 const SPARK_POINTS = 120;
 const SUMMARY_EVERY_MS = 30000;
 const MAX_FRAMES_SHOWN = 500;
+const CHANGES_PAGE_SIZE = 24; // changes per "Load more"
+const CHANGES_MAX_PAGE_SIZE = 192; // change_list's pageSize limit is 200; a multiple of the above
 
 const state = {
   token: null,
@@ -441,6 +443,7 @@ function forget() {
     "streams-open", "conns-open", "tools-total", "tools-errors", "uptime"]) $(id).textContent = "—";
   $("version").textContent = "";
   $("changes").replaceChildren();
+  state.changesPage = 0;
   $("frames").replaceChildren();
   $("result").textContent = "";
   $("tool").replaceChildren();
@@ -690,11 +693,17 @@ async function pollHealth() {
 
 // --- changes ---------------------------------------------------------------------------------
 
+/**
+ * Loads the next page of changes (`more`), or reloads every page shown so far in one call, so
+ * the periodic refresh keeps what "Load more" added.
+ */
 async function loadChanges(more) {
   const gen = state.gen;
   const status = $("changes-status");
-  const page = more ? state.changesPage + 1 : 1;
-  const args = page > 1 ? { page } : {};
+  const pages = Math.max(1, Math.min(state.changesPage, CHANGES_MAX_PAGE_SIZE / CHANGES_PAGE_SIZE));
+  const args = more
+    ? { page: state.changesPage + 1, pageSize: CHANGES_PAGE_SIZE }
+    : { page: 1, pageSize: CHANGES_PAGE_SIZE * pages };
   let res;
   try {
     res = await rpc("tools/call", { name: "change_list", arguments: args });
@@ -722,7 +731,9 @@ async function loadChanges(more) {
   const items = changes.map((c) => renderChange(c, now));
   if (more) $("changes").append(...items);
   else $("changes").replaceChildren(...items);
-  state.changesPage = Number.isInteger(data.page) ? data.page : page;
+  state.changesPage = more ? args.page : pages;
+  // How many loads finished: lets a watcher (or test) tell a reload that changed nothing.
+  $("changes").dataset.loads = String(Number($("changes").dataset.loads || 0) + 1);
   $("changes-more").hidden = data.hasMore !== true;
   const n = $("changes").children.length;
   status.textContent = n === 0 ? "No active changes." : `${n} active change${n === 1 ? "" : "s"}`;

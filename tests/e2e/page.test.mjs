@@ -7,7 +7,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -272,6 +272,38 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await page.screenshot({ path: path.join(ARTIFACTS, "phone.png"), fullPage: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "phone-first-screen.png") });
   await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+test("more changes than one page: Load more adds the next page and a refresh keeps it", async (t) => {
+  // Needs the server's OpenSpec tree on this machine (set by .ci/page-e2e.sh).
+  const root = process.env.E2E_OPENSPEC_ROOT;
+  if (!root) return t.skip("E2E_OPENSPEC_ROOT is not set");
+  const before = await page.locator("#changes li").count();
+  const extra = 30;
+  for (let i = 0; i < extra; i++) {
+    const dir = path.join(root, "openspec", "changes", `paging-${String(i).padStart(2, "0")}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "proposal.md"), `## Why\nPaging test ${i}.\n\n## What Changes\n- Nothing.\n`);
+    writeFileSync(path.join(dir, "tasks.md"), `## 1. Work\n- [x] 1.1 One\n- [ ] 1.2 Two\n`);
+  }
+  const total = before + extra;
+  await page.click("#changes-refresh");
+  const first = await until("the first page", async () => {
+    const n = await page.locator("#changes li").count();
+    return n !== before ? n : 0;
+  });
+  assert.ok(first < total, `one page (${first}) is less than all ${total} changes`);
+  assert.equal(await page.locator("#changes-more").isVisible(), true);
+  await page.click("#changes-more");
+  await until("every change after Load more", async () => (await page.locator("#changes li").count()) === total);
+  assert.equal(await page.locator("#changes-more").isVisible(), false);
+  const slugs = await page.$$eval("#changes li", (lis) => lis.map((li) => li.dataset.slug));
+  assert.equal(new Set(slugs).size, total, "no change is listed twice");
+  const loads = await page.locator("#changes").getAttribute("data-loads");
+  await page.click("#changes-refresh");
+  await until("the refresh to finish", async () => (await page.locator("#changes").getAttribute("data-loads")) !== loads);
+  assert.equal(await page.locator("#changes li").count(), total, "a refresh keeps the pages loaded");
+  assert.match(await text("#changes-status"), new RegExp(`^${total} active changes`));
 });
 
 test("forget token clears it and returns to the gate", async () => {
