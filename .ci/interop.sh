@@ -14,6 +14,7 @@
 # stateless, the default, and once with MCP_SESSIONS=stateful, where clients open the GET stream
 # and DELETE their session), trusts the self-signed certificate the server writes into
 # $TASK_MCP_ROOT/.task-mcp/ as the CA, runs every client, and stops the server.
+# TASK_MCP_BIN=path/to/task-mcp tests that binary instead (e.g. a release build) without building.
 #
 # Against a server that is already running instead (nothing is started):
 #   MCP_URL       the Streamable HTTP endpoint, e.g. https://127.0.0.1:8443/mcp
@@ -185,9 +186,12 @@ if [[ -n "${MCP_URL:-}" ]]; then
   log "testing the running server at $MCP_URL"
   run_clients external
 else
-  log "building the server (cargo build --locked)"
-  (cd "$repo" && cargo build --locked --quiet)
-  bin="$target_dir/debug/task-mcp"
+  bin="${TASK_MCP_BIN:-}"
+  if [[ -z "$bin" ]]; then
+    log "building the server (cargo build --locked)"
+    (cd "$repo" && cargo build --locked --quiet)
+    bin="$target_dir/debug/task-mcp"
+  fi
   work="$(mktemp -d "${TMPDIR:-/tmp}/interop.XXXXXX")"
   token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   export MCP_TOKEN="$token"

@@ -5,6 +5,7 @@
 # By default it builds the real server (cargo build --locked), starts it on a free loopback port
 # with a throwaway OpenSpec tree (two active changes), a random token, ENABLE_TEST_TOOLS=true (the
 # test calls `echo` and `slow`) and a short HEARTBEAT_MS, runs the test and stops the server.
+# TASK_MCP_BIN=path/to/task-mcp tests that binary instead (e.g. a release build) without building.
 # Against a server that is already running instead (then nothing is started):
 #   TASK_MCP_URL=https://127.0.0.1:8443 TASK_MCP_TOKEN=... .ci/page-e2e.sh
 #   The server needs ENABLE_TEST_TOOLS=true and at least one active change under openspec/changes/.
@@ -119,14 +120,18 @@ case "$mode" in
     log "testing the running server at $TASK_MCP_URL"
     ;;
   real)
-    log "building the server (cargo build --locked)"
-    (cd "$repo" && cargo build --locked --quiet)
+    bin="${TASK_MCP_BIN:-}"
+    if [[ -z "$bin" ]]; then
+      log "building the server (cargo build --locked)"
+      (cd "$repo" && cargo build --locked --quiet)
+      bin="$target_dir/debug/task-mcp"
+    fi
     make_openspec_tree "$work/repo"
     token="e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     # HEARTBEAT_MS is short so that a tool call of a second or two shows frames as it runs.
     (cd "$work/repo" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$work/repo" \
       AUTH_TOKENS="e2e:$token" ENABLE_TEST_TOOLS=true HEARTBEAT_MS=250 \
-      "$target_dir/debug/task-mcp" serve) >"$server_log" 2>&1 &
+      "$bin" serve) >"$server_log" 2>&1 &
     server_pid=$!
     url="$(wait_for_line 'listening on https://127\.0\.0\.1:[0-9]+' | cut -d' ' -f3)"
     export TASK_MCP_URL="$url" TASK_MCP_TOKEN="$token" E2E_OPENSPEC_ROOT="$work/repo"
