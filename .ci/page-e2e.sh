@@ -1,63 +1,81 @@
 #!/usr/bin/env bash
-# End-to-end test of the status page (src/page) in headless Chromium.
+# End-to-end test of the status page (src/page) in headless Chromium (Debian `chromium`, driven by
+# playwright-core).
 #
-# Against a server that is already running (this script then starts nothing):
-#   TASK_MCP_URL=https://127.0.0.1:8443 TASK_MCP_TOKEN=... [TASK_MCP_CA=cert.pem] .ci/page-e2e.sh
-#   The server needs ENABLE_TEST_TOOLS=true (the test calls `echo` and `slow`) and at least one
-#   active change under its openspec/changes/.
-# Otherwise it builds and starts the real server on 127.0.0.1:${PAGE_E2E_PORT:-18443} with a
-# throwaway OpenSpec tree and a random token, and stops it at the end.
-#   .ci/page-e2e.sh --mock   runs against tests/e2e/mock-server.mjs instead (development only).
+# By default it builds the real server (cargo build --locked), starts it on a free loopback port
+# with a throwaway OpenSpec tree (two active changes), a random token, ENABLE_TEST_TOOLS=true (the
+# test calls `echo` and `slow`) and a short HEARTBEAT_MS, runs the test and stops the server.
+# TASK_MCP_BIN=path/to/task-mcp tests that binary instead (e.g. a release build) without building.
+# Against a server that is already running instead (then nothing is started):
+#   TASK_MCP_URL=https://127.0.0.1:8443 TASK_MCP_TOKEN=... .ci/page-e2e.sh
+#   The server needs ENABLE_TEST_TOOLS=true and at least one active change under openspec/changes/.
 #
-# Needs node >= 18 and npm; installs Chromium from Debian (`chromium`) when it is missing.
-# Screenshots land in tests/e2e/artifacts/.
+# Installs what it needs when missing (Debian chromium, nodejs/npm; playwright-core pinned in
+# tests/e2e/package-lock.json). Screenshots and the server log: target/ci-artifacts/page-e2e/.
+# Exit status: 0 only when every test passed.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 e2e="$repo/tests/e2e"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+artifacts="$target_dir/ci-artifacts/page-e2e"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-port="${PAGE_E2E_PORT:-18443}"
-ready_timeout_s="${PAGE_E2E_READY_TIMEOUT_S:-120}"
+ready_timeout_s="${PAGE_E2E_READY_TIMEOUT_S:-30}"
+started_s=$SECONDS
 mode=real
-if [[ "${1:-}" == "--mock" ]]; then mode=mock; fi
 if [[ -n "${TASK_MCP_URL:-}" && -n "${TASK_MCP_TOKEN:-}" ]]; then mode=external; fi
 
 log() { printf 'page-e2e: %s\n' "$*" >&2; }
 
 # --- tools -----------------------------------------------------------------------------------
-if [[ ! -x "$CHROMIUM" ]]; then
-  if [[ "$(id -u)" -eq 0 ]]; then
-    log "installing chromium from Debian"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    log "no Chromium at $CHROMIUM; install the Debian package 'chromium' or set CHROMIUM"
+apt_install() {
+  if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    log "missing $*; install it (Debian packages: $*)"
     exit 1
   fi
+  log "installing $* from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+[[ -x "$CHROMIUM" ]] || apt_install chromium
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+# playwright-core 1.65 needs node 20 (Debian 12's own nodejs is 18; NodeSource's 20 works).
+if (($(node -p 'process.versions.node.split(".")[0]') < 20)); then
+  log "node >= 20 is required by playwright-core (found $(node --version))"
+  exit 1
 fi
-command -v node >/dev/null || { log "node is required"; exit 1; }
-(cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
+# npm ci only when package-lock.json changed since the last install (idempotent and quick).
+stamp="$e2e/node_modules/.page-e2e-stamp"
+if [[ ! -f "$stamp" || "$(sha256sum <"$e2e/package-lock.json")" != "$(cat "$stamp")" ]]; then
+  (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
+  sha256sum <"$e2e/package-lock.json" >"$stamp"
+fi
 
 # --- server ----------------------------------------------------------------------------------
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+export ARTIFACTS="$artifacts"
+server_log="$artifacts/server.log"
 work="$(mktemp -d "${TMPDIR:-/tmp}/page-e2e.XXXXXX")"
 server_pid=""
 cleanup() {
   local rc=$?
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
   fi
-  if [[ $rc -ne 0 && -f "$work/server.log" ]]; then
-    log "server log (last 40 lines):"
-    tail -n 40 "$work/server.log" >&2 || true
+  if [[ $rc -ne 0 && -s "$server_log" ]]; then
+    log "server log (last 40 lines; all of it in $server_log):"
+    tail -n 40 "$server_log" >&2 || true
   fi
   rm -rf "$work"
+  log "finished with status $rc in $((SECONDS - started_s)) s; artifacts in $artifacts"
   exit $rc
 }
 trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A small OpenSpec tree: two active changes with some tasks done, one archived.
 make_openspec_tree() {
@@ -80,48 +98,43 @@ make_openspec_tree() {
     >"$root/openspec/changes/harden-sse-framing/tasks.md"
 }
 
-wait_live() {
-  local url="$1" deadline=$((SECONDS + ready_timeout_s))
-  until curl -fsk --max-time 2 -o /dev/null "$url/health/live"; do
-    if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
-      log "the server exited before it was live"
+# wait_for_line REGEX: waits until the server log has a line matching REGEX; prints the match.
+wait_for_line() {
+  local deadline=$((SECONDS + ready_timeout_s)) found
+  until found="$(grep -o -m1 -E "$1" "$server_log")"; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      log "the server exited before it was ready"
       return 1
     fi
     if ((SECONDS > deadline)); then
-      log "no answer from $url/health/live after ${ready_timeout_s}s"
+      log "the server was not ready after ${ready_timeout_s}s"
       return 1
     fi
-    sleep 0.3
+    sleep 0.1
   done
+  printf '%s\n' "$found"
 }
 
 case "$mode" in
   external)
     log "testing the running server at $TASK_MCP_URL"
-    if [[ -n "${TASK_MCP_CA:-}" ]]; then export NODE_EXTRA_CA_CERTS="$TASK_MCP_CA"; fi
-    ;;
-  mock)
-    port_free "$port" || { log "port $port is busy; set PAGE_E2E_PORT"; exit 1; }
-    token="mock-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-    MOCK_PORT="$port" MOCK_TOKEN="$token" node "$e2e/mock-server.mjs" >"$work/server.log" 2>&1 &
-    server_pid=$!
-    export TASK_MCP_URL="http://127.0.0.1:$port" TASK_MCP_TOKEN="$token"
-    wait_live "$TASK_MCP_URL"
-    log "mock server at $TASK_MCP_URL"
     ;;
   real)
-    port_free "$port" || { log "port $port is busy; set PAGE_E2E_PORT"; exit 1; }
-    log "building the server (release)"
-    (cd "$repo" && cargo build --release --quiet)
+    bin="${TASK_MCP_BIN:-}"
+    if [[ -z "$bin" ]]; then
+      log "building the server (cargo build --locked)"
+      (cd "$repo" && cargo build --locked --quiet)
+      bin="$target_dir/debug/task-mcp"
+    fi
     make_openspec_tree "$work/repo"
     token="e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     # HEARTBEAT_MS is short so that a tool call of a second or two shows frames as it runs.
-    (cd "$work/repo" && exec env HOST=127.0.0.1 PORT="$port" TASK_MCP_ROOT="$work/repo" \
-      AUTH_TOKENS="$token" ENABLE_TEST_TOOLS=true HEARTBEAT_MS=250 \
-      "$repo/target/release/task-mcp" serve) >"$work/server.log" 2>&1 &
+    (cd "$work/repo" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$work/repo" \
+      AUTH_TOKENS="e2e:$token" ENABLE_TEST_TOOLS=true HEARTBEAT_MS=250 \
+      "$bin" serve) >"$server_log" 2>&1 &
     server_pid=$!
-    export TASK_MCP_URL="https://127.0.0.1:$port" TASK_MCP_TOKEN="$token"
-    wait_live "$TASK_MCP_URL"
+    url="$(wait_for_line 'listening on https://127\.0\.0\.1:[0-9]+' | cut -d' ' -f3)"
+    export TASK_MCP_URL="$url" TASK_MCP_TOKEN="$token" E2E_OPENSPEC_ROOT="$work/repo"
     log "real server at $TASK_MCP_URL (pid $server_pid)"
     ;;
 esac
@@ -129,3 +142,7 @@ esac
 # --- test ------------------------------------------------------------------------------------
 cd "$e2e"
 node --test --test-concurrency=1 parsers.test.mjs page.test.mjs
+if [[ "$mode" == real ]] && grep -E '"status":5[0-9][0-9]|"level":"error"' "$server_log" >&2; then
+  log "the server logged errors (above)"
+  exit 1
+fi

@@ -701,7 +701,7 @@ pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
         "latencyMs": {"p50": ms(m.latency_p50_seconds), "p90": ms(m.latency_p90_seconds), "p99": ms(m.latency_p99_seconds)},
         "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": by_transport},
         "connections": {"open": c.connections.load(Ordering::Relaxed)},
-        "tools": {"active": m.tool_active, "total": m.tool_executions_total},
+        "tools": {"active": m.tool_active, "total": m.tool_executions_total, "errors": m.tool_errors_total},
         "health": {
             "status": health_word(health.status),
             "checks": health.checks.iter().map(|k| json!({"name": k.name, "status": health_word(k.status), "detail": k.detail})).collect::<Vec<_>>(),

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::methods::finish_call;
 use super::methods::{self, Reply};
-use super::run::{ToolEvent, ToolJob, cancel, forward_to, progress_notification};
+use super::run::{ToolEvent, ToolJob, cancel, forward_to, is_cancelled, progress_notification};
 use super::session::{self, SessionError};
 use super::{
     Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, StreamKind,
@@ -355,9 +355,16 @@ fn answer(env: &Arc<McpEnv>, accept: &Accept, reply: Reply) -> Response {
         Reply::Call(id, job) => {
             let wants_stream = job.progress_token.is_some() && accept.sse;
             if wants_stream || !accept.json {
-                sse_tool_call(env, id, *job)
+                return sse_tool_call(env, id, *job);
+            }
+            let flag = job.cancel_flag();
+            let resp = methods::run_now(id, *job);
+            if is_cancelled(&flag) && accept.sse {
+                // Cancelled while it ran: an SSE answer that ends without a response is the one
+                // shape that says "nothing for this request" to a client accepting both.
+                sse_messages(env, Vec::new())
             } else {
-                Response::json(200, &methods::run_now(id, *job).to_value())
+                Response::json(200, &resp.to_value())
             }
         }
     }
@@ -460,7 +467,13 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
         }
         let mut last = f64::NEG_INFINITY;
         loop {
-            let sent = match ctx.wait(&mb, heartbeat) {
+            let event = ctx.wait(&mb, heartbeat);
+            // Set here only by `notifications/cancelled` (this loop returns right after setting
+            // it): end the stream with nothing more, also while a tool ignores the flag.
+            if is_cancelled(&flag) {
+                return;
+            }
+            let sent = match event {
                 Wait::Message(ToolEvent::Progress(p)) => match &token {
                     // Progress must strictly increase; a tool repeating a value is skipped.
                     Some(t) if p.progress > last => {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::http::{send_comment, send_raw, unavailable};
 use super::methods::finish_call;
 use super::methods::{self, Reply};
-use super::run::{ToolEvent, progress_notification};
+use super::run::{ToolEvent, is_cancelled, progress_notification};
 use super::seed::{self, rfc3339};
 use super::session::random_hex;
 use super::{Caller, Inflight, McpEnv, StreamKind, lock, rpc_error_response};
@@ -233,10 +233,13 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
             }
             Reply::Call(id, job) => {
                 let token = job.progress_token.clone();
+                let flag = job.cancel_flag();
                 let env2 = Arc::clone(env);
                 let sid2 = sid.clone();
                 let mut last = f64::NEG_INFINITY;
                 let started = job.spawn(move |ev| match ev {
+                    // A cancelled request gets nothing more: no progress, no response.
+                    _ if is_cancelled(&flag) => {}
                     ToolEvent::Progress(p) => {
                         if let Some(t) = &token
                             && p.progress > last

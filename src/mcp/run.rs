@@ -199,3 +199,10 @@ const FULL_MAILBOX_RETRY: Duration = Duration::from_millis(5);
 pub(crate) fn cancel(flag: &std::sync::atomic::AtomicBool) {
     flag.store(true, Ordering::Relaxed);
 }
+
+/// Whether a cancel flag is set. Once a client has cancelled a request it gets nothing more for
+/// it (no progress, no response): the MCP SDK clients report a message for a request they have
+/// dropped as a transport error.
+pub(crate) fn is_cancelled(flag: &std::sync::atomic::AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}

@@ -237,6 +237,8 @@ const RECONNECT_MAX_MS = 15000;
 const SPARK_POINTS = 120;
 const SUMMARY_EVERY_MS = 30000;
 const MAX_FRAMES_SHOWN = 500;
+const CHANGES_PAGE_SIZE = 24; // changes per "Load more"
+const CHANGES_MAX_PAGE_SIZE = 192; // change_list's pageSize limit is 200; a multiple of the above
 
 const state = {
   token: null,
@@ -248,7 +250,8 @@ const state = {
   lastStats: null,
   lastSummaryAt: 0,
   checkTimes: new Map(),
-  changesCursor: null,
+  changesPage: 0, // the last page of change_list shown; 0 = none yet
+  framesPinned: true, // the frames list follows new frames
   changesTimer: 0,
   rpcId: 0,
 };
@@ -437,9 +440,10 @@ function forget() {
   state.rates = [];
   state.lastStats = null;
   for (const id of ["req-rate", "req-total", "req-4xx", "req-5xx", "lat-p50", "lat-p90", "lat-p99",
-    "streams-open", "conns-open", "tools-active", "tools-total", "uptime"]) $(id).textContent = "—";
+    "streams-open", "conns-open", "tools-total", "tools-errors", "uptime"]) $(id).textContent = "—";
   $("version").textContent = "";
   $("changes").replaceChildren();
+  state.changesPage = 0;
   $("frames").replaceChildren();
   $("result").textContent = "";
   $("tool").replaceChildren();
@@ -537,10 +541,15 @@ function onStats(s) {
   setText("streams-open", formatCount(st.open));
   setText("conns-open", formatCount(s.connections?.open));
   const tools = s.tools || {};
-  setText("tools-active", formatCount(tools.active));
   setText("tools-total", formatCount(tools.total));
-  const chips = Object.entries(st.byTransport || {}).map(([name, n]) =>
-    el("li", { className: n > 0 ? "chip on" : "chip" }, el("span", { text: name }), el("b", { text: formatCount(n) })));
+  setText("tools-errors", formatCount(tools.errors));
+  const byTransport = Object.entries(st.byTransport || {}).filter(([, n]) => typeof n === "number");
+  // Streams outside the MCP transports (this page's own statistics stream) make up the rest.
+  const others = typeof st.open === "number" ? st.open - byTransport.reduce((a, [, n]) => a + n, 0) : 0;
+  if (others > 0) byTransport.push(["status", others]);
+  const chips = byTransport.map(([name, n]) =>
+    el("li", { className: n > 0 ? "chip on" : "chip", title: `transport="${name}"` },
+      el("span", { text: TRANSPORT_NAMES[name] || name }), el("b", { text: formatCount(n) })));
   $("by-transport").replaceChildren(...chips);
 
   if (s.health && typeof s.health === "object") renderHealth(s.health);
@@ -559,6 +568,15 @@ function onStats(s) {
       `health ${s.health?.status || "unknown"}.`;
   }
 }
+
+/** Readable names for the `transport` labels of the server's stream metrics. */
+const TRANSPORT_NAMES = {
+  sse: "MCP SSE",
+  mcp_sse: "MCP GET",
+  legacy_sse: "/sse",
+  status: "this page",
+  ndjson: "NDJSON",
+};
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -675,10 +693,17 @@ async function pollHealth() {
 
 // --- changes ---------------------------------------------------------------------------------
 
+/**
+ * Loads the next page of changes (`more`), or reloads every page shown so far in one call, so
+ * the periodic refresh keeps what "Load more" added.
+ */
 async function loadChanges(more) {
   const gen = state.gen;
   const status = $("changes-status");
-  const args = more && state.changesCursor ? { cursor: state.changesCursor } : {};
+  const pages = Math.max(1, Math.min(state.changesPage, CHANGES_MAX_PAGE_SIZE / CHANGES_PAGE_SIZE));
+  const args = more
+    ? { page: state.changesPage + 1, pageSize: CHANGES_PAGE_SIZE }
+    : { page: 1, pageSize: CHANGES_PAGE_SIZE * pages };
   let res;
   try {
     res = await rpc("tools/call", { name: "change_list", arguments: args });
@@ -706,15 +731,18 @@ async function loadChanges(more) {
   const items = changes.map((c) => renderChange(c, now));
   if (more) $("changes").append(...items);
   else $("changes").replaceChildren(...items);
-  state.changesCursor = typeof data.nextCursor === "string" && data.nextCursor ? data.nextCursor : null;
-  $("changes-more").hidden = !state.changesCursor;
+  state.changesPage = more ? args.page : pages;
+  // How many loads finished: lets a watcher (or test) tell a reload that changed nothing.
+  $("changes").dataset.loads = String(Number($("changes").dataset.loads || 0) + 1);
+  $("changes-more").hidden = data.hasMore !== true;
   const n = $("changes").children.length;
   status.textContent = n === 0 ? "No active changes." : `${n} active change${n === 1 ? "" : "s"}`;
 }
 
+/** One change of change_list (`name`, `status`, `completedTasks`, `totalTasks`, `lastModified`, `locked`). */
 function renderChange(c, now) {
-  const slug = String(c.slug ?? "");
-  const title = String(c.title || slug || "untitled");
+  const slug = String(c.name ?? "");
+  const title = slug || "untitled";
   const total = Number.isFinite(c.totalTasks) ? Math.max(0, c.totalTasks) : 0;
   const done = Number.isFinite(c.completedTasks) ? Math.min(Math.max(0, c.completedTasks), total) : 0;
   const pct = total > 0 ? Math.round((done / total) * 100) : 0;
@@ -730,8 +758,8 @@ function renderChange(c, now) {
       el("span", { className: "change-title", text: title }),
       c.status ? el("span", { className: "tag", text: String(c.status) }) : null),
     el("div", { className: "change-sub muted small" },
-      el("code", { text: slug }),
-      ago ? el("span", { text: ` · updated ${ago}`, title: String(c.lastModified) }) : null),
+      ago ? el("span", { text: `updated ${ago}`, title: String(c.lastModified) }) : null,
+      c.locked === true ? el("span", { className: "tag warn", text: "locked", title: "A tool is writing this change right now" }) : null),
     el("div", { className: "change-progress" },
       progress,
       el("span", { className: "mono small", text: total > 0 ? `${done}/${total} · ${pct}%` : "no tasks" })));
@@ -768,7 +796,18 @@ function addFrame(t0, kind, raw, tone) {
     el("code", { className: "frame-raw", text: raw }));
   list.append(li);
   while (list.children.length > MAX_FRAMES_SHOWN) list.firstElementChild.remove();
-  list.scrollTop = list.scrollHeight;
+  if (state.framesPinned) list.scrollTop = list.scrollHeight;
+}
+
+/** Keeps the frames list scrolled to its newest frame unless the user scrolled up to read. */
+function onFramesScroll() {
+  const list = $("frames");
+  state.framesPinned = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+}
+
+function onResize() {
+  drawSpark();
+  if (state.framesPinned) $("frames").scrollTop = $("frames").scrollHeight;
 }
 
 function showResult(kind, value) {
@@ -797,6 +836,7 @@ async function callTool(event) {
   state.callCtrl = ctrl;
   const mode = transport();
   $("frames").replaceChildren();
+  state.framesPinned = true;
   showResult("running", "");
   $("call").disabled = true;
   $("stop").disabled = false;
@@ -940,7 +980,8 @@ function main() {
   $("tool").addEventListener("change", onToolChange);
   $("console-form").addEventListener("submit", callTool);
   $("stop").addEventListener("click", () => state.callCtrl?.abort());
-  window.addEventListener("resize", drawSpark);
+  $("frames").addEventListener("scroll", onFramesScroll, { passive: true });
+  window.addEventListener("resize", onResize);
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawSpark);
 
   showDashboard(false);

@@ -1,4 +1,4 @@
-// Helpers shared by the e2e test and the mock server.
+// Helpers shared by the e2e tests.
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

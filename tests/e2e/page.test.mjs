@@ -7,7 +7,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -172,7 +172,10 @@ test("the live numbers move when traffic arrives", async () => {
   assert.ok(afterTotal >= before + burst);
   await until("a non-zero request rate", async () => (await num("#req-rate")) > 0);
   for (const id of ["#lat-p50", "#lat-p90", "#lat-p99"]) assert.match(await text(id), /\d(\.\d+)? (ms|s)$/);
-  for (const id of ["#streams-open", "#conns-open", "#tools-active", "#req-4xx", "#req-5xx"]) assert.match(await text(id), /^[\d,]+$/, id);
+  for (const id of ["#streams-open", "#conns-open", "#tools-total", "#tools-errors", "#req-4xx", "#req-5xx"]) assert.match(await text(id), /^[\d,]+$/, id);
+  // This page's own statistics stream is open, and is shown apart from the MCP transports.
+  assert.ok((await num("#streams-open")) >= 1);
+  assert.equal(await page.locator("#by-transport li", { hasText: "this page" }).count(), 1);
   assert.ok((await page.locator("#by-transport li").count()) >= 1);
   assert.equal(await page.locator("#live-summary").getAttribute("aria-live"), "polite");
 });
@@ -187,13 +190,14 @@ test("the changes list shows one progress bar per change, matching the server", 
   assert.ok(expected.length >= 1, "the server has at least one change to show");
   await until("the changes list", async () => (await page.locator("#changes li").count()) >= expected.length);
   for (const c of expected.slice(0, 20)) {
-    const li = page.locator(`#changes li[data-slug="${c.slug}"]`);
-    assert.equal(await li.count(), 1, `change ${c.slug} is listed`);
+    const li = page.locator(`#changes li[data-slug="${c.name}"]`);
+    assert.equal(await li.count(), 1, `change ${c.name} is listed`);
+    assert.equal(await li.locator(".change-title").innerText(), c.name);
     const bar = li.locator("progress");
     assert.equal(await bar.count(), 1);
     const { value, max, label } = await bar.evaluate((p) => ({ value: p.value, max: p.max, label: p.getAttribute("aria-label") }));
-    assert.equal(value, c.completedTasks, `${c.slug} done`);
-    assert.equal(max, c.totalTasks > 0 ? c.totalTasks : 1, `${c.slug} total`);
+    assert.equal(value, c.completedTasks, `${c.name} done`);
+    assert.equal(max, c.totalTasks > 0 ? c.totalTasks : 1, `${c.name} total`);
     assert.ok(label && label.length > 0);
   }
   assert.match(await text("#changes-status"), /active change/);
@@ -254,17 +258,52 @@ test("every form control has a label and the page fits a 390 px phone", async ()
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop.png"), fullPage: true });
   await page.locator("#console-card").screenshot({ path: path.join(ARTIFACTS, "console.png") });
   await page.emulateMedia({ colorScheme: "dark" });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(ARTIFACTS, "desktop-dark.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling at 390 px (overflow ${overflow} px)`);
+  const framesGap = await page.$eval("#frames", (l) => l.scrollHeight - l.clientHeight - l.scrollTop);
+  assert.ok(framesGap <= 8, `the frames list still shows the newest frame after the resize (${framesGap} px below)`);
   await page.screenshot({ path: path.join(ARTIFACTS, "phone-dark.png"), fullPage: true });
   await page.emulateMedia({ colorScheme: "light" });
   await page.screenshot({ path: path.join(ARTIFACTS, "phone.png"), fullPage: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "phone-first-screen.png") });
   await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+test("more changes than one page: Load more adds the next page and a refresh keeps it", async (t) => {
+  // Needs the server's OpenSpec tree on this machine (set by .ci/page-e2e.sh).
+  const root = process.env.E2E_OPENSPEC_ROOT;
+  if (!root) return t.skip("E2E_OPENSPEC_ROOT is not set");
+  const before = await page.locator("#changes li").count();
+  const extra = 30;
+  for (let i = 0; i < extra; i++) {
+    const dir = path.join(root, "openspec", "changes", `paging-${String(i).padStart(2, "0")}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, "proposal.md"), `## Why\nPaging test ${i}.\n\n## What Changes\n- Nothing.\n`);
+    writeFileSync(path.join(dir, "tasks.md"), `## 1. Work\n- [x] 1.1 One\n- [ ] 1.2 Two\n`);
+  }
+  const total = before + extra;
+  await page.click("#changes-refresh");
+  const first = await until("the first page", async () => {
+    const n = await page.locator("#changes li").count();
+    return n !== before ? n : 0;
+  });
+  assert.ok(first < total, `one page (${first}) is less than all ${total} changes`);
+  assert.equal(await page.locator("#changes-more").isVisible(), true);
+  await page.click("#changes-more");
+  await until("every change after Load more", async () => (await page.locator("#changes li").count()) === total);
+  assert.equal(await page.locator("#changes-more").isVisible(), false);
+  const slugs = await page.$$eval("#changes li", (lis) => lis.map((li) => li.dataset.slug));
+  assert.equal(new Set(slugs).size, total, "no change is listed twice");
+  const loads = await page.locator("#changes").getAttribute("data-loads");
+  await page.click("#changes-refresh");
+  await until("the refresh to finish", async () => (await page.locator("#changes").getAttribute("data-loads")) !== loads);
+  assert.equal(await page.locator("#changes li").count(), total, "a refresh keeps the pages loaded");
+  assert.match(await text("#changes-status"), new RegExp(`^${total} active changes`));
 });
 
 test("forget token clears it and returns to the gate", async () => {

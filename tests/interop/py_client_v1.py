@@ -17,6 +17,7 @@ import sys
 
 import httpx
 from mcp import ClientSession
+from mcp.shared.exceptions import McpError
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -93,6 +94,19 @@ async def run(read, write):
             print(TAG, "slow: progress", seen, r.structuredContent)
             if len(seen) != 3 or (r.structuredContent or {}).get("steps") != 3:
                 fail("progress", f"progress {seen}")
+        resources = (await s.list_resources()).resources
+        templates = (await s.list_resource_templates()).resourceTemplates
+        print(TAG, f"resources: {len(resources)}, templates: {len(templates)}")
+        if resources:
+            contents = (await s.read_resource(resources[0].uri)).contents
+            if not contents:
+                fail("resources/read", f"no contents for {resources[0].uri}")
+        try:
+            await s.call_tool("no_such_tool", {})
+            fail("unknown tool", "the call succeeded")
+        except McpError as e:
+            if e.error.code != -32602:
+                fail("unknown tool", f"expected error -32602, got {e.error.code}: {e.error.message}")
         await s.send_ping()
 
 

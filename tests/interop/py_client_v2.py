@@ -9,15 +9,16 @@ Exits non-zero on any failed step, transport exception or SDK warning/error log 
 """
 
 import asyncio
-import warnings
 import json
 import logging
 import os
 import sys
+import warnings
 
 import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 URL = os.environ["MCP_URL"]
 TOKEN = os.environ["MCP_TOKEN"]
@@ -54,10 +55,40 @@ async def on_message(message):
         EXCEPTIONS.append(message)
 
 
+# Every HTTP exchange as (method, JSON-RPC method or "", MCP-Protocol-Version, status), to prove
+# that the discover probe was really sent and answered before the fallback.
+EXCHANGES = []
+
+
+def rpc_method(request):
+    try:
+        return json.loads(request.content or b"{}").get("method", "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+async def record(response):
+    request = response.request
+    EXCHANGES.append((request.method, rpc_method(request),
+                      request.headers.get("mcp-protocol-version", ""), response.status_code))
+
+
+def check_probe():
+    """The first exchange is the 2026-07-28 discover probe, refused with a 4xx; initialize follows."""
+    posts = [e for e in EXCHANGES if e[0] == "POST"]
+    print(TAG, "exchanges:", " ".join(f"{m} {rpc or '-'} {v or '-'} {st}" for m, rpc, v, st in EXCHANGES))
+    if len(posts) < 2 or posts[0][1] != "server/discover" or posts[0][2] != "2026-07-28":
+        fail("probe", f"the client did not start with a server/discover probe: {posts[:2]}")
+    if not 400 <= posts[0][3] < 500 or posts[0][3] in (401, 403):
+        fail("probe", f"discover answered {posts[0][3]}; a fallback needs a 4xx other than 401/403")
+    if posts[1][1] != "initialize" or posts[1][3] != 200:
+        fail("fallback", f"no initialize after the probe: {posts[1]}")
+
+
 async def main():
     http = httpx2.AsyncClient(
         verify=VERIFY, follow_redirects=True, timeout=httpx2.Timeout(30.0, read=300.0),
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {TOKEN}"}, event_hooks={"response": [record]},
     )
     async with http, Client(streamable_http_client(URL, http_client=http), mode="auto",
                             message_handler=on_message) as c:
@@ -82,7 +113,42 @@ async def main():
         structured = r.structured_content or {}
         if tool.name == "echo" and (r.is_error or structured.get("text") != "interop"):
             fail("tools/call", "echo mismatch")
+        if "slow" in names:
+            seen = []
+
+            async def progress(p, total, message):
+                seen.append(p)
+
+            r = await c.call_tool("slow", {"steps": 3, "step_ms": 200}, progress_callback=progress)
+            print(TAG, "slow: progress", seen, r.structured_content)
+            if len(seen) != 3 or (r.structured_content or {}).get("steps") != 3:
+                fail("progress", f"progress {seen}")
+        resources = (await c.list_resources()).resources
+        templates = (await c.list_resource_templates()).resource_templates
+        print(TAG, f"resources: {len(resources)}, templates: {len(templates)}")
+        if resources:
+            contents = (await c.read_resource(resources[0].uri)).contents
+            if not contents:
+                fail("resources/read", f"no contents for {resources[0].uri}")
+        try:
+            await c.call_tool("no_such_tool", {})
+            fail("unknown tool", "the call succeeded")
+        except MCPError as e:
+            if e.code != -32602:
+                fail("unknown tool", f"expected error -32602, got {e.code}: {e.message}")
+        if "slow" in names:
+            # A client-side timeout abandons the call: the SDK sends notifications/cancelled, and
+            # the server must send nothing more for it (a late message would be logged).
+            try:
+                await c.call_tool("slow", {"steps": 10, "step_ms": 100}, read_timeout_seconds=0.3)
+                fail("cancel", "the abandoned call resolved")
+            except MCPError as e:
+                print(TAG, "abandoned slow:", e.code, e.message)
+            await asyncio.sleep(1.0)
+            if ("POST", "notifications/cancelled", "2025-11-25", 202) not in EXCHANGES:
+                fail("cancel", "no notifications/cancelled was sent and accepted")
         await c.send_ping()
+    check_probe()
 
 
 try:

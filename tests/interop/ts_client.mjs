@@ -89,6 +89,56 @@ if (tools.some((t) => t.name === "slow")) {
   }
 }
 
+// Resources: the list, the templates, and one read.
+try {
+  const { resources } = await client.listResources();
+  const { resourceTemplates } = await client.listResourceTemplates();
+  console.log(`[ts/${mode}] resources: ${resources.length}, templates: ${resourceTemplates.length}`);
+  if (resources.length > 0) {
+    const { contents } = await client.readResource({ uri: resources[0].uri });
+    if (!Array.isArray(contents) || contents.length === 0) fail("resources/read", `no contents for ${resources[0].uri}`);
+  }
+} catch (e) {
+  fail("resources", e);
+}
+
+// An unknown tool is a JSON-RPC error (-32602), not a transport fault.
+try {
+  await client.callTool({ name: "no_such_tool", arguments: {} });
+  fail("unknown tool", "the call succeeded");
+} catch (e) {
+  if (e?.code !== -32602) fail("unknown tool", `expected error -32602, got ${e?.code}: ${e?.message}`);
+}
+
+// Cancellation: abort `slow` after its first progress; the SDK sends notifications/cancelled,
+// and the server must not answer the cancelled request afterwards (the SDK would report a
+// response for an unknown id as a transport error).
+if (tools.some((t) => t.name === "slow")) {
+  const ac = new AbortController();
+  const t0 = Date.now();
+  try {
+    await client.callTool({ name: "slow", arguments: { steps: 40, step_ms: 100 } }, undefined,
+      { signal: ac.signal, onprogress: () => ac.abort("interop cancels") });
+    fail("cancel", "the cancelled call resolved");
+  } catch (e) {
+    if (ac.signal.aborted !== true) fail("cancel", e);
+  }
+  // Without a progress token the call is answered on the JSON path; cancel that one too.
+  const ac2 = new AbortController();
+  const timer = setTimeout(() => ac2.abort("interop cancels"), 300);
+  try {
+    await client.callTool({ name: "slow", arguments: { steps: 10, step_ms: 100 } }, undefined, { signal: ac2.signal });
+    fail("cancel", "the cancelled call (no progress token) resolved");
+  } catch (e) {
+    if (ac2.signal.aborted !== true) fail("cancel", e);
+  } finally {
+    clearTimeout(timer);
+  }
+  // Give a late answer time to arrive (it would show up as a transport error).
+  await new Promise((r) => setTimeout(r, 1000));
+  console.log(`[ts/${mode}] cancelled two slow calls in ${Date.now() - t0} ms`);
+}
+
 try {
   await client.ping();
 } catch (e) {

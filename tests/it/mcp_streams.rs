@@ -238,7 +238,7 @@ fn a_client_hang_up_frees_the_stream_thread_at_once_and_cancels_the_tool() {
 }
 
 #[test]
-fn notifications_cancelled_sets_the_flag_of_the_callers_request() {
+fn notifications_cancelled_stops_the_callers_request_and_its_stream_ends_without_a_response() {
     let f = fixture();
     let body = rpc(
         json!("c1"),
@@ -259,9 +259,92 @@ fn notifications_cancelled_sets_the_flag_of_the_callers_request() {
     assert_eq!(post(&f, &[CLIENT[0], CLIENT[1], V], cancel).status, 202);
     let (events, _) = s.finish();
     assert!(f.saw_cancel.load(Ordering::SeqCst));
-    let last = json_of(events.last().unwrap());
-    assert_eq!(last["id"], "c1");
-    assert_eq!(last["result"]["structuredContent"]["cancelled"], true);
+    // The SDK clients drop a cancelled request and report any later message for it as a
+    // transport error, so the stream ends with nothing for "c1".
+    assert!(
+        events.iter().all(|e| json_of(e)["id"] != "c1"),
+        "a response after the cancellation: {events:?}"
+    );
+}
+
+#[test]
+fn a_cancelled_stream_ends_at_the_next_heartbeat_while_the_tool_ignores_the_flag() {
+    let f = fixture();
+    // One 3 s step: `slow` looks at its cancel flag only between steps.
+    let body = rpc(
+        json!("c3"),
+        "tools/call",
+        json!({"name": "slow", "arguments": {"steps": 1, "step_ms": 3000}, "_meta": {"progressToken": 1}}),
+    );
+    let mut s = run(post(&f, &[CLIENT[0], CLIENT[1], V], &body));
+    s.until(|_, raw| raw.windows(11).any(|w| w == b": keepalive"));
+    let cancel =
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c3"}}"#;
+    let cancelled = Instant::now();
+    assert_eq!(post(&f, &[CLIENT[0], CLIENT[1], V], cancel).status, 202);
+    let (events, _) = s.finish();
+    assert!(
+        cancelled.elapsed() < Duration::from_millis(1500),
+        "the stream thread was held {:?} by a tool that ignores its flag",
+        cancelled.elapsed()
+    );
+    assert!(
+        events.is_empty(),
+        "messages for a cancelled request: {events:?}"
+    );
+}
+
+#[test]
+fn a_request_cancelled_on_the_json_path_is_answered_by_an_sse_stream_without_events() {
+    let f = fixture();
+    let body = rpc(json!(7), "tools/call", json!({"name": "blocker"}));
+    let env = std::sync::Arc::clone(&f.env);
+    let call = std::thread::spawn(move || {
+        let h = head("POST", "/mcp", &[CLIENT[0], CLIENT[1], V]);
+        mcp::http::post(&env, &h, body.as_bytes(), &reader())
+    });
+    // The call registers itself when it starts; repeat the cancellation until the tool sees it.
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f.saw_cancel.load(Ordering::SeqCst) && Instant::now() < deadline {
+        assert_eq!(post(&f, &[CLIENT[0], CLIENT[1], V], cancel).status, 202);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        f.saw_cancel.load(Ordering::SeqCst),
+        "the tool never saw its cancel flag"
+    );
+    let r = call.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let (events, raw) = run(r).finish();
+    assert!(
+        events.is_empty(),
+        "events for a cancelled request: {events:?}"
+    );
+    assert!(raw.is_empty(), "{:?}", String::from_utf8_lossy(&raw));
+}
+
+#[test]
+fn a_request_cancelled_on_the_json_path_by_a_json_only_client_still_gets_its_json_answer() {
+    let f = fixture();
+    let body = rpc(json!(8), "tools/call", json!({"name": "blocker"}));
+    let env = std::sync::Arc::clone(&f.env);
+    let json_only = [CLIENT[0], "Accept: application/json", V];
+    let call = std::thread::spawn(move || {
+        let h = head("POST", "/mcp", &json_only);
+        mcp::http::post(&env, &h, body.as_bytes(), &reader())
+    });
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":8}}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f.saw_cancel.load(Ordering::SeqCst) && Instant::now() < deadline {
+        assert_eq!(post(&f, &[CLIENT[0], CLIENT[1], V], cancel).status, 202);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = call.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(body_json(&r)["id"], 8);
 }
 
 #[test]
@@ -459,6 +542,47 @@ fn legacy_session_round_trip() {
     assert_eq!(
         post_message(&f, &sid, &rpc(json!(2), "ping", json!({}))).status,
         404
+    );
+}
+
+#[test]
+fn a_cancelled_legacy_request_sends_nothing_more_on_the_session_stream() {
+    let f = fixture();
+    let (mut s, sid) = open_legacy(&f, &[]);
+    let call = rpc(
+        json!("c2"),
+        "tools/call",
+        json!({"name": "blocker", "_meta": {"progressToken": "b"}}),
+    );
+    assert_eq!(post_message(&f, &sid, &call).status, 202);
+    let cancel =
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c2"}}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f.saw_cancel.load(Ordering::SeqCst) && Instant::now() < deadline {
+        assert_eq!(post_message(&f, &sid, cancel).status, 202);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        f.saw_cancel.load(Ordering::SeqCst),
+        "the tool never saw its cancel flag"
+    );
+    // A later call's answer comes after whatever the cancelled one would have sent.
+    let later = rpc(
+        json!("after"),
+        "tools/call",
+        json!({"name": "slow", "arguments": {"steps": 2, "step_ms": 30}}),
+    );
+    assert_eq!(post_message(&f, &sid, &later).status, 202);
+    s.until(|evs, _| evs.iter().skip(1).any(|e| json_of(e)["id"] == "after"));
+    let for_c2: Vec<&Event> = s
+        .events
+        .iter()
+        .skip(1)
+        .filter(|e| json_of(e)["id"] == "c2")
+        .collect();
+    assert!(
+        for_c2.is_empty(),
+        "a response after the cancellation: {for_c2:?}"
     );
 }
 
