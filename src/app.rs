@@ -22,8 +22,6 @@ pub struct Counters {
     pub connections: AtomicUsize,
     /// Open streamed responses.
     pub streams: AtomicUsize,
-    /// Requests being handled.
-    pub in_flight: AtomicUsize,
     /// Requests handled since start.
     pub requests: AtomicU64,
     /// Connections refused at a cap.

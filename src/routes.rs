@@ -720,7 +720,7 @@ fn debug_vars(app: &App) -> Response {
     let busy = load(pool.map(|p| &p.busy));
     let connections = c.connections.load(Ordering::Relaxed);
     let streams = c.streams.load(Ordering::Relaxed);
-    let in_flight = c.in_flight.load(Ordering::Relaxed);
+    let in_flight = app.security.in_flight();
     let m = app.metrics.snapshot();
     let by_transport: serde_json::Map<String, Value> = m
         .open_streams
@@ -875,7 +875,8 @@ fn finish(
     let elapsed = req.received.elapsed();
     app.metrics
         .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
-    let peer = req.peer.ip().to_string();
+    // Behind a trusted proxy the log names the client, not the proxy.
+    let peer = client_ip(app, req).to_string();
     let ids = span.as_ref().map(|s| (s.trace_id_hex(), s.span_id_hex()));
     if let Some(mut span) = span {
         let mut traceparent = String::with_capacity(55);
@@ -938,7 +939,7 @@ fn request_span(app: &App, req: &Request, route: &'static str) -> Span {
                 "1.1"
             },
         );
-        span.set_attribute(attr::CLIENT_ADDRESS, req.peer.ip().to_string());
+        span.set_attribute(attr::CLIENT_ADDRESS, client_ip(app, req).to_string());
         if let Some(host) = head.header("host") {
             span.set_attribute(
                 attr::SERVER_ADDRESS,

@@ -14,6 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_task-mcp");
 struct Proc {
     child: Child,
     addr: SocketAddr,
+    /// The server's stderr lines after the "listening" line.
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 fn spawn(root: &Path, env: &[(&str, &str)]) -> Proc {
@@ -40,9 +42,14 @@ fn spawn(root: &Path, env: &[(&str, &str)]) -> Proc {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
     };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, addr }
+    // Keep draining stderr so the child never blocks on a full pipe; a test may read the lines.
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Proc { child, addr, log }
 }
 
 fn signal(p: &Proc, sig: &str) {
@@ -225,4 +232,34 @@ fn version_and_help_work() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("task-mcp "));
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("healthcheck"));
+}
+
+#[test]
+fn the_access_log_names_the_client_behind_a_trusted_proxy_not_the_proxy() {
+    let root = temp_root();
+    let mut p = spawn(
+        &root,
+        &[
+            ("LOG_LEVEL", "info"),
+            ("LOG_FORMAT", "json"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    );
+    let cert = root.join(".task-mcp/tls-cert.pem");
+    let mut c = Client::connect(p.addr, &cert);
+    c.send(format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n").as_bytes());
+    assert_eq!(c.read_reply().expect("an answer").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let access = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = p.log.recv_timeout(left).expect("an access log line");
+        if line.contains("\"route\":\"/metrics\"") {
+            break line;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&access).unwrap();
+    assert_eq!(v["peer"], "198.51.100.7", "{access}");
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let _ = std::fs::remove_dir_all(root);
 }
