@@ -30,7 +30,7 @@ fuzz_target!(|input: &[u8]| {
             |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains(['\r', '\n', '\0']));
         match sse::write_event(&mut wire, event.as_deref(), id.as_deref(), data) {
             Ok(()) => {
-                assert!(!forbidden(event) && !forbidden(id));
+                assert!(!forbidden(&event) && !forbidden(&id));
                 expected.push(Event {
                     event: event.clone().unwrap_or_else(|| "message".into()),
                     id: id.clone(),
@@ -38,7 +38,7 @@ fuzz_target!(|input: &[u8]| {
                 });
             }
             Err(_) => {
-                assert!(forbidden(event) || forbidden(id));
+                assert!(forbidden(&event) || forbidden(&id));
                 wire.truncate(before);
             }
         }
