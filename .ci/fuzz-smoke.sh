@@ -3,12 +3,12 @@
 # time; any crash, leak or failed property fails the step. Works with only the stable toolchain:
 # RUSTC_BOOTSTRAP=1 lets stable rustc take the -Z flags cargo-fuzz passes (sanitizer, coverage).
 #
-#   .ci/fuzz-smoke.sh              # every target, FUZZ_SECONDS (default 20) each
+#   .ci/fuzz-smoke.sh              # every target, FUZZ_SECONDS (default 15) each
 #   FUZZ_SECONDS=60 .ci/fuzz-smoke.sh chunked_body
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-seconds="${FUZZ_SECONDS:-20}"
+seconds="${FUZZ_SECONDS:-15}"
 toolchain="${FUZZ_TOOLCHAIN:-stable}"
 export RUSTC_BOOTSTRAP=1
 
