@@ -50,4 +50,6 @@ for t in "${targets[@]}"; do
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
     rm -f "$log"
 done
+# slug_and_uri plants its fixture workspace under a per-process temporary directory.
+rm -rf "${TMPDIR:-/tmp}"/task-mcp-fuzz-uri-*
 echo "fuzz-smoke: ${#targets[@]} targets, $(( $(date +%s) - start ))s of fuzzing, no crash"
