@@ -36,7 +36,11 @@ fuzz_target!(|input: &[u8]| {
         "an unchanged restatement counted as a change"
     );
     let after = delta::extract_requirements_section(&built.rebuilt).blocks;
-    assert_eq!(shape(&after), shape(&blocks), "rebuilding changed the requirement blocks");
+    assert_eq!(
+        shape(&after),
+        shape(&blocks),
+        "rebuilding changed the requirement blocks"
+    );
     let again = build_updated_spec("fuzz", &restated, Some(&built.rebuilt), PATH, "fuzz-change")
         .unwrap_or_else(|e| panic!("rebuilt spec no longer accepts the same delta: {e}"));
     assert_eq!(
