@@ -342,9 +342,7 @@ fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
             return Ok(key);
         }
     }
-    let mut key = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-        .map_err(|_| std::io::Error::other("the system random source failed"))?;
+    let key: [u8; 32] = crate::random::bytes().map_err(std::io::Error::other)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -7,17 +7,20 @@
 //!
 //! ```text
 //!  accept loop (server.rs) ──crossbeam──▶ worker pool (pool.rs) ──▶ conn.rs keep-alive loop
-//!        │ TLS handshake (tls.rs)                                  │ http::request parses a head
-//!        │ per-IP / total connection caps                          │ routes.rs: one `match`
+//!        │ IP lists, per-IP and total caps (security/)             │ http::request parses a head
+//!        │ TLS handshake (tls.rs)                                  │ routes.rs: pipeline, one `match`
 //!        ▼                                                         ▼
-//!  signals (shutdown.rs)                              handlers return a Response; a streamed
-//!                                                     response hands the connection to its own
+//!  signal thread (server.rs):                         handlers return a Response; a streamed
+//!  SIGHUP reloads TLS, SIGTERM drains                 response hands the connection to its own
 //!                                                     thread (stream.rs), which owns it to the end
 //! ```
 //!
+//! Background threads: the over-cap refuser (503s), the metrics port when `ENABLE_PROMETHEUS`,
+//! `health-runner` (periodic checks, health.rs), `otlp-exporter` when `OTEL_ENABLED` (trace/).
+//!
 //! Sans-IO cores (parsers take bytes and return `Ok(None)` for "need more"): [`http`], [`sse`],
-//! [`ndjson`], [`rpc`], [`openspec`]. Only `server`, `pool`, `conn`, `stream` and `tls` touch
-//! sockets or threads.
+//! [`ndjson`], [`rpc`], [`openspec`]. Only `server`, `pool`, `conn`, `stream`, `tls` and the
+//! background threads above touch sockets or threads.
 #![forbid(unsafe_code)]
 #![warn(clippy::all)]
 // Nested `if let` often reads better than a let-chain, and a few signatures are clearer spelled
@@ -39,6 +42,7 @@ pub mod ndjson;
 pub mod openspec;
 pub mod page;
 pub mod pool;
+pub mod random;
 pub mod routes;
 pub mod rpc;
 pub mod security;

@@ -982,9 +982,9 @@ fn fresh_request_id() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let prefix = PREFIX.get_or_init(|| {
-        let mut b = [0u8; 6];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        // A failed source still gives unique ids within the process (the counter); only the
+        // prefix, which tells processes apart, falls back to the pid.
+        crate::random::hex(6).unwrap_or_else(|_| format!("{:012x}", std::process::id()))
     });
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }

@@ -469,10 +469,7 @@ fn ensure_token(path: &Path) -> Result<String, ServerError> {
             return Ok(t);
         }
     }
-    let mut raw = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-        .map_err(|_| ServerError::Config("the system random source failed".into()))?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token = crate::random::hex(32).map_err(|e| ServerError::Config(e.to_string()))?;
     crate::openspec::fsx::atomic_write_private(path, token.as_bytes())
         .map_err(|e| ServerError::Io(format!("writing {}", path.display()), e))?;
     Ok(token)

@@ -10,7 +10,6 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{SUPPORTED_VERSIONS, base64url};
 
@@ -38,9 +37,7 @@ pub enum SessionError {
     Deleted,
 }
 
-/// The operating system's random source failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RandomUnavailable;
+pub use crate::random::RandomUnavailable;
 
 /// Stateful-mode bookkeeping: deleted ids and the sessions holding a `GET` stream.
 #[derive(Default)]
@@ -62,9 +59,7 @@ pub fn mint(
     now: SystemTime,
 ) -> Result<String, RandomUnavailable> {
     let mut raw = [0u8; BODY_LEN + TAG_LEN];
-    SystemRandom::new()
-        .fill(&mut raw[..RANDOM_LEN])
-        .map_err(|_| RandomUnavailable)?;
+    crate::random::fill(&mut raw[..RANDOM_LEN])?;
     let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     raw[RANDOM_LEN..RANDOM_LEN + 8].copy_from_slice(&secs.to_be_bytes());
     raw[RANDOM_LEN + 8] = version_index(version);
@@ -141,11 +136,7 @@ impl State {
 /// # Errors
 /// [`RandomUnavailable`] when the OS random source fails.
 pub fn random_hex(n: usize) -> Result<String, RandomUnavailable> {
-    let mut b = vec![0u8; n];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| RandomUnavailable)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    crate::random::hex(n)
 }
 
 impl fmt::Display for SessionError {
@@ -161,14 +152,6 @@ impl fmt::Display for SessionError {
 }
 
 impl std::error::Error for SessionError {}
-
-impl fmt::Display for RandomUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the system random source failed")
-    }
-}
-
-impl std::error::Error for RandomUnavailable {}
 
 fn version_index(version: &str) -> u8 {
     SUPPORTED_VERSIONS

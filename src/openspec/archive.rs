@@ -886,8 +886,8 @@ fn nonce(now: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let mut buf = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf);
+    // The pid and the clock keep nonces apart even if the random source fails.
+    let buf: [u8; 8] = crate::random::bytes().unwrap_or_default();
     format!(
         "{}-{nanos:x}-{}",
         std::process::id(),
