@@ -785,7 +785,7 @@ fn page(path: &str) -> Option<Response> {
 }
 
 /// The seed's error JSON: `{"apiVersion","error":{code,message,hint},"requestId","timestamp",
-/// "correlationId"}`; `requestId` and `correlationId` are filled in by [`finish`].
+/// "correlationId"}`; `requestId` and `correlationId` are filled in by `finish`.
 pub fn error_response(
     status: u16,
     code: &str,
