@@ -75,6 +75,12 @@ impl Pool {
         self.max_threads
     }
 
+    /// Every one of the `max_threads` workers is running a job: a job submitted now would be
+    /// handed back. The accept loop asks first, so it can still answer 503 with the socket.
+    pub fn is_saturated(&self) -> bool {
+        self.stats.busy.load(Ordering::Acquire) >= self.max_threads
+    }
+
     /// Runs `job` on an idle worker or a new one.
     ///
     /// # Errors

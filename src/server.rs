@@ -339,12 +339,18 @@ fn accept_loop(
             refuse(&app, &refuser, sock);
             continue;
         }
+        if pool.is_saturated() {
+            // Every worker holds a connection: a 503 tells the client to come back, where a
+            // bare close would look like a network fault.
+            refuse(&app, &refuser, sock);
+            continue;
+        }
         let guard = ConnGuard::new(&app, per_ip);
         let app2 = Arc::clone(&app);
         let job = Box::new(move || serve(app2, sock, peer, handler, guard));
         if let Err(job) = pool.submit(job) {
-            // Every worker is busy and the pool is at WORKER_THREADS: dropping the job closes
-            // the socket and releases its count. (Over MAX_CONNECTIONS the refuser answers 503.)
+            // Lost the race with `is_saturated` (a worker became busy in between): dropping the
+            // job closes the socket and releases its count.
             drop(job);
             app.counters.refused.fetch_add(1, Ordering::Relaxed);
         }

@@ -297,6 +297,26 @@ fn the_connection_cap_answers_503_then_closes() {
 }
 
 #[test]
+fn when_every_worker_holds_a_connection_the_next_gets_503_not_a_bare_close() {
+    let s = TestServer::start(&[
+        ("WORKER_THREADS", "2"),
+        ("MAX_CONNECTIONS", "10"),
+        ("MAX_CONNECTIONS_PER_IP", "10"),
+    ]);
+    let mut a = s.connect();
+    let mut b = s.connect();
+    a.send(format!("GET /health/live HTTP/1.1\r\n{H}\r\n").as_bytes());
+    b.send(format!("GET /health/live HTTP/1.1\r\n{H}\r\n").as_bytes());
+    assert_eq!(a.read_reply().unwrap().status, 200);
+    assert_eq!(b.read_reply().unwrap().status, 200);
+    // Both workers now sit in their keep-alive loops.
+    let mut c = s.connect();
+    let r = c.read_reply().expect("a 503, not a bare close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], "OVERLOADED");
+}
+
+#[test]
 fn plain_http_on_the_tls_port_gets_a_clear_answer() {
     let s = TestServer::start(&[]);
     let mut sock = TcpStream::connect(s.addr).unwrap();
