@@ -9,15 +9,16 @@
 //! seen at once through `poll(2)` on the socket, so a client that leaves frees its thread
 //! immediately rather than at the next heartbeat.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd};
 
 use crate::http::response::write_chunk;
 
@@ -72,23 +73,64 @@ pub enum Wait<T> {
 }
 
 /// The receiving side of a stream's message queue, with a wake-up descriptor for `poll`.
+///
+/// The queue allocates nothing until a message arrives and the wake-up is one `eventfd`, so an
+/// idle held stream costs no heap for its mailbox and one descriptor beside its socket.
 pub struct Mailbox<T> {
-    rx: Receiver<T>,
-    wake_rx: UnixStream,
+    shared: Arc<Shared<T>>,
 }
 
 /// The sending side of a [`Mailbox`]; cheap to clone, usable from any thread.
 pub struct MailSender<T> {
-    tx: Sender<T>,
-    wake_tx: Arc<UnixStream>,
+    shared: Arc<Shared<T>>,
+}
+
+/// What both sides of a mailbox share.
+struct Shared<T> {
+    /// Queued messages, oldest first; never longer than `capacity`.
+    queue: Mutex<VecDeque<T>>,
+    capacity: usize,
+    /// Live [`MailSender`]s; at zero (and an empty queue) the mailbox is closed.
+    senders: AtomicUsize,
+    /// The [`Mailbox`] was dropped: sends fail with [`SendError::Closed`].
+    receiver_gone: AtomicBool,
+    /// Readable while a wake-up is pending (an `eventfd` counter).
+    wake: OwnedFd,
 }
 
 impl<T> Clone for MailSender<T> {
     fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::AcqRel);
         Self {
-            tx: self.tx.clone(),
-            wake_tx: Arc::clone(&self.wake_tx),
+            shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<T> Drop for MailSender<T> {
+    fn drop(&mut self) {
+        // The last sender gone: wake the stream so it sees the mailbox closed.
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.wake();
+        }
+    }
+}
+
+impl<T> Drop for Mailbox<T> {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Release);
+    }
+}
+
+impl<T> Shared<T> {
+    fn wake(&self) {
+        // A counter at its maximum already holds a wake-up.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<T>> {
+        // The queue is valid between statements, so a poisoned lock still holds good data.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -104,18 +146,21 @@ pub enum SendError {
 /// A bounded mailbox of `capacity` messages.
 ///
 /// # Errors
-/// When the process is out of file descriptors for the wake-up pair.
+/// When the process is out of file descriptors for the wake-up.
 pub fn mailbox<T>(capacity: usize) -> io::Result<(MailSender<T>, Mailbox<T>)> {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let (wake_tx, wake_rx) = UnixStream::pair()?;
-    wake_tx.set_nonblocking(true)?;
-    wake_rx.set_nonblocking(true)?;
+    let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        capacity: capacity.max(1),
+        senders: AtomicUsize::new(1),
+        receiver_gone: AtomicBool::new(false),
+        wake,
+    });
     Ok((
         MailSender {
-            tx,
-            wake_tx: Arc::new(wake_tx),
+            shared: Arc::clone(&shared),
         },
-        Mailbox { rx, wake_rx },
+        Mailbox { shared },
     ))
 }
 
@@ -125,23 +170,44 @@ impl<T> MailSender<T> {
     /// # Errors
     /// [`SendError::Full`] when the mailbox is full, [`SendError::Closed`] once it ended.
     pub fn send(&self, msg: T) -> Result<(), SendError> {
-        match self.tx.try_send(msg) {
-            Ok(()) => {
-                // A full wake pipe already holds a wake-up; any other error means the stream is
-                // gone, which the next send reports as Closed.
-                let _ = (&*self.wake_tx).write(&[1]);
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(SendError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SendError::Closed),
+        if self.shared.receiver_gone.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
         }
+        {
+            let mut q = self.shared.queue();
+            if q.len() >= self.shared.capacity {
+                return Err(SendError::Full);
+            }
+            q.push_back(msg);
+        }
+        self.shared.wake();
+        Ok(())
     }
 }
 
 impl<T> Mailbox<T> {
     /// Takes a queued message without waiting.
     pub fn try_recv(&self) -> Option<T> {
-        self.rx.try_recv().ok()
+        self.shared.queue().pop_front()
+    }
+
+    /// A queued message, `Err(())` when the queue is empty and every sender is gone, or
+    /// `Ok(None)` when it is empty but may still receive.
+    fn poll_message(&self) -> Result<Option<T>, ()> {
+        if let Some(m) = self.try_recv() {
+            return Ok(Some(m));
+        }
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            // A sender may have queued its last message just before leaving.
+            return self.try_recv().map(Some).ok_or(());
+        }
+        Ok(None)
+    }
+
+    /// Clears pending wake-ups (after `poll` saw the descriptor readable).
+    fn clear_wake(&self) {
+        let mut counter = [0u8; 8];
+        let _ = rustix::io::read(&self.shared.wake, &mut counter);
     }
 }
 
@@ -247,20 +313,17 @@ impl<'a> StreamCtx<'a> {
     pub fn wait<T>(&mut self, mailbox: &Mailbox<T>, timeout: Duration) -> Wait<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            match mailbox.rx.try_recv() {
-                Ok(m) => return Wait::Message(m),
-                Err(TryRecvError::Disconnected) => return Wait::Closed,
-                Err(TryRecvError::Empty) => {}
+            match mailbox.poll_message() {
+                Ok(Some(m)) => return Wait::Message(m),
+                Err(()) => return Wait::Closed,
+                Ok(None) => {}
             }
-            match self.poll_until(deadline, Some(&mailbox.wake_rx)) {
-                Woke::Wake => {
-                    let mut scratch = [0u8; 64];
-                    while matches!((&mailbox.wake_rx).read(&mut scratch), Ok(n) if n > 0) {}
-                }
+            match self.poll_until(deadline, Some(mailbox.shared.wake.as_fd())) {
+                Woke::Wake => mailbox.clear_wake(),
                 Woke::Timeout => {
-                    return match mailbox.rx.try_recv() {
-                        Ok(m) => Wait::Message(m),
-                        Err(_) => Wait::Timeout,
+                    return match mailbox.try_recv() {
+                        Some(m) => Wait::Message(m),
+                        None => Wait::Timeout,
                     };
                 }
                 Woke::Hangup => return Wait::Hangup,
@@ -278,7 +341,7 @@ impl<'a> StreamCtx<'a> {
         }
     }
 
-    fn poll_until(&mut self, deadline: Instant, wake: Option<&UnixStream>) -> Woke {
+    fn poll_until(&mut self, deadline: Instant, wake: Option<BorrowedFd<'_>>) -> Woke {
         loop {
             if self.gone {
                 return Woke::Hangup;
@@ -297,7 +360,7 @@ impl<'a> StreamCtx<'a> {
                     PollFd::new(&drain_fd, PollFlags::IN),
                 ];
                 if let Some(w) = wake {
-                    fds.push(PollFd::new(w, PollFlags::IN));
+                    fds.push(PollFd::from_borrowed_fd(w, PollFlags::IN));
                 }
                 match rustix::event::poll(&mut fds, Some(&ts)) {
                     Ok(_) => {}
@@ -414,6 +477,50 @@ mod tests {
         drop(tx);
         let mut ctx = StreamCtx::new(&mut server, &drain);
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_and_a_dropped_one_is_closed() {
+        let (tx, mb) = mailbox::<u32>(2).unwrap();
+        assert_eq!(tx.send(1), Ok(()));
+        assert_eq!(tx.send(2), Ok(()));
+        assert_eq!(tx.send(3), Err(SendError::Full));
+        assert_eq!(mb.try_recv(), Some(1));
+        assert_eq!(tx.send(3), Ok(()));
+        drop(mb);
+        assert_eq!(tx.send(4), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn messages_sent_before_the_last_sender_left_arrive_before_closed() {
+        let (mut server, _client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (tx, mb) = mailbox::<u32>(4).unwrap();
+        let tx2 = tx.clone();
+        tx.send(1).unwrap();
+        drop(tx);
+        tx2.send(2).unwrap();
+        drop(tx2);
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(1));
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(2));
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+    }
+
+    #[test]
+    fn the_last_sender_leaving_wakes_a_waiting_stream() {
+        let (mut server, _client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (tx, mb) = mailbox::<u32>(4).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(tx);
+        });
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
     }
 
     #[test]

@@ -20,3 +20,5 @@ mod trace_export;
 mod mcp_harness;
 mod mcp_streams;
 mod mcp_wire;
+// Capacity: a thousand SSE streams held at once, each with every heartbeat (issue 3).
+mod capacity;

@@ -107,9 +107,7 @@ enum Check {
 impl Check {
     fn passes(self, body: &[u8]) -> bool {
         match self {
-            Check::Rpc => {
-                contains(body, b"\"result\"") && !contains(body, b"\"isError\":true")
-            }
+            Check::Rpc => contains(body, b"\"result\"") && !contains(body, b"\"isError\":true"),
             Check::NdjsonLine => contains(body, b"\"type\":\"result\""),
             Check::SseEvent => contains(body, b"event: result"),
         }
