@@ -5,20 +5,32 @@
 //! runs the function with a [`StreamCtx`]; the pool worker goes back to serving other
 //! connections. The function writes events with [`StreamCtx::send`] (one chunk, flushed) and
 //! waits with [`StreamCtx::wait`], which wakes on the first of: a message in its [`Mailbox`], the
-//! timeout (time for a heartbeat), the client hanging up, or the server draining. Hang-ups are
-//! seen at once through `poll(2)` on the socket, so a client that leaves frees its thread
-//! immediately rather than at the next heartbeat.
+//! timeout (time for a heartbeat), the client hanging up, or the server draining.
+//!
+//! Hang-ups are seen at once: one watcher thread per [`DrainSignal`] holds every streamed
+//! socket in an `epoll` set (`EPOLLRDHUP`, one-shot) together with the drain descriptor, and
+//! tells the stream's thread through a channel. A held stream therefore costs one descriptor (its
+//! socket) and no wake-up pipe, so ten thousand streams fit in a 20,000-descriptor limit.
+//!
+//! ```text
+//!  stream thread ── select(mailbox, control, timeout) ◀── control: Readable | Hangup | Drain
+//!        │ send(): one chunk, flushed                            ▲
+//!        ▼                                                       │
+//!     socket ── registered in ──▶ epoll (watcher thread) ◀── drain descriptor
+//! ```
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::http::response::write_chunk;
 
@@ -72,65 +84,30 @@ pub enum Wait<T> {
     Closed,
 }
 
-/// The receiving side of a stream's message queue, with a wake-up descriptor for `poll`.
+/// The receiving side of a stream's message queue.
 ///
-/// The queue allocates nothing until a message arrives and the wake-up is one `eventfd`, so an
-/// idle held stream costs no heap for its mailbox and one descriptor beside its socket.
+/// The queue allocates nothing until a message arrives (an unbounded channel with a count that
+/// enforces the capacity), so an idle held stream costs no heap for its mailbox.
 pub struct Mailbox<T> {
-    shared: Arc<Shared<T>>,
+    rx: Receiver<T>,
+    queued: Arc<AtomicUsize>,
 }
 
 /// The sending side of a [`Mailbox`]; cheap to clone, usable from any thread.
 pub struct MailSender<T> {
-    shared: Arc<Shared<T>>,
-}
-
-/// What both sides of a mailbox share.
-struct Shared<T> {
-    /// Queued messages, oldest first; never longer than `capacity`.
-    queue: Mutex<VecDeque<T>>,
+    tx: Sender<T>,
+    /// Messages queued and not yet received; never above `capacity` after a successful send.
+    queued: Arc<AtomicUsize>,
     capacity: usize,
-    /// Live [`MailSender`]s; at zero (and an empty queue) the mailbox is closed.
-    senders: AtomicUsize,
-    /// The [`Mailbox`] was dropped: sends fail with [`SendError::Closed`].
-    receiver_gone: AtomicBool,
-    /// Readable while a wake-up is pending (an `eventfd` counter).
-    wake: OwnedFd,
 }
 
 impl<T> Clone for MailSender<T> {
     fn clone(&self) -> Self {
-        self.shared.senders.fetch_add(1, Ordering::AcqRel);
         Self {
-            shared: Arc::clone(&self.shared),
+            tx: self.tx.clone(),
+            queued: Arc::clone(&self.queued),
+            capacity: self.capacity,
         }
-    }
-}
-
-impl<T> Drop for MailSender<T> {
-    fn drop(&mut self) {
-        // The last sender gone: wake the stream so it sees the mailbox closed.
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.wake();
-        }
-    }
-}
-
-impl<T> Drop for Mailbox<T> {
-    fn drop(&mut self) {
-        self.shared.receiver_gone.store(true, Ordering::Release);
-    }
-}
-
-impl<T> Shared<T> {
-    fn wake(&self) {
-        // A counter at its maximum already holds a wake-up.
-        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
-    }
-
-    fn queue(&self) -> MutexGuard<'_, VecDeque<T>> {
-        // The queue is valid between statements, so a poisoned lock still holds good data.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -146,21 +123,17 @@ pub enum SendError {
 /// A bounded mailbox of `capacity` messages.
 ///
 /// # Errors
-/// When the process is out of file descriptors for the wake-up.
+/// None today; the `Result` is kept so a mailbox may need an OS resource again.
 pub fn mailbox<T>(capacity: usize) -> io::Result<(MailSender<T>, Mailbox<T>)> {
-    let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-    let shared = Arc::new(Shared {
-        queue: Mutex::new(VecDeque::new()),
-        capacity: capacity.max(1),
-        senders: AtomicUsize::new(1),
-        receiver_gone: AtomicBool::new(false),
-        wake,
-    });
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let queued = Arc::new(AtomicUsize::new(0));
     Ok((
         MailSender {
-            shared: Arc::clone(&shared),
+            tx,
+            queued: Arc::clone(&queued),
+            capacity: capacity.max(1),
         },
-        Mailbox { shared },
+        Mailbox { rx, queued },
     ))
 }
 
@@ -170,52 +143,39 @@ impl<T> MailSender<T> {
     /// # Errors
     /// [`SendError::Full`] when the mailbox is full, [`SendError::Closed`] once it ended.
     pub fn send(&self, msg: T) -> Result<(), SendError> {
-        if self.shared.receiver_gone.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SendError::Full);
         }
-        {
-            let mut q = self.shared.queue();
-            if q.len() >= self.shared.capacity {
-                return Err(SendError::Full);
-            }
-            q.push_back(msg);
-        }
-        self.shared.wake();
-        Ok(())
+        self.tx.send(msg).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            SendError::Closed
+        })
     }
 }
 
 impl<T> Mailbox<T> {
     /// Takes a queued message without waiting.
     pub fn try_recv(&self) -> Option<T> {
-        self.shared.queue().pop_front()
+        let m = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(m)
     }
 
-    /// A queued message, `Err(())` when the queue is empty and every sender is gone, or
-    /// `Ok(None)` when it is empty but may still receive.
-    fn poll_message(&self) -> Result<Option<T>, ()> {
-        if let Some(m) = self.try_recv() {
-            return Ok(Some(m));
-        }
-        if self.shared.senders.load(Ordering::Acquire) == 0 {
-            // A sender may have queued its last message just before leaving.
-            return self.try_recv().map(Some).ok_or(());
-        }
-        Ok(None)
-    }
-
-    /// Clears pending wake-ups (after `poll` saw the descriptor readable).
-    fn clear_wake(&self) {
-        let mut counter = [0u8; 8];
-        let _ = rustix::io::read(&self.shared.wake, &mut counter);
+    fn received(&self, m: T) -> T {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        m
     }
 }
 
-/// Shared by every stream: a descriptor that becomes readable, for good, when the server drains.
+/// Shared by every stream: a descriptor that becomes readable, for good, when the server drains,
+/// and the watcher that reports hang-ups of streamed sockets.
 #[derive(Clone)]
 pub struct DrainSignal {
     read: Arc<UnixStream>,
     write: Arc<UnixStream>,
+    /// Started by the first stream; `None` inside when it could not start.
+    watcher: Arc<OnceLock<Option<Arc<Watcher>>>>,
 }
 
 impl DrainSignal {
@@ -230,6 +190,7 @@ impl DrainSignal {
         Ok(Self {
             read: Arc::new(read),
             write: Arc::new(write),
+            watcher: Arc::new(OnceLock::new()),
         })
     }
 
@@ -248,12 +209,170 @@ impl DrainSignal {
         let mut fds = [PollFd::new(&*self.read, PollFlags::IN)];
         matches!(rustix::event::poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0)
     }
+
+    /// The watcher, started on first use.
+    fn watcher(&self) -> Option<Arc<Watcher>> {
+        self.watcher
+            .get_or_init(|| match Watcher::start(Arc::clone(&self.read)) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::error!("cannot start the stream watcher: {e}");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// What the watcher tells a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    /// The client sent bytes: read and discard them, then re-arm.
+    Readable,
+    /// The client hung up or the socket broke.
+    Hangup,
+    /// The server is draining.
+    Drain,
+}
+
+/// One thread per drain signal: an `epoll` set of streamed sockets plus the drain descriptor.
+struct Watcher {
+    epoll: OwnedFd,
+    /// Control senders of the registered streams, by registration id.
+    streams: Mutex<HashMap<u64, Sender<Control>>>,
+    next_id: AtomicU64,
+    /// The drain signal fired; streams registering now are told at once.
+    drained: AtomicBool,
+}
+
+impl Watcher {
+    fn start(drain: Arc<UnixStream>) -> io::Result<Arc<Watcher>> {
+        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &*drain,
+            EventData::new_u64(DRAIN_KEY),
+            EventFlags::IN,
+        )?;
+        let w = Arc::new(Watcher {
+            epoll,
+            streams: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+        });
+        let w2 = Arc::clone(&w);
+        std::thread::Builder::new()
+            .name("stream-watch".into())
+            .stack_size(WATCHER_STACK_BYTES)
+            .spawn(move || w2.run(&drain))?;
+        Ok(w)
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<u64, Sender<Control>>> {
+        // The map is valid between statements, so a poisoned lock still holds good data.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reports events until only this thread holds the watcher (every signal and stream gone).
+    fn run(self: Arc<Self>, drain: &UnixStream) {
+        let mut events = Vec::with_capacity(WATCHER_BATCH);
+        let idle_check = Timespec {
+            tv_sec: WATCHER_IDLE_CHECK.as_secs() as i64,
+            tv_nsec: 0,
+        };
+        loop {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&idle_check),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    log::error!("stream watcher stopped: {e}");
+                    return;
+                }
+            }
+            if events.is_empty() && Arc::strong_count(&self) == 1 {
+                return;
+            }
+            for ev in &events {
+                let (key, flags) = (ev.data.u64(), ev.flags);
+                if key == DRAIN_KEY {
+                    // Level-triggered and never cleared: stop watching it once seen.
+                    let _ = epoll::delete(&self.epoll, drain);
+                    self.drained.store(true, Ordering::Release);
+                    for tx in self.streams().values() {
+                        let _ = tx.try_send(Control::Drain);
+                    }
+                    continue;
+                }
+                let what =
+                    if flags.intersects(EventFlags::HUP | EventFlags::ERR | EventFlags::RDHUP) {
+                        Control::Hangup
+                    } else {
+                        Control::Readable
+                    };
+                if let Some(tx) = self.streams().get(&key) {
+                    let _ = tx.try_send(what);
+                }
+            }
+        }
+    }
+
+    /// Adds a socket; its events arrive on the returned channel.
+    fn register(self: &Arc<Self>, sock: &TcpStream) -> io::Result<Registration> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(CONTROL_QUEUE);
+        self.streams().insert(id, tx.clone());
+        if let Err(e) = epoll::add(&self.epoll, sock, EventData::new_u64(id), WATCH_FLAGS) {
+            self.streams().remove(&id);
+            return Err(e.into());
+        }
+        if self.drained.load(Ordering::Acquire) {
+            let _ = tx.try_send(Control::Drain);
+        }
+        Ok(Registration {
+            watcher: Arc::clone(self),
+            id,
+            control: rx,
+        })
+    }
+}
+
+/// A stream's place in the watcher; removed with [`Registration::remove`].
+struct Registration {
+    watcher: Arc<Watcher>,
+    id: u64,
+    control: Receiver<Control>,
+}
+
+impl Registration {
+    /// Watches the socket again after a [`Control::Readable`] (the events are one-shot).
+    fn rearm(&self, sock: &TcpStream) -> bool {
+        epoll::modify(
+            &self.watcher.epoll,
+            sock,
+            EventData::new_u64(self.id),
+            WATCH_FLAGS,
+        )
+        .is_ok()
+    }
+
+    /// Stops watching; must run before the socket closes (its number may be reused).
+    fn remove(&self, sock: &TcpStream) {
+        let _ = epoll::delete(&self.watcher.epoll, sock);
+        self.watcher.streams().remove(&self.id);
+    }
 }
 
 /// What a stream function uses to write events and wait.
 pub struct StreamCtx<'a> {
     io: &'a mut dyn Io,
     drain: &'a DrainSignal,
+    /// Hang-up and drain reports; `None` when the watcher is unavailable (the stream then ends).
+    watch: Option<Registration>,
     buf: Vec<u8>,
     /// Bytes of payload sent so far (chunk framing excluded).
     pub bytes_sent: u64,
@@ -265,13 +384,21 @@ pub struct StreamCtx<'a> {
 impl<'a> StreamCtx<'a> {
     /// A context over a connection whose response head has already been written.
     pub fn new(io: &'a mut dyn Io, drain: &'a DrainSignal) -> Self {
+        let watch = drain.watcher().and_then(|w| match w.register(io.socket()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::error!("cannot watch a stream's socket: {e}");
+                None
+            }
+        });
         Self {
+            gone: watch.is_none(),
             io,
             drain,
-            buf: Vec::with_capacity(512),
+            watch,
+            buf: Vec::new(),
             bytes_sent: 0,
             messages_sent: 0,
-            gone: false,
         }
     }
 
@@ -286,6 +413,10 @@ impl<'a> StreamCtx<'a> {
         self.buf.clear();
         write_chunk(&mut self.buf, data);
         let r = self.io.write_all(&self.buf).and_then(|()| self.io.flush());
+        // A held stream sends rarely: give the buffer back rather than keep it per stream.
+        if self.buf.capacity() > KEPT_BUFFER_BYTES {
+            self.buf = Vec::new();
+        }
         match r {
             Ok(()) => {
                 self.bytes_sent += data.len() as u64;
@@ -313,103 +444,113 @@ impl<'a> StreamCtx<'a> {
     pub fn wait<T>(&mut self, mailbox: &Mailbox<T>, timeout: Duration) -> Wait<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            match mailbox.poll_message() {
-                Ok(Some(m)) => return Wait::Message(m),
-                Err(()) => return Wait::Closed,
-                Ok(None) => {}
+            match mailbox.rx.try_recv() {
+                Ok(m) => return Wait::Message(mailbox.received(m)),
+                Err(TryRecvError::Disconnected) => return Wait::Closed,
+                Err(TryRecvError::Empty) => {}
             }
-            match self.poll_until(deadline, Some(mailbox.shared.wake.as_fd())) {
-                Woke::Wake => mailbox.clear_wake(),
-                Woke::Timeout => {
+            if self.gone {
+                return Wait::Hangup;
+            }
+            let Some(control) = self.watch.as_ref().map(|w| w.control.clone()) else {
+                return Wait::Hangup;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(mailbox.rx) -> m => return match m {
+                    Ok(m) => Wait::Message(mailbox.received(m)),
+                    Err(_) => Wait::Closed,
+                },
+                recv(control) -> c => match self.on_control(c.ok()) {
+                    Some(Woke::Hangup) => return Wait::Hangup,
+                    Some(Woke::Drain) => return Wait::Draining,
+                    None => {}
+                },
+                default(left) => {
                     return match mailbox.try_recv() {
                         Some(m) => Wait::Message(m),
                         None => Wait::Timeout,
                     };
                 }
-                Woke::Hangup => return Wait::Hangup,
-                Woke::Drain => return Wait::Draining,
             }
         }
     }
 
     /// Waits up to `timeout` for a hang-up or the drain signal only.
     pub fn sleep(&mut self, timeout: Duration) -> Wait<()> {
-        match self.poll_until(Instant::now() + timeout, None) {
-            Woke::Hangup => Wait::Hangup,
-            Woke::Drain => Wait::Draining,
-            Woke::Wake | Woke::Timeout => Wait::Timeout,
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.gone {
+                return Wait::Hangup;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = match self.watch.as_ref().map(|w| w.control.recv_timeout(left)) {
+                None => return Wait::Hangup,
+                Some(Err(RecvTimeoutError::Timeout)) => return Wait::Timeout,
+                Some(Ok(c)) => Some(c),
+                Some(Err(RecvTimeoutError::Disconnected)) => None,
+            };
+            match self.on_control(got) {
+                Some(Woke::Hangup) => return Wait::Hangup,
+                Some(Woke::Drain) => return Wait::Draining,
+                None => {}
+            }
         }
     }
 
-    fn poll_until(&mut self, deadline: Instant, wake: Option<BorrowedFd<'_>>) -> Woke {
-        loop {
-            if self.gone {
-                return Woke::Hangup;
+    /// Acts on a watcher report; `None` when the stream carries on.
+    fn on_control(&mut self, c: Option<Control>) -> Option<Woke> {
+        match c {
+            Some(Control::Drain) => Some(Woke::Drain),
+            Some(Control::Readable) => {
+                let alive = matches!(self.io.discard_input(), Ok(true))
+                    && self
+                        .watch
+                        .as_ref()
+                        .is_some_and(|w| w.rearm(self.io.socket()));
+                if alive {
+                    None
+                } else {
+                    self.gone = true;
+                    Some(Woke::Hangup)
+                }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ts = Timespec {
-                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
-            let sock_flags = PollFlags::IN | PollFlags::RDHUP;
-            let (sock_ev, drain_ev, wake_ev) = {
-                let sock = self.io.socket().as_fd();
-                let drain_fd = self.drain.read.as_fd();
-                let mut fds = vec![
-                    PollFd::from_borrowed_fd(sock, sock_flags),
-                    PollFd::new(&drain_fd, PollFlags::IN),
-                ];
-                if let Some(w) = wake {
-                    fds.push(PollFd::from_borrowed_fd(w, PollFlags::IN));
-                }
-                match rustix::event::poll(&mut fds, Some(&ts)) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(_) => {
-                        self.gone = true;
-                        return Woke::Hangup;
-                    }
-                }
-                (
-                    fds[0].revents(),
-                    fds[1].revents(),
-                    fds.get(2).map(PollFd::revents),
-                )
-            };
-            if sock_ev
-                .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::RDHUP | PollFlags::NVAL)
-            {
+            Some(Control::Hangup) | None => {
                 self.gone = true;
-                return Woke::Hangup;
+                Some(Woke::Hangup)
             }
-            if sock_ev.contains(PollFlags::IN) {
-                match self.io.discard_input() {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => {
-                        self.gone = true;
-                        return Woke::Hangup;
-                    }
-                }
-            }
-            if drain_ev.contains(PollFlags::IN) {
-                return Woke::Drain;
-            }
-            if wake_ev.is_some_and(|e| e.contains(PollFlags::IN)) {
-                return Woke::Wake;
-            }
-            if Instant::now() >= deadline {
-                return Woke::Timeout;
-            }
+        }
+    }
+}
+
+impl Drop for StreamCtx<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.remove(self.io.socket());
         }
     }
 }
 
 enum Woke {
-    Wake,
-    Timeout,
     Hangup,
     Drain,
 }
+
+/// The drain descriptor's key in the watcher's set (stream ids count up from zero).
+const DRAIN_KEY: u64 = u64::MAX;
+/// What the watcher waits for on a streamed socket: bytes, hang-up; re-armed after each report.
+const WATCH_FLAGS: EventFlags = EventFlags::IN
+    .union(EventFlags::RDHUP)
+    .union(EventFlags::ONESHOT);
+/// Events taken per `epoll_wait`.
+const WATCHER_BATCH: usize = 256;
+/// How often an idle watcher checks whether it is still needed.
+const WATCHER_IDLE_CHECK: Duration = Duration::from_secs(1);
+const WATCHER_STACK_BYTES: usize = 64 * 1024;
+/// Reports waiting for one stream (a drain and a hang-up fit).
+const CONTROL_QUEUE: usize = 2;
+/// A send buffer larger than this is freed after use.
+const KEPT_BUFFER_BYTES: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -487,6 +628,10 @@ mod tests {
         assert_eq!(tx.send(3), Err(SendError::Full));
         assert_eq!(mb.try_recv(), Some(1));
         assert_eq!(tx.send(3), Ok(()));
+        assert_eq!(
+            (mb.try_recv(), mb.try_recv(), mb.try_recv()),
+            (Some(2), Some(3), None)
+        );
         drop(mb);
         assert_eq!(tx.send(4), Err(SendError::Closed));
     }
@@ -521,6 +666,58 @@ mod tests {
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
         assert!(started.elapsed() < Duration::from_secs(5));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn bytes_from_the_client_are_discarded_and_the_stream_carries_on() {
+        let (mut server, mut client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (_tx, mb) = mailbox::<u32>(4).unwrap();
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        client.write_all(b"stray bytes").unwrap();
+        assert_eq!(ctx.wait(&mb, Duration::from_millis(300)), Wait::Timeout);
+        assert!(!ctx.is_gone());
+        drop(client);
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Hangup);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_drain_fired_while_waiting_wakes_the_stream_and_sleep_sees_hangups() {
+        let (mut server, client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let d2 = drain.clone();
+        let (_tx, mb) = mailbox::<u32>(4).unwrap();
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            d2.fire();
+        });
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Draining);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+        drop(ctx);
+        let (mut server2, client2) = pair();
+        let quiet = DrainSignal::new().unwrap();
+        let mut ctx = StreamCtx::new(&mut server2, &quiet);
+        assert_eq!(ctx.sleep(Duration::from_millis(50)), Wait::Timeout);
+        drop(client2);
+        assert_eq!(ctx.sleep(Duration::from_secs(30)), Wait::Hangup);
+        drop(client);
+    }
+
+    #[test]
+    fn an_ended_stream_leaves_the_watcher() {
+        let drain = DrainSignal::new().unwrap();
+        let (mut server, _client) = pair();
+        let watcher = drain.watcher().unwrap();
+        {
+            let _ctx = StreamCtx::new(&mut server, &drain);
+            assert_eq!(watcher.streams().len(), 1);
+        }
+        assert_eq!(watcher.streams().len(), 0);
     }
 
     #[test]

@@ -16,9 +16,9 @@ const STREAMS: usize = 1000;
 const HEARTBEAT_MS: u64 = 250;
 /// Long enough for several heartbeats per stream, short enough for CI.
 const HOLD_MS: u64 = 2000;
-/// Descriptors per held stream on the server (socket, mailbox wake-up) plus the client's one,
+/// Descriptors per held stream on the server (its socket) plus the client's one,
 /// all in reach of this process's limit, with room for the rest of the suite.
-const FDS_PER_STREAM: u64 = 4;
+const FDS_PER_STREAM: u64 = 2;
 const FDS_SPARE: u64 = 1024;
 
 #[test]
