@@ -279,6 +279,8 @@ fn serve<C: Conn>(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut scratch = vec![0u8; 16 * 1024];
+    // The read timeout last set on the socket (unknown after the handshake).
+    let mut armed: Option<Duration> = None;
     let mut first_request = true;
     loop {
         // Idle phase: wait for the first byte of the next request.
@@ -313,7 +315,7 @@ fn serve<C: Conn>(
                     return;
                 }
             }
-            match read_until(&mut io, &mut scratch, head_deadline) {
+            match read_until(&mut io, &mut scratch, head_deadline, &mut armed) {
                 Ok(0) => {
                     io.close();
                     return;
@@ -343,7 +345,7 @@ fn serve<C: Conn>(
                 }
                 let n = n as usize;
                 while buf.len() < n {
-                    match read_until(&mut io, &mut scratch, body_deadline) {
+                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
                         Ok(0) | Err(ReadFail::Broken) => return,
                         Ok(k) => buf.extend_from_slice(&scratch[..k]),
                         Err(ReadFail::Timeout) => {
@@ -373,7 +375,7 @@ fn serve<C: Conn>(
                     if dec.is_done() {
                         break;
                     }
-                    match read_until(&mut io, &mut scratch, body_deadline) {
+                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
                         Ok(0) | Err(ReadFail::Broken) => return,
                         Ok(k) => buf.extend_from_slice(&scratch[..k]),
                         Err(ReadFail::Timeout) => {
@@ -467,24 +469,31 @@ fn read_until<C: Conn>(
     io: &mut C,
     scratch: &mut [u8],
     deadline: Instant,
+    armed: &mut Option<Duration>,
 ) -> Result<usize, ReadFail> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadFail::Timeout);
-    }
-    let _ = io.socket().set_read_timeout(Some(left));
-    match io.read(scratch) {
-        Ok(n) => Ok(n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(ReadFail::Timeout)
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadFail::Timeout);
         }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(read_until(io, scratch, deadline)?),
-        Err(_) => Err(ReadFail::Broken),
+        // Setting the socket timeout costs a system call per read: keep the one in force unless
+        // it would let the deadline pass by more than an eighth of the time left. A shorter one
+        // just times out early and the loop reads again.
+        if armed.is_none_or(|t| t > left + left / 8) {
+            let _ = io.socket().set_read_timeout(Some(left));
+            *armed = Some(left);
+        }
+        match io.read(scratch) {
+            Ok(n) => return Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return Err(ReadFail::Broken),
+        }
     }
 }
 
