@@ -15,6 +15,7 @@ mod report;
 mod requests;
 mod streams;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use options::{Mode, Options};
@@ -22,7 +23,7 @@ use options::{Mode, Options};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{USAGE}");
+        let _ = std::io::stdout().write_all(USAGE.as_bytes());
         return if args.is_empty() {
             ExitCode::from(2)
         } else {
@@ -55,11 +56,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if o.json {
-        println!("{summary}");
+    let out = if o.json {
+        format!("{summary}\n")
     } else {
-        report::print_text(&summary);
-    }
+        report::text(&summary)
+    };
+    // A closed stdout (`| head`) is not worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS
 }
 

@@ -5,6 +5,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// `writeln!` into a `String` (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// What one client thread saw during the measured window.
 #[derive(Default, Debug)]
 pub struct Tally {
@@ -85,10 +93,12 @@ pub fn requests_json(label: &Value, mut t: Tally, window: Duration) -> Value {
     })
 }
 
-/// Prints a summary made by [`requests_json`] or the streams mode as text.
-pub fn print_text(v: &Value) {
+/// A summary made by [`requests_json`] or the streams mode, as text.
+pub fn text(v: &Value) -> String {
+    let mut out = String::new();
     let run = &v["run"];
-    println!(
+    outln!(
+        out,
         "{} {} -> {} ({} connection(s), {} thread(s){})",
         run["mode"].as_str().unwrap_or("?"),
         run["variant"].as_str().unwrap_or(""),
@@ -102,17 +112,25 @@ pub fn print_text(v: &Value) {
         },
     );
     if v.get("requests_per_second").is_some() {
-        println!(
+        outln!(
+            out,
             "  {} ok, {} failed in {} s: {} requests/s",
-            v["requests"], v["failed"], v["seconds"], v["requests_per_second"]
+            v["requests"],
+            v["failed"],
+            v["seconds"],
+            v["requests_per_second"]
         );
         if let Some(l) = v["latency_ms"].as_object() {
-            println!(
+            outln!(
+                out,
                 "  latency ms: p50 {}  p90 {}  p99 {}  max {}",
-                l["p50"], l["p90"], l["p99"], l["max"]
+                l["p50"],
+                l["p90"],
+                l["p99"],
+                l["max"]
             );
         }
-        println!("  connections opened: {}", v["connections_opened"]);
+        outln!(out, "  connections opened: {}", v["connections_opened"]);
     } else {
         for key in [
             "opened",
@@ -132,14 +150,15 @@ pub fn print_text(v: &Value) {
             "kib_per_stream",
         ] {
             if let Some(x) = v.get(key).filter(|x| !x.is_null()) {
-                println!("  {key}: {x}");
+                outln!(out, "  {key}: {x}");
             }
         }
     }
     if let Some(e) = v["errors"].as_object().filter(|e| !e.is_empty()) {
         let list: Vec<String> = e.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!("  errors: {}", list.join(", "));
+        outln!(out, "  errors: {}", list.join(", "));
     }
+    out
 }
 
 /// Rounds to `digits` decimals (for readable JSON).
