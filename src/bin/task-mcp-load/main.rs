@@ -113,6 +113,8 @@ Options:
   --args JSON            its arguments (default {\"text\":\"hi\"})
   --body JSON            send this body instead (e.g. for another server's tool)
   --protocol-version V   MCP-Protocol-Version header (default 2025-06-18; empty: none)
+  -H, --header 'N: v'    an extra request header (repeatable; e.g. X-Forwarded-For behind
+                         TRUSTED_PROXIES, to act as several clients)
   --heartbeat-ms N       streams: the server's HEARTBEAT_MS (default 15000)
   --open-concurrency N   streams: streams being opened at once (default 64)
   --server-pid PID       streams: read VmRSS/VmHWM/Threads from /proc/PID/status

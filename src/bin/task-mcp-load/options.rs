@@ -84,6 +84,8 @@ pub struct Options {
     pub body: Option<String>,
     /// `MCP-Protocol-Version` header value (empty: none sent).
     pub protocol_version: String,
+    /// Extra request headers (`--header "Name: value"`, repeatable).
+    pub headers: Vec<(String, String)>,
     /// Print one JSON document instead of text.
     pub json: bool,
     /// Streams mode: the heartbeat interval the server was started with.
@@ -132,6 +134,7 @@ impl Default for Options {
             args: r#"{"text":"hi"}"#.into(),
             body: None,
             protocol_version: "2025-06-18".into(),
+            headers: Vec::new(),
             json: false,
             heartbeat: Duration::from_secs(15),
             open_concurrency: 64,
@@ -206,6 +209,14 @@ impl Options {
                 }
                 "--body" => o.body = Some(value()?),
                 "--protocol-version" => o.protocol_version = value()?,
+                "--header" | "-H" => {
+                    let v = value()?;
+                    let Some((n, val)) = v.split_once(':') else {
+                        return Err(UsageError(format!("--header `{v}`: use \"Name: value\"")));
+                    };
+                    o.headers
+                        .push((n.trim().to_string(), val.trim().to_string()));
+                }
                 "--json" => o.json = true,
                 "--heartbeat" | "--heartbeat-ms" => {
                     let v = value()?;
@@ -352,6 +363,19 @@ mod tests {
         let o = Options::parse(&args("ping --url https://127.0.0.1:1 -k -c 4")).unwrap();
         assert_eq!(o.connections, 4);
         assert_eq!(o.path(), "/mcp");
+    }
+
+    #[test]
+    fn extra_headers_are_name_value_pairs() {
+        let mut a = args("call --url http://127.0.0.1:1");
+        a.extend(["-H".into(), "X-Forwarded-For: 10.0.0.7".into()]);
+        let o = Options::parse(&a).unwrap();
+        assert_eq!(
+            o.headers,
+            vec![("X-Forwarded-For".into(), "10.0.0.7".into())]
+        );
+        a.extend(["--header".into(), "novalue".into()]);
+        assert!(Options::parse(&a).is_err());
     }
 
     #[test]

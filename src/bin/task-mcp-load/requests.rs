@@ -153,6 +153,7 @@ fn build(o: &Options) -> (Vec<u8>, Check) {
     if o.new_conn {
         headers.push(("Connection", "close"));
     }
+    headers.extend(o.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     (
         request("POST", &o.target, o.path(), &headers, body.as_bytes()),
         check,

@@ -193,6 +193,7 @@ fn hold(
     if let Some(a) = &auth {
         headers.push(("Authorization", a.as_str()));
     }
+    headers.extend(o.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let req = request("GET", &o.target, o.path(), &headers, b"");
     let mut slots: Vec<Slot> = Vec::with_capacity(n);
     let mut opening = 0usize;
