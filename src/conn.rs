@@ -395,6 +395,7 @@ fn serve<C: Conn>(
             tls,
         };
         let is_head = req.head.method == crate::http::Method::Head;
+        let is_post = req.head.method == crate::http::Method::Post;
         let mut keep_alive = req.head.keep_alive;
         app.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut resp = handler(&app, &req);
@@ -405,8 +406,12 @@ fn serve<C: Conn>(
         let date = app.dates.get(std::time::SystemTime::now());
         let mut out = Vec::with_capacity(512 + resp.body_len());
         if let Body::Stream(_) = resp.body {
-            resp.close = true;
-            resp.write_head(&mut out, false, &date);
+            // A POST's streamed answer (a tool call's SSE or NDJSON) ends by itself, so the
+            // connection can serve the next request; GET streams are held until the client leaves.
+            // Pipelined bytes already read would be lost with this loop's buffer: close then.
+            let reuse = keep_alive && is_post && !is_head && !resp.close && buf.is_empty();
+            resp.close = !reuse;
+            resp.write_head(&mut out, reuse, &date);
             let Body::Stream(f) = std::mem::replace(&mut resp.body, Body::Empty) else {
                 return;
             };
@@ -418,7 +423,8 @@ fn serve<C: Conn>(
                 io.close();
                 return;
             }
-            spawn_stream(Arc::clone(&app), io, f, guard);
+            let next = reuse.then_some(Resume { peer, tls, handler });
+            spawn_stream(Arc::clone(&app), io, f, guard, next);
             return;
         }
         resp.write_all(&mut out, keep_alive, &date, is_head);
@@ -432,8 +438,23 @@ fn serve<C: Conn>(
     }
 }
 
-/// Runs a streamed body on its own thread, which owns the connection from here on.
-fn spawn_stream<C: Conn>(app: Arc<App>, mut io: C, f: crate::stream::StreamFn, guard: ConnGuard) {
+/// How a connection carries on after a streamed answer that allows it.
+struct Resume {
+    peer: SocketAddr,
+    tls: bool,
+    handler: Handler,
+}
+
+/// Runs a streamed body on its own thread, which owns the connection from here on: after a
+/// stream that ended cleanly with `next`, that thread goes on serving the connection's next
+/// requests, as a pool worker would.
+fn spawn_stream<C: Conn>(
+    app: Arc<App>,
+    mut io: C,
+    f: crate::stream::StreamFn,
+    guard: ConnGuard,
+    next: Option<Resume>,
+) {
     app.counters.streams.fetch_add(1, Ordering::AcqRel);
     let id = app.counters.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let app2 = Arc::clone(&app);
@@ -442,14 +463,23 @@ fn spawn_stream<C: Conn>(app: Arc<App>, mut io: C, f: crate::stream::StreamFn, g
         .stack_size(STREAM_STACK_BYTES)
         .spawn(move || {
             let _ = io.socket().set_read_timeout(None);
-            {
+            let clean = {
                 let mut ctx = StreamCtx::new(&mut io, &app2.drain);
                 f(&mut ctx);
-            }
-            let _ = io.write_all(LAST_CHUNK).and_then(|()| io.flush());
-            io.close();
+                // Bytes the client sent meanwhile were discarded: the connection is not reusable.
+                !ctx.is_gone() && !ctx.saw_input()
+            };
+            let ended = io.write_all(LAST_CHUNK).and_then(|()| io.flush()).is_ok();
             app2.counters.streams.fetch_sub(1, Ordering::AcqRel);
-            drop(guard);
+            match next {
+                Some(n) if clean && ended && !app2.is_draining() => {
+                    serve(app2, io, n.peer, n.tls, n.handler, guard);
+                }
+                _ => {
+                    io.close();
+                    drop(guard);
+                }
+            }
         });
     if spawned.is_err() {
         log::error!("could not start a stream thread");
@@ -457,8 +487,9 @@ fn spawn_stream<C: Conn>(app: Arc<App>, mut io: C, f: crate::stream::StreamFn, g
     }
 }
 
-/// Stack size of a stream thread: small, so ten thousand held streams stay cheap.
-const STREAM_STACK_BYTES: usize = 128 * 1024;
+/// Stack size of a stream thread: as a worker's, since after a POST's stream it may go on to
+/// serve requests. Only touched pages are resident, so held streams stay cheap.
+const STREAM_STACK_BYTES: usize = 256 * 1024;
 
 enum ReadFail {
     Timeout,

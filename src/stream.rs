@@ -379,6 +379,8 @@ pub struct StreamCtx<'a> {
     /// Calls to [`StreamCtx::send`] that succeeded.
     pub messages_sent: u64,
     gone: bool,
+    /// The client sent bytes while the stream ran (they were discarded).
+    saw_input: bool,
 }
 
 impl<'a> StreamCtx<'a> {
@@ -399,6 +401,7 @@ impl<'a> StreamCtx<'a> {
             buf: Vec::new(),
             bytes_sent: 0,
             messages_sent: 0,
+            saw_input: false,
         }
     }
 
@@ -433,6 +436,12 @@ impl<'a> StreamCtx<'a> {
     /// True once a send failed or a wait saw the client leave.
     pub fn is_gone(&self) -> bool {
         self.gone
+    }
+
+    /// True when the client sent bytes during the stream (read and discarded), so what follows
+    /// on the connection cannot be trusted to start at a request boundary.
+    pub fn saw_input(&self) -> bool {
+        self.saw_input
     }
 
     /// True once the server started draining.
@@ -503,6 +512,7 @@ impl<'a> StreamCtx<'a> {
         match c {
             Some(Control::Drain) => Some(Woke::Drain),
             Some(Control::Readable) => {
+                self.saw_input = true;
                 let alive = matches!(self.io.discard_input(), Ok(true))
                     && self
                         .watch

@@ -108,3 +108,48 @@ fn ensure_fd_limit(need: u64) {
         "open-file limit {now} is below the {need} this test needs: run `ulimit -n {need}` first"
     );
 }
+
+/// A streamed answer to a POST ends by itself, so the connection serves the next request instead
+/// of costing a new TLS handshake per SSE-answered tool call.
+#[test]
+fn a_connection_carries_on_after_an_sse_answer() {
+    let server = TestServer::start(&[("RATE_LIMIT", "0")]);
+    let mut c = server.connect();
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
+    for round in 0..3 {
+        c.send(
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nAccept: text/event-stream\r\n\
+                 Content-Length: {}\r\n\r\n{call}",
+                call.len()
+            )
+            .as_bytes(),
+        );
+        let r = c.read_reply().expect("an SSE answer");
+        assert_eq!(r.status, 200, "round {round}");
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        assert_ne!(r.header("connection"), Some("close"), "round {round}");
+        let text = r.text();
+        assert!(
+            text.contains("event: message") && text.contains(r#""id":7"#),
+            "{text}"
+        );
+    }
+    let ping = r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#;
+    c.send(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             Content-Length: {}\r\n\r\n{ping}",
+            ping.len()
+        )
+        .as_bytes(),
+    );
+    let r = c
+        .read_reply()
+        .expect("the next answer on the same connection");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["id"], 8);
+    server.stop();
+}
