@@ -169,7 +169,7 @@ pub fn serve_tls(
             return;
         }
     }
-    serve(app, tls, peer, true, handler, guard);
+    serve(app, tls, peer, true, handler, guard, false);
 }
 
 /// Serves a plain-HTTP connection (the metrics port).
@@ -182,7 +182,7 @@ pub fn serve_plain(
 ) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(app.config.write_timeout));
-    serve(app, Plain(sock), peer, false, handler, guard);
+    serve(app, Plain(sock), peer, false, handler, guard, false);
 }
 
 /// A plain socket as a connection.
@@ -264,6 +264,9 @@ fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Re
     }
 }
 
+/// The keep-alive loop. `own_thread` is true on a thread that serves only this connection (a
+/// former stream thread), which then also runs streamed answers itself instead of handing them
+/// to a new thread.
 fn serve<C: Conn>(
     app: Arc<App>,
     mut io: C,
@@ -271,6 +274,7 @@ fn serve<C: Conn>(
     tls: bool,
     handler: Handler,
     guard: ConnGuard,
+    own_thread: bool,
 ) {
     let cfg = Arc::clone(&app.config);
     let limits = HeadLimits {
@@ -423,6 +427,13 @@ fn serve<C: Conn>(
                 io.close();
                 return;
             }
+            if own_thread {
+                if run_stream(&app, &mut io, f) && reuse && !app.is_draining() {
+                    continue;
+                }
+                io.close();
+                return;
+            }
             let next = reuse.then_some(Resume { peer, tls, handler });
             spawn_stream(Arc::clone(&app), io, f, guard, next);
             return;
@@ -455,25 +466,16 @@ fn spawn_stream<C: Conn>(
     guard: ConnGuard,
     next: Option<Resume>,
 ) {
-    app.counters.streams.fetch_add(1, Ordering::AcqRel);
     let id = app.counters.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let app2 = Arc::clone(&app);
     let spawned = std::thread::Builder::new()
         .name(format!("stream-{id}"))
         .stack_size(STREAM_STACK_BYTES)
         .spawn(move || {
-            let _ = io.socket().set_read_timeout(None);
-            let clean = {
-                let mut ctx = StreamCtx::new(&mut io, &app2.drain);
-                f(&mut ctx);
-                // Bytes the client sent meanwhile were discarded: the connection is not reusable.
-                !ctx.is_gone() && !ctx.saw_input()
-            };
-            let ended = io.write_all(LAST_CHUNK).and_then(|()| io.flush()).is_ok();
-            app2.counters.streams.fetch_sub(1, Ordering::AcqRel);
+            let clean = run_stream(&app2, &mut io, f);
             match next {
-                Some(n) if clean && ended && !app2.is_draining() => {
-                    serve(app2, io, n.peer, n.tls, n.handler, guard);
+                Some(n) if clean && !app2.is_draining() => {
+                    serve(app2, io, n.peer, n.tls, n.handler, guard, true);
                 }
                 _ => {
                     io.close();
@@ -483,8 +485,23 @@ fn spawn_stream<C: Conn>(
         });
     if spawned.is_err() {
         log::error!("could not start a stream thread");
-        app.counters.streams.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Runs a streamed body on this thread and ends its chunked framing. True when the stream ended
+/// cleanly and the connection may carry on.
+fn run_stream<C: Conn>(app: &App, io: &mut C, f: crate::stream::StreamFn) -> bool {
+    app.counters.streams.fetch_add(1, Ordering::AcqRel);
+    let _ = io.socket().set_read_timeout(None);
+    let clean = {
+        let mut ctx = StreamCtx::new(io, &app.drain);
+        f(&mut ctx);
+        // Bytes the client sent meanwhile were discarded: the connection is not reusable.
+        !ctx.is_gone() && !ctx.saw_input()
+    };
+    let ended = io.write_all(LAST_CHUNK).and_then(|()| io.flush()).is_ok();
+    app.counters.streams.fetch_sub(1, Ordering::AcqRel);
+    clean && ended
 }
 
 /// Stack size of a stream thread: as a worker's, since after a POST's stream it may go on to
