@@ -229,8 +229,15 @@ fn drive(
             // unwrap: the connection was opened just above when there was none.
             let conn = s.conn.as_mut().expect("connected just above");
             conn.queue(bytes);
-            if let Err(f) = conn.pump() {
-                fail(s, f, &mut tally, measure_from);
+            // The answer may arrive while `pump` still reads: read what it already holds, since
+            // `poll` will not report those bytes again.
+            let fed = conn
+                .pump()
+                .and_then(|()| s.reader.feed(&mut conn.inbuf, conn.eof));
+            match fed {
+                Ok(false) => {}
+                Ok(true) => finish(s, o.new_conn, check, &mut tally, measure_from),
+                Err(f) => fail(s, f, &mut tally, measure_from),
             }
         }
         if slots.iter().all(|s| s.started.is_none()) {

@@ -210,12 +210,18 @@ fn hold(
             match Conn::open(&o.target, tls) {
                 Ok(mut c) => {
                     c.queue(&req);
-                    match c.pump() {
-                        Ok(()) => {
-                            slot.conn = Some(c);
-                            opening += 1;
-                        }
-                        Err(f) => settle_fault(&mut slot, &f, settled),
+                    slot.conn = Some(c);
+                    opening += 1;
+                    // Whatever the first pump already read must be parsed now: `poll` will
+                    // not report it again.
+                    if let Err(f) = read_stream(&mut slot) {
+                        slot.conn = None;
+                        slot.record.fault = Some(f.kind());
+                        slot.settled = true;
+                    }
+                    if slot.settled {
+                        opening -= 1;
+                        settled.fetch_add(1, Ordering::AcqRel);
                     }
                 }
                 Err(f) => settle_fault(&mut slot, &f, settled),
