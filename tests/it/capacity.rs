@@ -153,3 +153,41 @@ fn a_connection_carries_on_after_an_sse_answer() {
     assert_eq!(r.json()["id"], 8);
     server.stop();
 }
+
+/// Every request mode of the load tool gets only correct answers from a real server, so its
+/// figures count real work (a wrong body or status would show up as a failure here).
+#[test]
+fn every_load_tool_request_mode_gets_correct_answers() {
+    let server = TestServer::start(&[("RATE_LIMIT", "0")]);
+    for mode in [
+        "ping",
+        "call",
+        "call --sse",
+        "call --progress",
+        "seed-ndjson",
+        "seed-sse",
+        "ping --new-conn",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_task-mcp-load"))
+            .args(mode.split(' '))
+            .args(["--json", "-n", "60", "-c", "4", "--timeout", "10s", "--url"])
+            .arg(format!("https://{}", server.addr))
+            .arg("--ca")
+            .arg(&server.cert)
+            .args(["--token", TOKEN])
+            .output()
+            .expect("the load tool runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {stdout}");
+        let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+        assert_eq!(v["failed"], 0, "{mode}: {v}");
+        assert_eq!(v["requests"], 60, "{mode}: {v}");
+        let opened = v["connections_opened"].as_u64().unwrap();
+        if mode.ends_with("--new-conn") {
+            assert_eq!(opened, 60, "{mode}: one connection per request");
+        } else {
+            assert_eq!(opened, 4, "{mode}: keep-alive, SSE answers included: {v}");
+        }
+    }
+    server.stop();
+}
