@@ -172,7 +172,7 @@ pub fn serve_tls(
             return;
         }
     }
-    serve(app, tls, peer, true, handler, guard);
+    serve(app, tls, peer, true, handler, guard, false);
 }
 
 /// Serves a plain-HTTP connection (the metrics port).
@@ -185,7 +185,7 @@ pub fn serve_plain(
 ) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(app.config.write_timeout));
-    serve(app, Plain(sock), peer, false, handler, guard);
+    serve(app, Plain(sock), peer, false, handler, guard, false);
 }
 
 /// A plain socket as a connection.
@@ -267,6 +267,9 @@ fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Re
     }
 }
 
+/// The keep-alive loop. `own_thread` is true on a thread that serves only this connection (a
+/// former stream thread), which then also runs streamed answers itself instead of handing them
+/// to a new thread.
 fn serve<C: Conn>(
     app: Arc<App>,
     mut io: C,
@@ -274,6 +277,7 @@ fn serve<C: Conn>(
     tls: bool,
     handler: Handler,
     guard: ConnGuard,
+    own_thread: bool,
 ) {
     let cfg = Arc::clone(&app.config);
     let limits = HeadLimits {
@@ -282,6 +286,8 @@ fn serve<C: Conn>(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut scratch = vec![0u8; 16 * 1024];
+    // The read timeout last set on the socket (unknown after the handshake).
+    let mut armed: Option<Duration> = None;
     let mut first_request = true;
     loop {
         // Idle phase: wait for the first byte of the next request.
@@ -316,7 +322,7 @@ fn serve<C: Conn>(
                     return;
                 }
             }
-            match read_until(&mut io, &mut scratch, head_deadline) {
+            match read_until(&mut io, &mut scratch, head_deadline, &mut armed) {
                 Ok(0) => {
                     io.close();
                     return;
@@ -346,7 +352,7 @@ fn serve<C: Conn>(
                 }
                 let n = n as usize;
                 while buf.len() < n {
-                    match read_until(&mut io, &mut scratch, body_deadline) {
+                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
                         Ok(0) | Err(ReadFail::Broken) => return,
                         Ok(k) => buf.extend_from_slice(&scratch[..k]),
                         Err(ReadFail::Timeout) => {
@@ -376,7 +382,7 @@ fn serve<C: Conn>(
                     if dec.is_done() {
                         break;
                     }
-                    match read_until(&mut io, &mut scratch, body_deadline) {
+                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
                         Ok(0) | Err(ReadFail::Broken) => return,
                         Ok(k) => buf.extend_from_slice(&scratch[..k]),
                         Err(ReadFail::Timeout) => {
@@ -396,6 +402,7 @@ fn serve<C: Conn>(
             tls,
         };
         let is_head = req.head.method == crate::http::Method::Head;
+        let is_post = req.head.method == crate::http::Method::Post;
         let mut keep_alive = req.head.keep_alive;
         app.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut resp = handler(&app, &req);
@@ -406,8 +413,12 @@ fn serve<C: Conn>(
         let date = app.dates.get(std::time::SystemTime::now());
         let mut out = Vec::with_capacity(512 + resp.body_len());
         if let Body::Stream(_) = resp.body {
-            resp.close = true;
-            resp.write_head(&mut out, false, &date);
+            // A POST's streamed answer (a tool call's SSE or NDJSON) ends by itself, so the
+            // connection can serve the next request; GET streams are held until the client leaves.
+            // Pipelined bytes already read would be lost with this loop's buffer: close then.
+            let reuse = keep_alive && is_post && !is_head && !resp.close && buf.is_empty();
+            resp.close = !reuse;
+            resp.write_head(&mut out, reuse, &date);
             let Body::Stream(f) = std::mem::replace(&mut resp.body, Body::Empty) else {
                 return;
             };
@@ -419,7 +430,15 @@ fn serve<C: Conn>(
                 io.close();
                 return;
             }
-            spawn_stream(Arc::clone(&app), io, f, guard);
+            if own_thread {
+                if run_stream(&app, &mut io, f) && reuse && !app.is_draining() {
+                    continue;
+                }
+                io.close();
+                return;
+            }
+            let next = reuse.then_some(Resume { peer, tls, handler });
+            spawn_stream(Arc::clone(&app), io, f, guard, next);
             return;
         }
         resp.write_all(&mut out, keep_alive, &date, is_head);
@@ -433,33 +452,64 @@ fn serve<C: Conn>(
     }
 }
 
-/// Runs a streamed body on its own thread, which owns the connection from here on.
-fn spawn_stream<C: Conn>(app: Arc<App>, mut io: C, f: crate::stream::StreamFn, guard: ConnGuard) {
-    app.counters.streams.fetch_add(1, Ordering::AcqRel);
+/// How a connection carries on after a streamed answer that allows it.
+struct Resume {
+    peer: SocketAddr,
+    tls: bool,
+    handler: Handler,
+}
+
+/// Runs a streamed body on its own thread, which owns the connection from here on: after a
+/// stream that ended cleanly with `next`, that thread goes on serving the connection's next
+/// requests, as a pool worker would.
+fn spawn_stream<C: Conn>(
+    app: Arc<App>,
+    mut io: C,
+    f: crate::stream::StreamFn,
+    guard: ConnGuard,
+    next: Option<Resume>,
+) {
     let id = app.counters.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let app2 = Arc::clone(&app);
     let spawned = std::thread::Builder::new()
         .name(format!("stream-{id}"))
         .stack_size(STREAM_STACK_BYTES)
         .spawn(move || {
-            let _ = io.socket().set_read_timeout(None);
-            {
-                let mut ctx = StreamCtx::new(&mut io, &app2.drain);
-                f(&mut ctx);
+            let clean = run_stream(&app2, &mut io, f);
+            match next {
+                Some(n) if clean && !app2.is_draining() => {
+                    serve(app2, io, n.peer, n.tls, n.handler, guard, true);
+                }
+                _ => {
+                    io.close();
+                    drop(guard);
+                }
             }
-            let _ = io.write_all(LAST_CHUNK).and_then(|()| io.flush());
-            io.close();
-            app2.counters.streams.fetch_sub(1, Ordering::AcqRel);
-            drop(guard);
         });
     if spawned.is_err() {
         log::error!("could not start a stream thread");
-        app.counters.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Stack size of a stream thread: small, so ten thousand held streams stay cheap.
-const STREAM_STACK_BYTES: usize = 128 * 1024;
+/// Runs a streamed body on this thread and ends its chunked framing. True when the stream ended
+/// cleanly and the connection may carry on.
+fn run_stream<C: Conn>(app: &App, io: &mut C, f: crate::stream::StreamFn) -> bool {
+    app.counters.streams.fetch_add(1, Ordering::AcqRel);
+    let _ = io.socket().set_read_timeout(None);
+    let clean = {
+        let mut ctx = StreamCtx::new(io, &app.drain);
+        f(&mut ctx);
+        // Bytes the client sent meanwhile were discarded: the connection is not reusable.
+        !ctx.is_gone() && !ctx.saw_input()
+    };
+    let ended = io.write_all(LAST_CHUNK).and_then(|()| io.flush()).is_ok();
+    app.counters.streams.fetch_sub(1, Ordering::AcqRel);
+    clean && ended
+}
+
+/// Stack size of a stream thread: as a worker's, since after a POST's stream it may go on to
+/// serve requests. Only touched pages are resident, so held streams stay cheap.
+const STREAM_STACK_BYTES: usize = 256 * 1024;
 
 enum ReadFail {
     Timeout,
@@ -470,24 +520,31 @@ fn read_until<C: Conn>(
     io: &mut C,
     scratch: &mut [u8],
     deadline: Instant,
+    armed: &mut Option<Duration>,
 ) -> Result<usize, ReadFail> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadFail::Timeout);
-    }
-    let _ = io.socket().set_read_timeout(Some(left));
-    match io.read(scratch) {
-        Ok(n) => Ok(n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(ReadFail::Timeout)
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadFail::Timeout);
         }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(read_until(io, scratch, deadline)?),
-        Err(_) => Err(ReadFail::Broken),
+        // Setting the socket timeout costs a system call per read: keep the one in force unless
+        // it would let the deadline pass by more than an eighth of the time left. A shorter one
+        // just times out early and the loop reads again.
+        if armed.is_none_or(|t| t > left + left / 8) {
+            let _ = io.socket().set_read_timeout(Some(left));
+            *armed = Some(left);
+        }
+        match io.read(scratch) {
+            Ok(n) => return Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return Err(ReadFail::Broken),
+        }
     }
 }
 

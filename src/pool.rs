@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
 /// A unit of work: in practice, one connection to serve until it closes.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -86,32 +86,45 @@ impl Pool {
     /// # Errors
     /// Every worker is busy and the cap is reached: the job comes back unrun.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                // Reserve a thread slot before spawning so concurrent submitters cannot overshoot.
-                let mut n = self.stats.threads.load(Ordering::Acquire);
-                loop {
-                    if n >= self.max_threads {
-                        return Err(job);
-                    }
-                    match self.stats.threads.compare_exchange_weak(
-                        n,
-                        n + 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(actual) => n = actual,
-                    }
+        let job = match self.tx.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => job,
+        };
+        // A worker between two jobs is idle but not yet back at the channel. In a burst of new
+        // connections, waiting a moment for it beats starting a thread per connection (which
+        // would reach the cap and refuse connections that an idle worker could have taken).
+        let job =
+            if self.stats.busy.load(Ordering::Acquire) < self.stats.threads.load(Ordering::Acquire)
+            {
+                match self.tx.send_timeout(job, HANDOFF_WAIT) {
+                    Ok(()) => return Ok(()),
+                    Err(SendTimeoutError::Timeout(job))
+                    | Err(SendTimeoutError::Disconnected(job)) => job,
                 }
-                if self.spawn_reserved(Some(job)).is_err() {
-                    self.stats.threads.fetch_sub(1, Ordering::AcqRel);
-                    log::error!("could not spawn a worker thread");
-                }
-                Ok(())
+            } else {
+                job
+            };
+        // Reserve a thread slot before spawning so concurrent submitters cannot overshoot.
+        let mut n = self.stats.threads.load(Ordering::Acquire);
+        loop {
+            if n >= self.max_threads {
+                return Err(job);
+            }
+            match self.stats.threads.compare_exchange_weak(
+                n,
+                n + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => n = actual,
             }
         }
+        if self.spawn_reserved(Some(job)).is_err() {
+            self.stats.threads.fetch_sub(1, Ordering::AcqRel);
+            log::error!("could not spawn a worker thread");
+        }
+        Ok(())
     }
 
     fn spawn(&self, first: Option<Job>) {
@@ -177,6 +190,9 @@ fn run(job: Job, stats: &PoolStats) {
     stats.busy.fetch_sub(1, Ordering::AcqRel);
 }
 
+/// How long a new job waits for a worker that is between two jobs before a thread is started.
+const HANDOFF_WAIT: Duration = Duration::from_millis(5);
+
 /// Stack size of a worker: connection handling is shallow, and a small stack keeps thousands of
 /// workers cheap (only touched pages count towards memory).
 const WORKER_STACK_BYTES: usize = 256 * 1024;
@@ -204,6 +220,30 @@ mod tests {
         assert!(pool.submit(Box::new(|| {})).is_err());
         gate.wait();
         assert_eq!(pool.stats().threads.load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn a_burst_of_short_jobs_waits_for_idle_workers_instead_of_starting_threads() {
+        let pool = Pool::new("b", 1, 64, Duration::from_secs(60));
+        let done = Arc::new(AtomicUsize::new(0));
+        let stats = pool.stats();
+        for _ in 0..300 {
+            let d = Arc::clone(&done);
+            let job: Job = Box::new(move || {
+                d.fetch_add(1, Ordering::AcqRel);
+            });
+            assert!(pool.submit(job).is_ok());
+            // Submit the next one the moment a worker has finished, before it is back at the
+            // channel: the window a burst of connections hits.
+            while stats.busy.load(Ordering::Acquire) > 0 {
+                std::hint::spin_loop();
+            }
+        }
+        while done.load(Ordering::Acquire) < 300 {
+            std::thread::yield_now();
+        }
+        let threads = pool.stats().threads.load(Ordering::Acquire);
+        assert!(threads <= 4, "{threads} workers for one job at a time");
     }
 
     #[test]

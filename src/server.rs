@@ -481,7 +481,7 @@ fn ensure_token(path: &Path) -> Result<String, ServerError> {
     Ok(token)
 }
 
-/// Held streams need one descriptor each (two more per mailbox): lift the soft limit to the hard.
+/// Held streams need one descriptor each: lift the soft limit to the hard.
 fn raise_fd_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut lim = getrlimit(Resource::Nofile);

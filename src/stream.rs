@@ -5,18 +5,31 @@
 //! runs the function with a [`StreamCtx`]; the pool worker goes back to serving other
 //! connections. The function writes events with [`StreamCtx::send`] (one chunk, flushed) and
 //! waits with [`StreamCtx::wait`], which wakes on the first of: a message in its [`Mailbox`], the
-//! timeout (time for a heartbeat), the client hanging up, or the server draining. Hang-ups are
-//! seen at once through `poll(2)` on the socket, so a client that leaves frees its thread
-//! immediately rather than at the next heartbeat.
+//! timeout (time for a heartbeat), the client hanging up, or the server draining.
+//!
+//! Hang-ups are seen at once: one watcher thread per [`DrainSignal`] holds every streamed
+//! socket in an `epoll` set (`EPOLLRDHUP`, one-shot) together with the drain descriptor, and
+//! tells the stream's thread through a channel. A held stream therefore costs one descriptor (its
+//! socket) and no wake-up pipe, so ten thousand streams fit in a 20,000-descriptor limit.
+//!
+//! ```text
+//!  stream thread ── select(mailbox, control, timeout) ◀── control: Readable | Hangup | Drain
+//!        │ send(): one chunk, flushed                            ▲
+//!        ▼                                                       │
+//!     socket ── registered in ──▶ epoll (watcher thread) ◀── drain descriptor
+//! ```
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::http::response::write_chunk;
@@ -71,23 +84,29 @@ pub enum Wait<T> {
     Closed,
 }
 
-/// The receiving side of a stream's message queue, with a wake-up descriptor for `poll`.
+/// The receiving side of a stream's message queue.
+///
+/// The queue allocates nothing until a message arrives (an unbounded channel with a count that
+/// enforces the capacity), so an idle held stream costs no heap for its mailbox.
 pub struct Mailbox<T> {
     rx: Receiver<T>,
-    wake_rx: UnixStream,
+    queued: Arc<AtomicUsize>,
 }
 
 /// The sending side of a [`Mailbox`]; cheap to clone, usable from any thread.
 pub struct MailSender<T> {
     tx: Sender<T>,
-    wake_tx: Arc<UnixStream>,
+    /// Messages queued and not yet received; never above `capacity` after a successful send.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl<T> Clone for MailSender<T> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
-            wake_tx: Arc::clone(&self.wake_tx),
+            queued: Arc::clone(&self.queued),
+            capacity: self.capacity,
         }
     }
 }
@@ -104,18 +123,17 @@ pub enum SendError {
 /// A bounded mailbox of `capacity` messages.
 ///
 /// # Errors
-/// When the process is out of file descriptors for the wake-up pair.
+/// None today; the `Result` is kept so a mailbox may need an OS resource again.
 pub fn mailbox<T>(capacity: usize) -> io::Result<(MailSender<T>, Mailbox<T>)> {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let (wake_tx, wake_rx) = UnixStream::pair()?;
-    wake_tx.set_nonblocking(true)?;
-    wake_rx.set_nonblocking(true)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let queued = Arc::new(AtomicUsize::new(0));
     Ok((
         MailSender {
             tx,
-            wake_tx: Arc::new(wake_tx),
+            queued: Arc::clone(&queued),
+            capacity: capacity.max(1),
         },
-        Mailbox { rx, wake_rx },
+        Mailbox { rx, queued },
     ))
 }
 
@@ -125,31 +143,39 @@ impl<T> MailSender<T> {
     /// # Errors
     /// [`SendError::Full`] when the mailbox is full, [`SendError::Closed`] once it ended.
     pub fn send(&self, msg: T) -> Result<(), SendError> {
-        match self.tx.try_send(msg) {
-            Ok(()) => {
-                // A full wake pipe already holds a wake-up; any other error means the stream is
-                // gone, which the next send reports as Closed.
-                let _ = (&*self.wake_tx).write(&[1]);
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(SendError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SendError::Closed),
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SendError::Full);
         }
+        self.tx.send(msg).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            SendError::Closed
+        })
     }
 }
 
 impl<T> Mailbox<T> {
     /// Takes a queued message without waiting.
     pub fn try_recv(&self) -> Option<T> {
-        self.rx.try_recv().ok()
+        let m = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(m)
+    }
+
+    fn received(&self, m: T) -> T {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        m
     }
 }
 
-/// Shared by every stream: a descriptor that becomes readable, for good, when the server drains.
+/// Shared by every stream: a descriptor that becomes readable, for good, when the server drains,
+/// and the watcher that reports hang-ups of streamed sockets.
 #[derive(Clone)]
 pub struct DrainSignal {
     read: Arc<UnixStream>,
     write: Arc<UnixStream>,
+    /// Started by the first stream; `None` inside when it could not start.
+    watcher: Arc<OnceLock<Option<Arc<Watcher>>>>,
 }
 
 impl DrainSignal {
@@ -164,6 +190,7 @@ impl DrainSignal {
         Ok(Self {
             read: Arc::new(read),
             write: Arc::new(write),
+            watcher: Arc::new(OnceLock::new()),
         })
     }
 
@@ -182,30 +209,199 @@ impl DrainSignal {
         let mut fds = [PollFd::new(&*self.read, PollFlags::IN)];
         matches!(rustix::event::poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0)
     }
+
+    /// The watcher, started on first use.
+    fn watcher(&self) -> Option<Arc<Watcher>> {
+        self.watcher
+            .get_or_init(|| match Watcher::start(Arc::clone(&self.read)) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::error!("cannot start the stream watcher: {e}");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// What the watcher tells a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    /// The client sent bytes: read and discard them, then re-arm.
+    Readable,
+    /// The client hung up or the socket broke.
+    Hangup,
+    /// The server is draining.
+    Drain,
+}
+
+/// One thread per drain signal: an `epoll` set of streamed sockets plus the drain descriptor.
+struct Watcher {
+    epoll: OwnedFd,
+    /// Control senders of the registered streams, by registration id.
+    streams: Mutex<HashMap<u64, Sender<Control>>>,
+    next_id: AtomicU64,
+    /// The drain signal fired; streams registering now are told at once.
+    drained: AtomicBool,
+}
+
+impl Watcher {
+    fn start(drain: Arc<UnixStream>) -> io::Result<Arc<Watcher>> {
+        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &*drain,
+            EventData::new_u64(DRAIN_KEY),
+            EventFlags::IN,
+        )?;
+        let w = Arc::new(Watcher {
+            epoll,
+            streams: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+        });
+        let w2 = Arc::clone(&w);
+        std::thread::Builder::new()
+            .name("stream-watch".into())
+            .stack_size(WATCHER_STACK_BYTES)
+            .spawn(move || w2.run(&drain))?;
+        Ok(w)
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<u64, Sender<Control>>> {
+        // The map is valid between statements, so a poisoned lock still holds good data.
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reports events until only this thread holds the watcher (every signal and stream gone).
+    fn run(self: Arc<Self>, drain: &UnixStream) {
+        let mut events = Vec::with_capacity(WATCHER_BATCH);
+        let idle_check = Timespec {
+            tv_sec: WATCHER_IDLE_CHECK.as_secs() as i64,
+            tv_nsec: 0,
+        };
+        loop {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&idle_check),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    log::error!("stream watcher stopped: {e}");
+                    return;
+                }
+            }
+            if events.is_empty() && Arc::strong_count(&self) == 1 {
+                return;
+            }
+            for ev in &events {
+                let (key, flags) = (ev.data.u64(), ev.flags);
+                if key == DRAIN_KEY {
+                    // Level-triggered and never cleared: stop watching it once seen.
+                    let _ = epoll::delete(&self.epoll, drain);
+                    self.drained.store(true, Ordering::Release);
+                    for tx in self.streams().values() {
+                        let _ = tx.try_send(Control::Drain);
+                    }
+                    continue;
+                }
+                let what =
+                    if flags.intersects(EventFlags::HUP | EventFlags::ERR | EventFlags::RDHUP) {
+                        Control::Hangup
+                    } else {
+                        Control::Readable
+                    };
+                if let Some(tx) = self.streams().get(&key) {
+                    let _ = tx.try_send(what);
+                }
+            }
+        }
+    }
+
+    /// Adds a socket; its events arrive on the returned channel.
+    fn register(self: &Arc<Self>, sock: &TcpStream) -> io::Result<Registration> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(CONTROL_QUEUE);
+        self.streams().insert(id, tx.clone());
+        if let Err(e) = epoll::add(&self.epoll, sock, EventData::new_u64(id), WATCH_FLAGS) {
+            self.streams().remove(&id);
+            return Err(e.into());
+        }
+        if self.drained.load(Ordering::Acquire) {
+            let _ = tx.try_send(Control::Drain);
+        }
+        Ok(Registration {
+            watcher: Arc::clone(self),
+            id,
+            control: rx,
+        })
+    }
+}
+
+/// A stream's place in the watcher; removed with [`Registration::remove`].
+struct Registration {
+    watcher: Arc<Watcher>,
+    id: u64,
+    control: Receiver<Control>,
+}
+
+impl Registration {
+    /// Watches the socket again after a [`Control::Readable`] (the events are one-shot).
+    fn rearm(&self, sock: &TcpStream) -> bool {
+        epoll::modify(
+            &self.watcher.epoll,
+            sock,
+            EventData::new_u64(self.id),
+            WATCH_FLAGS,
+        )
+        .is_ok()
+    }
+
+    /// Stops watching; must run before the socket closes (its number may be reused).
+    fn remove(&self, sock: &TcpStream) {
+        let _ = epoll::delete(&self.watcher.epoll, sock);
+        self.watcher.streams().remove(&self.id);
+    }
 }
 
 /// What a stream function uses to write events and wait.
 pub struct StreamCtx<'a> {
     io: &'a mut dyn Io,
     drain: &'a DrainSignal,
+    /// Hang-up and drain reports; `None` when the watcher is unavailable (the stream then ends).
+    watch: Option<Registration>,
     buf: Vec<u8>,
     /// Bytes of payload sent so far (chunk framing excluded).
     pub bytes_sent: u64,
     /// Calls to [`StreamCtx::send`] that succeeded.
     pub messages_sent: u64,
     gone: bool,
+    /// The client sent bytes while the stream ran (they were discarded).
+    saw_input: bool,
 }
 
 impl<'a> StreamCtx<'a> {
     /// A context over a connection whose response head has already been written.
     pub fn new(io: &'a mut dyn Io, drain: &'a DrainSignal) -> Self {
+        let watch = drain.watcher().and_then(|w| match w.register(io.socket()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::error!("cannot watch a stream's socket: {e}");
+                None
+            }
+        });
         Self {
+            gone: watch.is_none(),
             io,
             drain,
-            buf: Vec::with_capacity(512),
+            watch,
+            buf: Vec::new(),
             bytes_sent: 0,
             messages_sent: 0,
-            gone: false,
+            saw_input: false,
         }
     }
 
@@ -220,6 +416,10 @@ impl<'a> StreamCtx<'a> {
         self.buf.clear();
         write_chunk(&mut self.buf, data);
         let r = self.io.write_all(&self.buf).and_then(|()| self.io.flush());
+        // A held stream sends rarely: give the buffer back rather than keep it per stream.
+        if self.buf.capacity() > KEPT_BUFFER_BYTES {
+            self.buf = Vec::new();
+        }
         match r {
             Ok(()) => {
                 self.bytes_sent += data.len() as u64;
@@ -238,6 +438,12 @@ impl<'a> StreamCtx<'a> {
         self.gone
     }
 
+    /// True when the client sent bytes during the stream (read and discarded), so what follows
+    /// on the connection cannot be trusted to start at a request boundary.
+    pub fn saw_input(&self) -> bool {
+        self.saw_input
+    }
+
     /// True once the server started draining.
     pub fn is_draining(&self) -> bool {
         self.drain.fired()
@@ -248,105 +454,113 @@ impl<'a> StreamCtx<'a> {
         let deadline = Instant::now() + timeout;
         loop {
             match mailbox.rx.try_recv() {
-                Ok(m) => return Wait::Message(m),
+                Ok(m) => return Wait::Message(mailbox.received(m)),
                 Err(TryRecvError::Disconnected) => return Wait::Closed,
                 Err(TryRecvError::Empty) => {}
             }
-            match self.poll_until(deadline, Some(&mailbox.wake_rx)) {
-                Woke::Wake => {
-                    let mut scratch = [0u8; 64];
-                    while matches!((&mailbox.wake_rx).read(&mut scratch), Ok(n) if n > 0) {}
-                }
-                Woke::Timeout => {
-                    return match mailbox.rx.try_recv() {
-                        Ok(m) => Wait::Message(m),
-                        Err(_) => Wait::Timeout,
+            if self.gone {
+                return Wait::Hangup;
+            }
+            let Some(control) = self.watch.as_ref().map(|w| w.control.clone()) else {
+                return Wait::Hangup;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(mailbox.rx) -> m => return match m {
+                    Ok(m) => Wait::Message(mailbox.received(m)),
+                    Err(_) => Wait::Closed,
+                },
+                recv(control) -> c => match self.on_control(c.ok()) {
+                    Some(Woke::Hangup) => return Wait::Hangup,
+                    Some(Woke::Drain) => return Wait::Draining,
+                    None => {}
+                },
+                default(left) => {
+                    return match mailbox.try_recv() {
+                        Some(m) => Wait::Message(m),
+                        None => Wait::Timeout,
                     };
                 }
-                Woke::Hangup => return Wait::Hangup,
-                Woke::Drain => return Wait::Draining,
             }
         }
     }
 
     /// Waits up to `timeout` for a hang-up or the drain signal only.
     pub fn sleep(&mut self, timeout: Duration) -> Wait<()> {
-        match self.poll_until(Instant::now() + timeout, None) {
-            Woke::Hangup => Wait::Hangup,
-            Woke::Drain => Wait::Draining,
-            Woke::Wake | Woke::Timeout => Wait::Timeout,
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.gone {
+                return Wait::Hangup;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = match self.watch.as_ref().map(|w| w.control.recv_timeout(left)) {
+                None => return Wait::Hangup,
+                Some(Err(RecvTimeoutError::Timeout)) => return Wait::Timeout,
+                Some(Ok(c)) => Some(c),
+                Some(Err(RecvTimeoutError::Disconnected)) => None,
+            };
+            match self.on_control(got) {
+                Some(Woke::Hangup) => return Wait::Hangup,
+                Some(Woke::Drain) => return Wait::Draining,
+                None => {}
+            }
         }
     }
 
-    fn poll_until(&mut self, deadline: Instant, wake: Option<&UnixStream>) -> Woke {
-        loop {
-            if self.gone {
-                return Woke::Hangup;
+    /// Acts on a watcher report; `None` when the stream carries on.
+    fn on_control(&mut self, c: Option<Control>) -> Option<Woke> {
+        match c {
+            Some(Control::Drain) => Some(Woke::Drain),
+            Some(Control::Readable) => {
+                self.saw_input = true;
+                let alive = matches!(self.io.discard_input(), Ok(true))
+                    && self
+                        .watch
+                        .as_ref()
+                        .is_some_and(|w| w.rearm(self.io.socket()));
+                if alive {
+                    None
+                } else {
+                    self.gone = true;
+                    Some(Woke::Hangup)
+                }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ts = Timespec {
-                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
-            let sock_flags = PollFlags::IN | PollFlags::RDHUP;
-            let (sock_ev, drain_ev, wake_ev) = {
-                let sock = self.io.socket().as_fd();
-                let drain_fd = self.drain.read.as_fd();
-                let mut fds = vec![
-                    PollFd::from_borrowed_fd(sock, sock_flags),
-                    PollFd::new(&drain_fd, PollFlags::IN),
-                ];
-                if let Some(w) = wake {
-                    fds.push(PollFd::new(w, PollFlags::IN));
-                }
-                match rustix::event::poll(&mut fds, Some(&ts)) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(_) => {
-                        self.gone = true;
-                        return Woke::Hangup;
-                    }
-                }
-                (
-                    fds[0].revents(),
-                    fds[1].revents(),
-                    fds.get(2).map(PollFd::revents),
-                )
-            };
-            if sock_ev
-                .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::RDHUP | PollFlags::NVAL)
-            {
+            Some(Control::Hangup) | None => {
                 self.gone = true;
-                return Woke::Hangup;
+                Some(Woke::Hangup)
             }
-            if sock_ev.contains(PollFlags::IN) {
-                match self.io.discard_input() {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => {
-                        self.gone = true;
-                        return Woke::Hangup;
-                    }
-                }
-            }
-            if drain_ev.contains(PollFlags::IN) {
-                return Woke::Drain;
-            }
-            if wake_ev.is_some_and(|e| e.contains(PollFlags::IN)) {
-                return Woke::Wake;
-            }
-            if Instant::now() >= deadline {
-                return Woke::Timeout;
-            }
+        }
+    }
+}
+
+impl Drop for StreamCtx<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.remove(self.io.socket());
         }
     }
 }
 
 enum Woke {
-    Wake,
-    Timeout,
     Hangup,
     Drain,
 }
+
+/// The drain descriptor's key in the watcher's set (stream ids count up from zero).
+const DRAIN_KEY: u64 = u64::MAX;
+/// What the watcher waits for on a streamed socket: bytes, hang-up; re-armed after each report.
+const WATCH_FLAGS: EventFlags = EventFlags::IN
+    .union(EventFlags::RDHUP)
+    .union(EventFlags::ONESHOT);
+/// Events taken per `epoll_wait`.
+const WATCHER_BATCH: usize = 256;
+/// How often an idle watcher checks whether it is still needed.
+const WATCHER_IDLE_CHECK: Duration = Duration::from_secs(1);
+const WATCHER_STACK_BYTES: usize = 64 * 1024;
+/// Reports waiting for one stream (a drain and a hang-up fit).
+const CONTROL_QUEUE: usize = 2;
+/// A send buffer larger than this is freed after use.
+const KEPT_BUFFER_BYTES: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -414,6 +628,106 @@ mod tests {
         drop(tx);
         let mut ctx = StreamCtx::new(&mut server, &drain);
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_and_a_dropped_one_is_closed() {
+        let (tx, mb) = mailbox::<u32>(2).unwrap();
+        assert_eq!(tx.send(1), Ok(()));
+        assert_eq!(tx.send(2), Ok(()));
+        assert_eq!(tx.send(3), Err(SendError::Full));
+        assert_eq!(mb.try_recv(), Some(1));
+        assert_eq!(tx.send(3), Ok(()));
+        assert_eq!(
+            (mb.try_recv(), mb.try_recv(), mb.try_recv()),
+            (Some(2), Some(3), None)
+        );
+        drop(mb);
+        assert_eq!(tx.send(4), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn messages_sent_before_the_last_sender_left_arrive_before_closed() {
+        let (mut server, _client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (tx, mb) = mailbox::<u32>(4).unwrap();
+        let tx2 = tx.clone();
+        tx.send(1).unwrap();
+        drop(tx);
+        tx2.send(2).unwrap();
+        drop(tx2);
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(1));
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(2));
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+    }
+
+    #[test]
+    fn the_last_sender_leaving_wakes_a_waiting_stream() {
+        let (mut server, _client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (tx, mb) = mailbox::<u32>(4).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(tx);
+        });
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn bytes_from_the_client_are_discarded_and_the_stream_carries_on() {
+        let (mut server, mut client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let (_tx, mb) = mailbox::<u32>(4).unwrap();
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        client.write_all(b"stray bytes").unwrap();
+        assert_eq!(ctx.wait(&mb, Duration::from_millis(300)), Wait::Timeout);
+        assert!(!ctx.is_gone());
+        drop(client);
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Hangup);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_drain_fired_while_waiting_wakes_the_stream_and_sleep_sees_hangups() {
+        let (mut server, client) = pair();
+        let drain = DrainSignal::new().unwrap();
+        let d2 = drain.clone();
+        let (_tx, mb) = mailbox::<u32>(4).unwrap();
+        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            d2.fire();
+        });
+        let started = Instant::now();
+        assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Draining);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+        drop(ctx);
+        let (mut server2, client2) = pair();
+        let quiet = DrainSignal::new().unwrap();
+        let mut ctx = StreamCtx::new(&mut server2, &quiet);
+        assert_eq!(ctx.sleep(Duration::from_millis(50)), Wait::Timeout);
+        drop(client2);
+        assert_eq!(ctx.sleep(Duration::from_secs(30)), Wait::Hangup);
+        drop(client);
+    }
+
+    #[test]
+    fn an_ended_stream_leaves_the_watcher() {
+        let drain = DrainSignal::new().unwrap();
+        let (mut server, _client) = pair();
+        let watcher = drain.watcher().unwrap();
+        {
+            let _ctx = StreamCtx::new(&mut server, &drain);
+            assert_eq!(watcher.streams().len(), 1);
+        }
+        assert_eq!(watcher.streams().len(), 0);
     }
 
     #[test]

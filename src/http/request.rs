@@ -178,8 +178,16 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<(usize, Head
             HttpError::HeadTooLarge
         });
     }
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
+    // The usual limit fits on the stack: a 2 KiB heap block per request is measurable.
+    let mut on_stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let storage: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(storage);
     let status = req.parse(&buf[..head_len]).map_err(|e| match e {
         httparse::Error::TooManyHeaders => HttpError::HeadTooLarge,
         httparse::Error::Version => HttpError::VersionNotSupported,
@@ -399,6 +407,9 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Header slots parsed on the stack (`MAX_HEADERS` defaults to 64); larger limits use the heap.
+const STACK_HEADERS: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +551,39 @@ mod tests {
         let many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
         assert_eq!(
             parse_head(many.as_bytes(), &limits),
+            Err(HttpError::HeadTooLarge)
+        );
+    }
+
+    #[test]
+    fn header_limits_above_the_stack_slots_are_honoured() {
+        let head = |n: usize| {
+            let mut h = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+            for i in 1..n {
+                h.push_str(&format!("X-{i}: v\r\n"));
+            }
+            h.push_str("\r\n");
+            h
+        };
+        let limits = HeadLimits {
+            max_head_bytes: 64 * 1024,
+            max_headers: STACK_HEADERS + 36,
+        };
+        let (_, parsed) = parse_head(head(STACK_HEADERS + 36).as_bytes(), &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.headers.len(), STACK_HEADERS + 36);
+        assert_eq!(
+            parse_head(head(STACK_HEADERS + 37).as_bytes(), &limits),
+            Err(HttpError::HeadTooLarge)
+        );
+        let stack = HeadLimits {
+            max_headers: STACK_HEADERS,
+            ..limits
+        };
+        assert!(parse_head(head(STACK_HEADERS).as_bytes(), &stack).is_ok());
+        assert_eq!(
+            parse_head(head(STACK_HEADERS + 1).as_bytes(), &stack),
             Err(HttpError::HeadTooLarge)
         );
     }

@@ -5,6 +5,7 @@
 //! (see `crate::stream`).
 
 use std::fmt::Write as _;
+use std::io;
 
 use serde_json::Value;
 
@@ -113,36 +114,45 @@ impl Response {
     /// `Connection: close` when `keep_alive` is false. With `head_only` the body is omitted but
     /// the length still describes it (a HEAD answer).
     pub fn write_head(&self, out: &mut Vec<u8>, keep_alive: bool, date: &str) {
-        let mut s = String::with_capacity(256);
-        // Writing into a String cannot fail.
-        let _ = write!(
-            s,
-            "HTTP/1.1 {} {}\r\n",
-            self.status,
-            super::reason(self.status)
+        // Writing into a Vec cannot fail.
+        let _ = io::Write::write_fmt(
+            out,
+            format_args!(
+                "HTTP/1.1 {} {}\r\n",
+                self.status,
+                super::reason(self.status)
+            ),
         );
         for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
             // Header values come from our own code; strip CR/LF defensively so no caller can
             // split the response.
-            s.push_str(name);
-            s.push_str(": ");
-            s.extend(value.chars().filter(|c| *c != '\r' && *c != '\n'));
-            s.push_str("\r\n");
+            if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+                out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
+            } else {
+                out.extend_from_slice(value.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
         }
-        let _ = write!(s, "Date: {date}\r\n");
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\n");
         let no_body_status = self.status < 200 || self.status == 204 || self.status == 304;
         match &self.body {
-            Body::Stream(_) => s.push_str("Transfer-Encoding: chunked\r\n"),
+            Body::Stream(_) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             _ if no_body_status => {}
             _ => {
-                let _ = write!(s, "Content-Length: {}\r\n", self.body_len());
+                let _ = io::Write::write_fmt(
+                    out,
+                    format_args!("Content-Length: {}\r\n", self.body_len()),
+                );
             }
         }
         if !keep_alive || self.close {
-            s.push_str("Connection: close\r\n");
+            out.extend_from_slice(b"Connection: close\r\n");
         }
-        s.push_str("\r\n");
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 
     /// Serializes the whole response (head plus a complete body) into `out`.

@@ -28,3 +28,5 @@ mod mcp_streams;
 mod mcp_wire;
 // Attacks tried against the security layer, and what each got.
 mod security;
+// Capacity: a thousand SSE streams held at once, each with every heartbeat (issue 3).
+mod capacity;
