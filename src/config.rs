@@ -123,6 +123,11 @@ pub const SETTINGS: &[Setting] = &[
         "Most rate-limit buckets kept in memory.",
     ),
     s(
+        "RATE_LIMIT_HOLD_MS",
+        "1000",
+        "After a 429 the connection reads its next request only after min(Retry-After, this); 0 = at once.",
+    ),
+    s(
         "RATE_LIMIT_REDIS_URL",
         "",
         "redis://host:port/db to share limits across replicas.",
@@ -486,6 +491,9 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Most buckets in memory.
     pub rate_limit_max_keys: usize,
+    /// `RATE_LIMIT_HOLD_MS`: how long at most a connection that just got a 429 waits before its
+    /// next request is read (a client ignoring Retry-After then costs no CPU while it waits).
+    pub rate_limit_hold: Duration,
     /// Redis URL for shared limits.
     pub rate_limit_redis_url: Option<String>,
     /// Fail open (true) or closed when Redis is down.
@@ -644,6 +652,7 @@ impl Config {
             rate_limit_per_min: p.int("RATE_LIMIT", 0, 10_000_000)? as u32,
             rate_limit_burst: p.int("RATE_LIMIT_BURST", 1, 10_000_000)? as u32,
             rate_limit_max_keys: p.int("RATE_LIMIT_MAX_KEYS", 16, 100_000_000)? as usize,
+            rate_limit_hold: p.millis("RATE_LIMIT_HOLD_MS", 0, 60_000)?,
             rate_limit_redis_url: p.opt("RATE_LIMIT_REDIS_URL"),
             rate_limit_redis_fail_open: fail_open,
             ip_allow: p.list("IP_ALLOW"),

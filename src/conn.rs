@@ -449,7 +449,37 @@ fn serve<C: Conn>(
             io.close();
             return;
         }
+        // A client told to wait is made to: its next request is not read before Retry-After
+        // (at most RATE_LIMIT_HOLD_MS), so one that ignores 429s costs a sleeping thread, not
+        // the CPU that well-behaved clients share.
+        let hold = refusal_hold(&resp, cfg.rate_limit_hold);
+        if !hold.is_zero() && wait_drain(&app.drain, hold) {
+            io.close();
+            return;
+        }
     }
+}
+
+/// How long to leave a connection unread after `resp`: min(Retry-After, `max`) for a 429.
+fn refusal_hold(resp: &crate::http::Response, max: Duration) -> Duration {
+    if resp.status != 429 {
+        return Duration::ZERO;
+    }
+    let retry = resp
+        .header("Retry-After")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(max, Duration::from_secs);
+    retry.min(max)
+}
+
+/// Sleeps for `timeout` unless the drain signal fires first (then true).
+fn wait_drain(drain: &DrainSignal, timeout: Duration) -> bool {
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    let mut fds = [PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN)];
+    matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
 /// How a connection carries on after a streamed answer that allows it.

@@ -240,9 +240,7 @@ impl Security {
         match self.limiter.as_ref()? {
             RateLimiter::Local(l) => Some(l.check_with(key, l.quota_for(per_min), 1, now)),
             RateLimiter::Redis(r) => {
-                let quota = per_min
-                    .and_then(|m| Quota::new(m, r.quota().burst()))
-                    .unwrap_or(r.quota());
+                let quota = crate::security::ratelimit::own_quota(r.quota(), per_min);
                 Some(r.check(key, quota, 1, now))
             }
         }

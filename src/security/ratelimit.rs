@@ -184,9 +184,7 @@ impl Limiter {
     /// The quota for an identity with its own `rateLimit` (per minute): that rate with the
     /// default burst; the default quota when it has none.
     pub fn quota_for(&self, per_min: Option<u32>) -> Quota {
-        per_min
-            .and_then(|r| Quota::new(r, self.quota.burst()))
-            .unwrap_or(self.quota)
+        own_quota(self.quota, per_min)
     }
 
     /// Takes `cost` tokens from `key`'s bucket under the default quota.
@@ -383,6 +381,14 @@ pub const DEFAULT_BURST: u32 = 10;
 /// Default `RATE_LIMIT_MAX_KEYS`.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+
+/// The quota of an identity with its own per-minute rate: that rate, and a burst no larger than
+/// it (a token limited to 60 a minute never gets the server-wide burst of thousands at once).
+pub fn own_quota(default: Quota, per_min: Option<u32>) -> Quota {
+    per_min
+        .and_then(|r| Quota::new(r, default.burst().min(r.max(1))))
+        .unwrap_or(default)
+}
 
 #[cfg(test)]
 mod tests {

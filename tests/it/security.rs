@@ -15,6 +15,8 @@
 //! | reader or writer on an admin endpoint | 403 `insufficient_scope`, audited |
 //! | a burst past `RATE_LIMIT_BURST` | 429 + `Retry-After` + `RateLimit-*`; -32005 with `retryAfterMs` on `/mcp` |
 //! | one identity from many addresses; many identities from one address | 429 from the identity's / address's bucket |
+//! | a client that ignores `Retry-After` and resends at once on its connection | its next request is read only after `RATE_LIMIT_HOLD_MS` |
+//! | a token with its own low `rateLimit` under a large server-wide burst | its burst is capped at its own rate |
 //! | a spoofed `X-Forwarded-For` from an untrusted peer | ignored |
 //! | a flood of distinct addresses and token names | buckets stay within `RATE_LIMIT_MAX_KEYS` |
 //! | a foreign `Origin` (also `null`, http, look-alike host) | 403, no CORS headers; preflight too |
@@ -488,6 +490,69 @@ fn a_flood_past_the_burst_gets_429_with_headers_and_mcp_callers_get_32005() {
     // The hits are counted for Prometheus and /security/metrics.
     let sec = &s.running.as_ref().unwrap().app.security;
     assert_eq!(sec.metrics.to_json(10)["rateLimit"]["hits"], 2);
+}
+
+#[test]
+fn a_client_resending_at_once_after_429_waits_on_its_connection() {
+    const HOLD_MS: u64 = 400;
+    let s = TestServer::start(&[
+        ("RATE_LIMIT", "60"),
+        ("RATE_LIMIT_BURST", "1"),
+        ("RATE_LIMIT_HOLD_MS", &HOLD_MS.to_string()),
+    ]);
+    let port = s.addr.port();
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{}\r\n\r\n",
+        bearer(TOKEN)
+    );
+    let mut c = s.connect();
+    c.send(req.as_bytes());
+    assert_eq!(c.read_reply().unwrap().status, 200);
+    c.send(req.as_bytes());
+    let refused = c.read_reply().unwrap();
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    // Resent at once, ignoring Retry-After: the server leaves it unread for the hold.
+    let sent = Instant::now();
+    c.send(req.as_bytes());
+    let again = c
+        .read_reply()
+        .expect("answered after the hold, not dropped");
+    let waited = sent.elapsed();
+    assert_eq!(
+        again.status, 429,
+        "one token a second: still empty after 400 ms"
+    );
+    assert!(
+        waited >= Duration::from_millis(HOLD_MS - 50),
+        "answered after {waited:?}, before the {HOLD_MS} ms hold"
+    );
+}
+
+#[test]
+fn a_token_with_its_own_low_rate_gets_a_burst_no_larger_than_that_rate() {
+    // The server-wide burst is huge; the `noisy` token's own rate is 2 a minute.
+    let dir = crate::support::temp_root();
+    let file = dir.join("tokens.json");
+    let noisy = "noisy-0123456789abcdef0123456789abcdef";
+    std::fs::write(
+        &file,
+        json!([{"name": "noisy", "sha256": task_mcp::security::auth::hash_token(noisy),
+                "role": "writer", "rateLimit": 2}])
+        .to_string(),
+    )
+    .unwrap();
+    let s = TestServer::start(&[
+        ("AUTH_TOKENS", ""),
+        ("AUTH_TOKENS_FILE", file.to_str().unwrap()),
+        ("RATE_LIMIT", "6000000"),
+        ("RATE_LIMIT_BURST", "100000"),
+    ]);
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| send(&s, "GET", "/metrics", &[&bearer(noisy)], "").status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
