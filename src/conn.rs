@@ -251,10 +251,7 @@ enum Ready {
 
 /// Waits until the socket is readable, the drain signal fires, or `timeout` passes.
 fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Ready {
-    let ts = Timespec {
-        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: timeout.subsec_nanos().into(),
-    };
+    let ts = timespec(timeout);
     let mut fds = [
         PollFd::from_borrowed_fd(sock.as_fd(), PollFlags::IN | PollFlags::RDHUP),
         PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN),
@@ -474,12 +471,15 @@ fn refusal_hold(resp: &crate::http::Response, max: Duration) -> Duration {
 
 /// Sleeps for `timeout` unless the drain signal fires first (then true).
 fn wait_drain(drain: &DrainSignal, timeout: Duration) -> bool {
-    let ts = Timespec {
-        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: timeout.subsec_nanos().into(),
-    };
     let mut fds = [PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN)];
-    matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    matches!(rustix::event::poll(&mut fds, Some(&timespec(timeout))), Ok(n) if n > 0)
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
 }
 
 /// How a connection carries on after a streamed answer that allows it.

@@ -85,13 +85,11 @@ pub struct Access<'a> {
     /// Time to the response head, in milliseconds.
     pub duration_ms: f64,
     /// Client address as believed (after trusted proxies).
-    pub peer: &'a str,
+    pub peer: std::net::IpAddr,
     /// Token identity, when authenticated.
     pub identity: Option<&'a str>,
-    /// W3C trace id, when traced.
-    pub trace_id: Option<&'a str>,
-    /// Span id, when traced.
-    pub span_id: Option<&'a str>,
+    /// The request's span context, when traced (its ids go into the line).
+    pub trace: Option<&'a crate::trace::SpanContext>,
 }
 
 /// Logs one access line at info level.
@@ -113,15 +111,13 @@ pub fn access(a: &Access<'_>) {
         "duration_ms".into(),
         json!((a.duration_ms * 1000.0).round() / 1000.0),
     );
-    m.insert("peer".into(), a.peer.into());
+    m.insert("peer".into(), a.peer.to_string().into());
     if let Some(i) = a.identity {
         m.insert("identity".into(), i.into());
     }
-    if let Some(t) = a.trace_id {
-        m.insert("traceId".into(), t.into());
-    }
-    if let Some(s) = a.span_id {
-        m.insert("spanId".into(), s.into());
+    if let Some(t) = a.trace {
+        m.insert("traceId".into(), t.trace_id_hex().into());
+        m.insert("spanId".into(), t.span_id_hex().into());
     }
     log::info!(target: ACCESS_TARGET, "{}", Value::Object(m));
 }

@@ -47,18 +47,17 @@ pub fn handle(app: &App, req: &Request) -> Response {
     let route = route_of(&req.head.method, &req.head.path);
     let mut caller: Option<Caller> = None;
     app.metrics.request_started();
-    let span = request_span(app, req, route);
+    // Believed once (trusted proxies walked once) for the checks, the span and the log.
+    let ip = client_ip(app, req);
+    let span = request_span(app, req, route, ip);
     let _current = span.enter();
-    let mut resp = pipeline(app, req, route, &request_id, &mut caller);
-    finish(
-        app,
-        req,
-        &mut resp,
-        &request_id,
+    let mut resp = pipeline(app, req, route, &request_id, ip, &mut caller);
+    let served = Served {
+        request_id: &request_id,
         route,
-        caller.as_ref(),
-        Some(span),
-    );
+        ip,
+    };
+    finish(app, req, &mut resp, &served, caller.as_ref(), Some(span));
     resp
 }
 
@@ -79,8 +78,21 @@ pub fn handle_metrics_port(app: &App, req: &Request) -> Response {
             None,
         ),
     };
-    finish(app, req, &mut resp, &request_id, route, None, None);
+    let served = Served {
+        request_id: &request_id,
+        route,
+        ip: client_ip(app, req),
+    };
+    finish(app, req, &mut resp, &served, None, None);
     resp
+}
+
+/// What `finish` records of a request besides its answer.
+struct Served<'a> {
+    request_id: &'a str,
+    route: &'static str,
+    /// The client as believed (after trusted proxies).
+    ip: IpAddr,
 }
 
 /// Every step a request on the TLS port goes through, in the order it runs.
@@ -89,6 +101,7 @@ fn pipeline(
     req: &Request,
     route: &'static str,
     request_id: &str,
+    ip: IpAddr,
     caller: &mut Option<Caller>,
 ) -> Response {
     let head = &req.head;
@@ -100,7 +113,6 @@ fn pipeline(
         (Method::Get | Method::Head, "/health/metrics") => return health_detail(app),
         _ => {}
     }
-    let ip = client_ip(app, req);
     if let Err(resp) = check_forwarded_ip(app, req, ip) {
         return resp;
     }
@@ -826,11 +838,13 @@ fn finish(
     app: &App,
     req: &Request,
     resp: &mut Response,
-    request_id: &str,
-    route: &'static str,
+    served: &Served<'_>,
     caller: Option<&Caller>,
-    span: Option<Span>,
+    mut span: Option<Span>,
 ) {
+    let Served {
+        request_id, route, ..
+    } = *served;
     // Error bodies get the request id; the marker header is internal and removed.
     if let Some(pos) = resp
         .headers
@@ -875,10 +889,7 @@ fn finish(
     let elapsed = req.received.elapsed();
     app.metrics
         .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
-    // Behind a trusted proxy the log names the client, not the proxy.
-    let peer = client_ip(app, req).to_string();
-    let ids = span.as_ref().map(|s| (s.trace_id_hex(), s.span_id_hex()));
-    if let Some(mut span) = span {
+    if let Some(span) = &mut span {
         let mut traceparent = String::with_capacity(55);
         crate::trace::format_traceparent(&span.context, &mut traceparent);
         resp.set_header("traceparent", traceparent);
@@ -886,7 +897,6 @@ fn finish(
         if resp.status >= 500 {
             span.set_error(resp.status.to_string(), "server error");
         }
-        app.tracer.finish(span);
     }
     logging::access(&logging::Access {
         request_id,
@@ -895,16 +905,19 @@ fn finish(
         status: resp.status,
         bytes: resp.body_len(),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        peer: &peer,
+        // Behind a trusted proxy the log names the client, not the proxy.
+        peer: served.ip,
         identity: caller.map(|c| c.identity.as_str()),
-        trace_id: ids.as_ref().map(|(t, _)| t.as_str()),
-        span_id: ids.as_ref().map(|(_, s)| s.as_str()),
+        trace: span.as_ref().map(|s| &s.context),
     });
+    if let Some(span) = span {
+        app.tracer.finish(span);
+    }
 }
 
 /// The server span of one request: continues a valid `traceparent` (with its `tracestate`),
 /// else starts a new trace; a malformed header is ignored. Starts when the head was read.
-fn request_span(app: &App, req: &Request, route: &'static str) -> Span {
+fn request_span(app: &App, req: &Request, route: &'static str, ip: IpAddr) -> Span {
     let head = &req.head;
     let mut parents = head.headers_named("traceparent");
     // Two traceparent headers are invalid (W3C trace context §3.2): start a new trace.
@@ -939,7 +952,7 @@ fn request_span(app: &App, req: &Request, route: &'static str) -> Span {
                 "1.1"
             },
         );
-        span.set_attribute(attr::CLIENT_ADDRESS, client_ip(app, req).to_string());
+        span.set_attribute(attr::CLIENT_ADDRESS, ip.to_string());
         if let Some(host) = head.header("host") {
             span.set_attribute(
                 attr::SERVER_ADDRESS,

@@ -68,19 +68,9 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
         Some(v) => rpc::parse_value(v),
         None => rpc::parse(body),
     };
-    let parsed = match parsed {
-        Parsed::ParseError(why) => {
-            return rpc_error_response(400, None, ErrorCode::PARSE_ERROR, &why);
-        }
-        Parsed::Invalid(inv) => {
-            return rpc_error_response(
-                400,
-                inv.id.as_ref(),
-                ErrorCode::INVALID_REQUEST,
-                &format!("Bad Request: {}", inv.reason),
-            );
-        }
-        p => p,
+    let parsed = match super::usable(parsed) {
+        Ok(p) => p,
+        Err(resp) => return resp,
     };
     let is_initialize = matches!(
         &parsed,

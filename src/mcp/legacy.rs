@@ -204,20 +204,10 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
             );
         }
     }
-    let msg = match rpc::parse(body) {
-        Parsed::Single(m) => m,
-        Parsed::ParseError(why) => {
-            return rpc_error_response(400, None, ErrorCode::PARSE_ERROR, &why);
-        }
-        Parsed::Invalid(inv) => {
-            return rpc_error_response(
-                400,
-                inv.id.as_ref(),
-                ErrorCode::INVALID_REQUEST,
-                &format!("Bad Request: {}", inv.reason),
-            );
-        }
-        Parsed::Batch(_) => {
+    let msg = match super::usable(rpc::parse(body)) {
+        Ok(Parsed::Single(m)) => m,
+        Err(resp) => return resp,
+        Ok(_) => {
             return rpc_error_response(
                 400,
                 None,

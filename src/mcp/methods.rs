@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::run::{ToolJob, call_result};
-use super::{AuditEvent, Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, base64url};
+use super::{Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, base64url};
 use crate::rpc::{ErrorCode, ErrorObject, Id, Notification, Request, Response};
 use crate::tools::{ResourceError, Tool, ToolError};
 
@@ -155,13 +155,7 @@ fn tools_call(
         })?
         .clone();
     let def = tool.def();
-    if def.access > caller.grants {
-        env.hooks.audit(&AuditEvent::Forbidden {
-            identity: &caller.identity,
-            tool: def.name,
-            required: def.access,
-            granted: caller.grants,
-        });
+    if !super::may_call(env, caller, def) {
         return Err(ErrorObject::new(
             ErrorCode::FORBIDDEN,
             format!(

@@ -392,6 +392,36 @@ pub fn rpc_error_response(
     Response::json(status, &body)
 }
 
+/// A parsed body that is a message or a batch, or the 400 answer for one that is not JSON
+/// (-32700) or not JSON-RPC (-32600, with the id when it could be read).
+pub(crate) fn usable(parsed: crate::rpc::Parsed) -> Result<crate::rpc::Parsed, Response> {
+    use crate::rpc::Parsed;
+    match parsed {
+        Parsed::ParseError(why) => Err(rpc_error_response(400, None, ErrorCode::PARSE_ERROR, &why)),
+        Parsed::Invalid(inv) => Err(rpc_error_response(
+            400,
+            inv.id.as_ref(),
+            ErrorCode::INVALID_REQUEST,
+            &format!("Bad Request: {}", inv.reason),
+        )),
+        p => Ok(p),
+    }
+}
+
+/// Whether `caller` may call `tool`; a refusal is audited here, so every transport records it.
+pub(crate) fn may_call(env: &McpEnv, caller: &Caller, tool: &crate::tools::ToolDef) -> bool {
+    if tool.access <= caller.grants {
+        return true;
+    }
+    env.hooks.audit(&AuditEvent::Forbidden {
+        identity: &caller.identity,
+        tool: tool.name,
+        required: tool.access,
+        granted: caller.grants,
+    });
+    false
+}
+
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (our state stays valid
 /// between statements, so the data is still consistent).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -17,7 +17,7 @@ use super::http::send_raw;
 use super::methods;
 use super::run::{ToolEvent, ToolJob, cancel, error_object, forward_to};
 use super::session::random_hex;
-use super::{AuditEvent, Caller, McpEnv, StreamKind, StreamSlot, rpc_error_response};
+use super::{Caller, McpEnv, StreamKind, StreamSlot, rpc_error_response};
 use crate::http::{Head, Response, media_essence};
 use crate::rpc::{ErrorCode, Id};
 use crate::stream::{StreamCtx, Wait, mailbox};
@@ -118,13 +118,7 @@ fn start(env: &Arc<McpEnv>, body: &Value, caller: &Caller, framing: Framing) -> 
         );
     };
     let def = tool.def();
-    if def.access > caller.grants {
-        env.hooks.audit(&AuditEvent::Forbidden {
-            identity: &caller.identity,
-            tool: def.name,
-            required: def.access,
-            granted: caller.grants,
-        });
+    if !super::may_call(env, caller, def) {
         return error_response(
             403,
             "FORBIDDEN",

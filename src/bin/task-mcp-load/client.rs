@@ -5,11 +5,12 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection};
 use task_mcp::http::body::ChunkedDecoder;
 
 use crate::options::{Options, Target};
@@ -78,7 +79,7 @@ pub fn tls_config(o: &Options) -> Result<Arc<ClientConfig>, String> {
     let mut cfg = if o.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(task_mcp::tls::AnyServerCert(provider)))
             .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
@@ -112,6 +113,34 @@ pub struct Conn {
     pub write_blocked: bool,
     /// The server closed its side.
     pub eof: bool,
+}
+
+/// Which of `conns` (index, connection) are ready within `wait`: readable, or writable when
+/// their last write would have blocked. A failed poll reports none.
+pub fn ready<'a>(conns: impl IntoIterator<Item = (usize, &'a Conn)>, wait: Duration) -> Vec<usize> {
+    let (index, mut fds): (Vec<usize>, Vec<PollFd<'a>>) = conns
+        .into_iter()
+        .map(|(i, c)| {
+            let mut flags = PollFlags::IN;
+            if c.write_blocked {
+                flags |= PollFlags::OUT;
+            }
+            (i, PollFd::new(&c.sock, flags))
+        })
+        .unzip();
+    let ts = Timespec {
+        tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: wait.subsec_nanos().into(),
+    };
+    match rustix::event::poll(&mut fds, Some(&ts)) {
+        Ok(_) => fds
+            .iter()
+            .zip(index)
+            .filter(|(f, _)| !f.revents().is_empty())
+            .map(|(_, i)| i)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 impl Conn {
@@ -375,55 +404,6 @@ pub fn request(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
-}
-
-/// Accepts any server certificate (`--insecure`); signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

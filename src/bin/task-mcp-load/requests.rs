@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustls::ClientConfig;
 use serde_json::{Value, json};
 
@@ -250,33 +249,12 @@ fn drive(
         let wait = end.map_or(POLL_SLICE, |e| {
             e.saturating_duration_since(Instant::now()).min(POLL_SLICE)
         });
-        let ready: Vec<usize> = {
-            let mut fds = Vec::with_capacity(slots.len());
-            let mut index = Vec::with_capacity(slots.len());
-            for (i, s) in slots.iter().enumerate() {
-                if let (Some(c), Some(_)) = (&s.conn, s.started) {
-                    let mut flags = PollFlags::IN;
-                    if c.write_blocked {
-                        flags |= PollFlags::OUT;
-                    }
-                    fds.push(PollFd::new(&c.sock, flags));
-                    index.push(i);
-                }
-            }
-            let ts = Timespec {
-                tv_sec: 0,
-                tv_nsec: i64::from(wait.subsec_nanos()),
-            };
-            match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(_) => fds
-                    .iter()
-                    .zip(index)
-                    .filter(|(f, _)| !f.revents().is_empty())
-                    .map(|(_, i)| i)
-                    .collect(),
-                Err(_) => Vec::new(),
-            }
-        };
+        let live = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.started.is_some())
+            .filter_map(|(i, s)| s.conn.as_ref().map(|c| (i, c)));
+        let ready = crate::client::ready(live, wait);
         for i in ready {
             let s = &mut slots[i];
             let Some(conn) = s.conn.as_mut() else {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustls::ClientConfig;
 use serde_json::{Value, json};
 
@@ -228,33 +227,11 @@ fn hold(
             }
             slots.push(slot);
         }
-        let ready: Vec<usize> = {
-            let mut fds = Vec::with_capacity(slots.len());
-            let mut index = Vec::with_capacity(slots.len());
-            for (i, s) in slots.iter().enumerate() {
-                if let Some(c) = &s.conn {
-                    let mut flags = PollFlags::IN;
-                    if c.write_blocked {
-                        flags |= PollFlags::OUT;
-                    }
-                    fds.push(PollFd::new(&c.sock, flags));
-                    index.push(i);
-                }
-            }
-            let ts = Timespec {
-                tv_sec: 0,
-                tv_nsec: POLL_SLICE_NANOS,
-            };
-            match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(_) => fds
-                    .iter()
-                    .zip(index)
-                    .filter(|(f, _)| !f.revents().is_empty())
-                    .map(|(_, i)| i)
-                    .collect(),
-                Err(_) => Vec::new(),
-            }
-        };
+        let live = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.conn.as_ref().map(|c| (i, c)));
+        let ready = crate::client::ready(live, POLL_SLICE);
         for i in ready {
             let s = &mut slots[i];
             let was_settled = s.settled;
@@ -381,18 +358,7 @@ fn fetch(o: &Options, url: &str) -> Result<String, Fault> {
         if Instant::now() > deadline {
             return Err(Fault::Timeout);
         }
-        let mut flags = PollFlags::IN;
-        if conn.write_blocked {
-            flags |= PollFlags::OUT;
-        }
-        let mut fds = [PollFd::new(&conn.sock, flags)];
-        let _ = rustix::event::poll(
-            &mut fds,
-            Some(&Timespec {
-                tv_sec: 0,
-                tv_nsec: POLL_SLICE_NANOS,
-            }),
-        );
+        crate::client::ready([(0, &conn)], POLL_SLICE);
     }
     if reader.status != 200 {
         return Err(Fault::Status(reader.status));
@@ -406,7 +372,7 @@ const GAP_FACTOR: f64 = 1.75;
 const OPEN_TIME_BASE: Duration = Duration::from_secs(10);
 const OPEN_TIME_PER_STREAM: Duration = Duration::from_millis(10);
 /// Longest single `poll` wait (50 ms).
-const POLL_SLICE_NANOS: i64 = 50_000_000;
+const POLL_SLICE: Duration = Duration::from_millis(50);
 /// Time allowed for a metrics scrape.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
