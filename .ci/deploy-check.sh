@@ -33,6 +33,8 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. .ci/lib.sh
 ROOT=$PWD
 TARGET=x86_64-unknown-linux-musl
 # DEPLOY_CHECK_BIN runs the smoke step against another build (a debug binary, say).
@@ -119,10 +121,6 @@ need_certs() {
     [ -s "$WORK/certs/tls.key" ] && return 0
     need_apt openssl || return 1
     "$ROOT/deploy/dev-certs.sh" "$WORK/certs" >/dev/null
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 wait_port() { # wait_port PORT PID TIMEOUT_S: 0 once something accepts on 127.0.0.1:PORT
@@ -417,7 +415,7 @@ step_dockerfile() {
 
 step_scripts() {
     need_apt shellcheck || return 1
-    shellcheck -S info "$ROOT/.ci/deploy-check.sh" "$ROOT/deploy/dev-certs.sh" || return 1
+    shellcheck -x -S info "$ROOT"/.ci/*.sh "$ROOT/.ci/run" "$ROOT/benches/isolation.sh" "$ROOT/deploy/dev-certs.sh" || return 1
     log "  ok   shellcheck: no findings"
     python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" \
         "$ROOT/deploy/lint.py" "$ROOT/deploy/nginx/test_proxy.py" "$ROOT/deploy/systemd/check_syscalls.py" || return 1

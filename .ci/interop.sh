@@ -30,6 +30,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$repo/.ci/lib.sh"
 dir="$repo/tests/interop"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 artifacts="$target_dir/ci-artifacts/interop"
@@ -40,22 +42,13 @@ started_s=$SECONDS
 log() { printf 'interop: %s\n' "$*" >&2; }
 
 # --- tools -----------------------------------------------------------------------------------
-apt_install() {
-  if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    log "missing $*; install it (Debian packages: $*)"
-    exit 1
-  fi
-  log "installing $* from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 # Records the hash of an input file next to what it installed, so a re-run skips the install.
 stamp_ok() { [[ -f "$2" && "$(sha256sum <"$1")" == "$(cat "$2")" ]]; }
 stamp_write() { sha256sum <"$1" >"$2"; }
 
 install_clients() {
-  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
   if ((major < 18)); then log "node >= 18 is required (found $(node --version))"; exit 1; fi

@@ -14,7 +14,9 @@
 # Ends with "monitoring-check: N passed, M failed" and exits non-zero if any step failed.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. .ci/lib.sh
 ROOT=$PWD
 MON=$ROOT/monitoring
 WORK=$ROOT/target/monitoring-check
@@ -28,31 +30,9 @@ install_tools() {
     command -v python3 >/dev/null || missing+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     if ((${#missing[@]})); then
-        echo "installing ${missing[*]}"
-        apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-            return 1
+        apt_install "${missing[@]}" || return 1
     fi
-    if [[ ! -x $WORK/venv/bin/python ]]; then
-        python3 -m venv "$WORK/venv" || return 1
-    fi
-    "$WORK/venv/bin/python" -c 'import yaml, promql_parser' 2>/dev/null ||
-        "$WORK/venv/bin/pip" install -q 'pyyaml==6.0.3' 'promql-parser==0.11.0'
-}
-
-passed=0
-failed=0
-step() {
-    local name=$1
-    shift
-    echo "=== $name"
-    if "$@"; then
-        echo "--- ok: $name"
-        passed=$((passed + 1))
-    else
-        echo "--- FAILED: $name"
-        failed=$((failed + 1))
-    fi
+    monitoring_venv "$WORK/venv"
 }
 
 prometheus_config() {

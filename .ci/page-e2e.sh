@@ -16,6 +16,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$repo/.ci/lib.sh"
 e2e="$repo/tests/e2e"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 artifacts="$target_dir/ci-artifacts/page-e2e"
@@ -28,18 +30,9 @@ if [[ -n "${TASK_MCP_URL:-}" && -n "${TASK_MCP_TOKEN:-}" ]]; then mode=external;
 log() { printf 'page-e2e: %s\n' "$*" >&2; }
 
 # --- tools -----------------------------------------------------------------------------------
-apt_install() {
-  if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    log "missing $*; install it (Debian packages: $*)"
-    exit 1
-  fi
-  log "installing $* from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 [[ -x "$CHROMIUM" ]] || apt_install chromium
-command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
 # playwright-core 1.65 needs node 20 (Debian 12's own nodejs is 18; NodeSource's 20 works).
 if (($(node -p 'process.versions.node.split(".")[0]') < 20)); then
   log "node >= 20 is required by playwright-core (found $(node --version))"

@@ -15,6 +15,8 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. .ci/lib.sh
 ROOT=$PWD
 MON=$ROOT/monitoring
 WORK=$ROOT/target/prometheus-e2e
@@ -32,35 +34,9 @@ install_tools() {
     command -v python3 >/dev/null || missing+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     if ((${#missing[@]})); then
-        echo "installing ${missing[*]}"
-        apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-            return 1
+        apt_install "${missing[@]}" || return 1
     fi
-    if [[ ! -x $VENV/bin/python ]]; then
-        python3 -m venv "$VENV" || return 1
-    fi
-    "$VENV/bin/python" -c 'import yaml, promql_parser' 2>/dev/null ||
-        "$VENV/bin/pip" install -q 'pyyaml==6.0.3' 'promql-parser==0.11.0'
-}
-
-passed=0
-failed=0
-step() {
-    local name=$1
-    shift
-    echo "=== $name"
-    if "$@"; then
-        echo "--- ok: $name"
-        passed=$((passed + 1))
-    else
-        echo "--- FAILED: $name"
-        failed=$((failed + 1))
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    monitoring_venv "$VENV"
 }
 
 # Polls a command (up to $1 seconds) until it succeeds.
