@@ -3,6 +3,7 @@
 //! access line is built from chosen fields only, never from raw headers.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
@@ -13,8 +14,12 @@ use crate::config::LogFormat;
 /// The `log` target of access lines; their message is already a JSON object.
 pub const ACCESS_TARGET: &str = "access";
 
+/// The format the logger was installed with; access lines are built in it directly.
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
 /// Installs the global logger. Safe to call twice (the second call does nothing).
 pub fn init(level: &str, format: LogFormat) {
+    let format = *FORMAT.get_or_init(|| format);
     let mut b = env_logger::Builder::new();
     b.parse_filters(level);
     b.target(env_logger::Target::Stderr);
@@ -44,7 +49,7 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Text => {
             b.format(|buf, record| {
                 let line = if record.target() == ACCESS_TARGET {
-                    access_text(&record.args().to_string())
+                    record.args().to_string()
                 } else {
                     match crate::trace::current_log_ids() {
                         Some(ids) => {
@@ -97,6 +102,21 @@ pub fn access(a: &Access<'_>) {
     if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         return;
     }
+    let line = access_line(a, FORMAT.get().copied().unwrap_or(LogFormat::Json));
+    log::info!(target: ACCESS_TARGET, "{line}");
+}
+
+/// One access line in `format`: a JSON object, or `METHOD ROUTE STATUS BYTESB MSms peer= id=`.
+fn access_line(a: &Access<'_>, format: LogFormat) -> String {
+    let ms = (a.duration_ms * 1000.0).round() / 1000.0;
+    let ids = a.trace.map(|t| (t.trace_id_hex(), t.span_id_hex()));
+    if format == LogFormat::Text {
+        let trace = ids.map_or(String::new(), |(t, s)| format!(" trace={t} span={s}"));
+        return format!(
+            "{} {} {} {}B {ms}ms peer={} id={}{trace}",
+            a.method, a.route, a.status, a.bytes, a.peer, a.request_id
+        );
+    }
     let mut m = Map::new();
     m.insert("timestamp".into(), clock::rfc3339(SystemTime::now()).into());
     m.insert("level".into(), "info".into());
@@ -107,35 +127,51 @@ pub fn access(a: &Access<'_>) {
     m.insert("route".into(), a.route.into());
     m.insert("status".into(), a.status.into());
     m.insert("bytes".into(), a.bytes.into());
-    m.insert(
-        "duration_ms".into(),
-        json!((a.duration_ms * 1000.0).round() / 1000.0),
-    );
+    m.insert("duration_ms".into(), json!(ms));
     m.insert("peer".into(), a.peer.to_string().into());
     if let Some(i) = a.identity {
         m.insert("identity".into(), i.into());
     }
-    if let Some(t) = a.trace {
-        m.insert("traceId".into(), t.trace_id_hex().into());
-        m.insert("spanId".into(), t.span_id_hex().into());
+    if let Some((t, s)) = ids {
+        m.insert("traceId".into(), t.into());
+        m.insert("spanId".into(), s.into());
     }
-    log::info!(target: ACCESS_TARGET, "{}", Value::Object(m));
+    Value::Object(m).to_string()
 }
 
-fn access_text(json_line: &str) -> String {
-    let v: Value = serde_json::from_str(json_line).unwrap_or(Value::Null);
-    let trace = match (v["traceId"].as_str(), v["spanId"].as_str()) {
-        (Some(t), Some(s)) => format!(" trace={t} span={s}"),
-        _ => String::new(),
-    };
-    format!(
-        "{} {} {} {}B {}ms peer={} id={}{trace}",
-        v["method"].as_str().unwrap_or("-"),
-        v["route"].as_str().unwrap_or("-"),
-        v["status"],
-        v["bytes"],
-        v["duration_ms"],
-        v["peer"].as_str().unwrap_or("-"),
-        v["requestId"].as_str().unwrap_or("-"),
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Access<'static> {
+        Access {
+            request_id: "ab12-7",
+            method: "POST",
+            route: "/mcp",
+            status: 200,
+            bytes: 42,
+            duration_ms: 0.512_4,
+            peer: "198.51.100.7".parse().unwrap(),
+            identity: Some("alice"),
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn the_text_line_carries_the_fields_without_a_json_round_trip() {
+        assert_eq!(
+            access_line(&sample(), LogFormat::Text),
+            "POST /mcp 200 42B 0.512ms peer=198.51.100.7 id=ab12-7"
+        );
+    }
+
+    #[test]
+    fn the_json_line_is_one_object_with_the_chosen_fields() {
+        let v: Value = serde_json::from_str(&access_line(&sample(), LogFormat::Json)).unwrap();
+        assert_eq!(v["route"], "/mcp");
+        assert_eq!(v["peer"], "198.51.100.7");
+        assert_eq!(v["identity"], "alice");
+        assert_eq!(v["duration_ms"], 0.512);
+        assert!(v.get("traceId").is_none());
+    }
 }
