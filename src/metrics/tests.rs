@@ -2,7 +2,6 @@
 //! real `promtool check metrics`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -587,6 +586,8 @@ fn a_live_render_parses_line_by_line_with_every_family_typed() {
     assert!(samples["process_resident_memory_bytes{}"] > 0.0);
 }
 
+// Live tier: needs the real promtool.
+#[cfg(feature = "live")]
 #[test]
 fn promtool_accepts_the_exposition() {
     let m = scenario_touching_every_family();
@@ -595,7 +596,7 @@ fn promtool_accepts_the_exposition() {
     let path = std::env::temp_dir().join(format!("task-mcp-metrics-{}.prom", std::process::id()));
     std::fs::write(&path, &out).unwrap();
     let stdin = std::fs::File::open(&path).unwrap();
-    let result = Command::new("promtool")
+    let result = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(stdin)
         .output();

@@ -736,26 +736,29 @@ pub const MAX_DEPTH: usize = 8;
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
+    #[cfg(feature = "live")]
     use std::process::{Child, Command, Stdio};
+    #[cfg(feature = "live")]
     use std::sync::Arc;
 
     use super::*;
 
-    /// A real redis-server on a free loopback port, killed on drop.
+    /// A real redis-server on a free loopback port, killed on drop (live tier only).
+    #[cfg(feature = "live")]
     struct Server {
         child: Child,
         port: u16,
     }
 
+    #[cfg(feature = "live")]
     impl Server {
-        fn start(extra: &[&str]) -> Option<Self> {
+        fn start(extra: &[&str]) -> Self {
             let port = free_port();
             Self::start_on(port, extra)
         }
 
-        /// `None` only when redis-server is missing and `TASK_MCP_SKIP_REDIS=1` allows it;
-        /// otherwise a missing binary fails the test.
-        fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
+        /// A missing binary fails the test with its install command.
+        fn start_on(port: u16, extra: &[&str]) -> Self {
             let spawned = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
@@ -763,16 +766,9 @@ mod tests {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn();
-            let child = match spawned {
-                Ok(c) => c,
-                Err(e) if std::env::var("TASK_MCP_SKIP_REDIS").as_deref() == Ok("1") => {
-                    eprintln!("redis-server unavailable ({e}); skipped by TASK_MCP_SKIP_REDIS=1");
-                    return None;
-                }
-                Err(e) => {
-                    panic!("redis-server must be installed (apt-get install redis-server): {e}")
-                }
-            };
+            let child = spawned.unwrap_or_else(|e| {
+                panic!("redis-server must be installed (apt-get install redis-server): {e}")
+            });
             let server = Server { child, port };
             // Wait for the external process to accept connections (bounded).
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -780,7 +776,7 @@ mod tests {
                 assert!(Instant::now() < deadline, "redis-server did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Some(server)
+            server
         }
 
         fn url(&self, auth_and_db: &str) -> String {
@@ -788,6 +784,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "live")]
     impl Drop for Server {
         fn drop(&mut self) {
             let _ = self.child.kill();
@@ -941,11 +938,11 @@ mod tests {
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na b\r\n\r\n");
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn two_limiters_sharing_redis_allow_exactly_the_burst_between_them() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         let quota = q(1, 5);
         let a = limiter(&server.url(""), FailMode::Closed, quota);
         let b = limiter(&server.url(""), FailMode::Closed, quota);
@@ -968,11 +965,11 @@ mod tests {
         assert_eq!(a.failures() + b.failures(), 0);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn concurrent_checks_through_redis_never_exceed_the_burst() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         let quota = q(1, 20);
         let l = Arc::new(limiter(&server.url(""), FailMode::Closed, quota));
         let now = Instant::now();
@@ -991,11 +988,11 @@ mod tests {
         assert!(l.connects() <= POOL_SIZE as u64);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn refill_happens_in_redis_time() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         // 600 a minute: a token every 100 ms.
         let quota = q(600, 1);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
@@ -1010,11 +1007,11 @@ mod tests {
         assert!(l.try_check(&tok("r"), quota, 1, now).unwrap().allowed);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn password_and_database_from_the_url_are_used() {
-        let Some(server) = Server::start(&["--requirepass", "p@ss"]) else {
-            return;
-        };
+        let server = Server::start(&["--requirepass", "p@ss"]);
         let quota = q(1, 1);
         let l = limiter(&(server.url(":p%40ss@") + "/3"), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1045,11 +1042,11 @@ mod tests {
         assert!(!bad.check(&tok("x"), quota, 1, now).allowed);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn a_flushed_script_is_reloaded_with_eval() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         let quota = q(1, 3);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1082,11 +1079,11 @@ mod tests {
         assert_eq!(l.down_for(now), MIN_BACKOFF);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn fail_closed_denies_with_the_backoff_as_retry_after() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         let quota = q(60, 5);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
         let now = Instant::now();
@@ -1103,11 +1100,11 @@ mod tests {
         assert_eq!(l.failures(), 2);
     }
 
+    // Live tier: needs a real redis-server.
+    #[cfg(feature = "live")]
     #[test]
     fn a_restarted_redis_is_used_again_after_the_backoff() {
-        let Some(server) = Server::start(&[]) else {
-            return;
-        };
+        let server = Server::start(&[]);
         let port = server.port;
         let quota = q(1, 5);
         let l = limiter(&server.url(""), FailMode::Closed, quota);
@@ -1115,9 +1112,7 @@ mod tests {
         assert!(l.try_check(&tok("re"), quota, 1, now).is_ok());
         drop(server);
         assert!(l.try_check(&tok("re"), quota, 1, now).is_err());
-        let Some(_server) = Server::start_on(port, &[]) else {
-            return;
-        };
+        let _server = Server::start_on(port, &[]);
         assert!(matches!(
             l.try_check(&tok("re"), quota, 1, now),
             Err(RedisError::Down)

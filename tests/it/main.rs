@@ -1,6 +1,17 @@
-//! The single integration-test binary: one `mod` per area, all against real peers.
+//! The single integration-test binary: one `mod` per area.
+//!
+//! `cargo test` needs nothing but the Rust toolchain: where a test compares with an outside
+//! program, it replays what that program did (`golden`, for the `openspec` CLI) or checks the same
+//! schema in Rust (`otlp_check`). With `--features live` (`.ci/live-tests.sh`) the same tests run
+//! the real programs too (the CLI, `redis-server`, Python's `opentelemetry-proto`, `promtool`), and
+//! a missing one fails with its install command.
 
 mod support;
+
+// The openspec CLI's recorded answers, replayed (or re-checked live).
+mod golden;
+// OTLP trace bodies checked against the protobuf JSON mapping (and the real parser, live).
+mod otlp_check;
 
 // Health checks against real disks, threads and time.
 mod health_checks;
@@ -8,7 +19,7 @@ mod health_checks;
 mod http1;
 // Process-level behaviour: signals, reload, graceful shutdown, the CLI.
 mod process;
-// Our archive and validate against the real openspec CLI on identical workspaces.
+// Our archive and validate against the openspec CLI on identical workspaces.
 mod openspec_cli;
 // Crash-safety of archive: a child killed at every step, then recovered.
 mod openspec_crash;
@@ -20,7 +31,7 @@ mod observability;
 mod openspec_workflow;
 // Real server processes killed at each archive step and restarted; processes racing on one root.
 mod openspec_process_crash;
-// OTLP export to a real collector socket, checked by the real protobuf JSON parser.
+// OTLP export to a real collector socket, checked by the OTLP schema.
 mod trace_export;
 // MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.
 mod mcp_harness;

@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -115,30 +114,6 @@ fn spans_of(bodies: &[Vec<u8>]) -> Vec<Value> {
     out
 }
 
-/// Runs tests/otlp/check_otlp.py on one exported body (the real protobuf JSON parser).
-fn check_with_protobuf(body: &[u8], expect: &Value) {
-    let dir = crate::support::temp_root();
-    let body_path = dir.join("body.json");
-    let expect_path = dir.join("expect.json");
-    std::fs::write(&body_path, body).unwrap();
-    std::fs::write(&expect_path, expect.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/check_otlp.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&body_path)
-        .arg(&expect_path)
-        .output()
-        .expect("python3 must be installed (and `pip install opentelemetry-proto==1.45.2`)");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "check_otlp.py failed:\n{}\n{}\nbody: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(body),
-    );
-}
-
 fn app(srv: &TestServer) -> &task_mcp::app::App {
     &srv.running.as_ref().unwrap().app
 }
@@ -241,7 +216,7 @@ fn incoming_traceparent_continues_into_exported_request_and_tool_spans() {
             "attributes": {"mcp.tool.name": "echo", "mcp.method.name": "tools/call"},
         }));
     }
-    check_with_protobuf(body, &json!({"service_name": "task-mcp-it", "spans": want}));
+    crate::otlp_check::check(body, &json!({"service_name": "task-mcp-it", "spans": want}));
     srv.stop();
 }
 

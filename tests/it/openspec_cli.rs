@@ -8,7 +8,8 @@
 //! - and our `change_validate` rule (strict + merge dry run) must never pass a change the CLI then
 //!   refuses to archive.
 //!
-//! The CLI must be installed (`.ci/openspec-cli.sh`); without it these tests fail, never skip.
+//! In `cargo test` the CLI's side is replayed from fixtures it recorded (`crate::golden`); the live
+//! tier runs the real CLI, which must be installed there (`.ci/openspec-cli.sh`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 use task_mcp::openspec::{ArchiveOptions, Workspace};
+
+use crate::golden::cli;
 
 /// Builds a scratch directory holding `files`.
 pub fn workspace(files: &[(&str, &str)]) -> PathBuf {
@@ -99,8 +102,9 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     out
 }
 
-/// Runs the real CLI in `dir`; panics (fails the test) when it is not installed.
-pub fn cli(dir: &Path, args: &[&str]) -> (i32, Value) {
+/// Runs the real CLI in `dir`; panics (fails the test) when it is not installed. Tests call it
+/// through [`crate::golden::cli`], which replays a recording outside the live tier.
+pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, Value) {
     let home = scratch("home");
     let out = Command::new("openspec")
         .args(args)
@@ -174,7 +178,11 @@ pub fn compare(name: &str, files: &[(&str, &str)], change: &str) {
     copy_tree(&base, &val_dir);
 
     // Validate first (archive moves the change away).
-    let (vrc, vjson) = cli(&val_dir, &["validate", change, "--strict", "--json"]);
+    let (vrc, vjson) = cli(
+        &format!("cli/{name}.validate"),
+        &val_dir,
+        &["validate", change, "--strict", "--json"],
+    );
     let ws = Workspace::open(&our_dir).unwrap();
     let ours_valid = ws.validate_change(change, true);
     let merge_ok = ws.archive_dry_run(change).is_ok();
@@ -192,7 +200,11 @@ pub fn compare(name: &str, files: &[(&str, &str)], change: &str) {
         assert_eq!(vrc == 0, report.valid, "{name}: validate exit code");
     }
 
-    let (rc, theirs) = cli(&cli_dir, &["archive", change, "--yes", "--json"]);
+    let (rc, theirs) = cli(
+        &format!("cli/{name}.archive"),
+        &cli_dir,
+        &["archive", change, "--yes", "--json"],
+    );
     let ours = match ws.archive(change, &ArchiveOptions::yes()) {
         Ok(r) => json!({"archive": r}),
         Err(e) => json!({"archive": null, "status": [{
@@ -646,7 +658,11 @@ fn symlinked_change_is_refused() {
     std::os::unix::fs::symlink(base.join("elsewhere"), base.join("openspec/changes/c")).unwrap();
     let copy = scratch("sym");
     copy_tree(&base, &copy);
-    let (rc, theirs) = cli(&base, &["archive", "c", "--yes", "--json"]);
+    let (rc, theirs) = cli(
+        "cli/symlinked_change_is_refused.archive",
+        &base,
+        &["archive", "c", "--yes", "--json"],
+    );
     let ours = Workspace::open(&copy)
         .unwrap()
         .archive("c", &ArchiveOptions::yes())

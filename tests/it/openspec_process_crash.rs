@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::openspec_cli::{cli, copy_tree, scratch, snapshot, workspace};
+use crate::golden::cli;
+use crate::openspec_cli::{copy_tree, scratch, snapshot, workspace};
 use crate::openspec_crash::archive_steps;
 use crate::openspec_workflow::{
     ALICE_TOKEN, AUTH_DELTA, AUTH_SPEC, BOB_TOKEN, assert_same_tree, tokens,
@@ -197,7 +198,11 @@ fn a_server_killed_at_each_archive_step_restarts_into_the_old_or_the_new_tree() 
         !after.keys().any(|k| k.ends_with("/.lock")),
         "the lease went"
     );
-    let (rc, v) = cli(&clean_dir, &["validate", "--all", "--strict", "--json"]);
+    let (rc, v) = cli(
+        "crash/clean.validate-all",
+        &clean_dir,
+        &["validate", "--all", "--strict", "--json"],
+    );
     assert_eq!(rc, 0, "{v}");
 
     let steps = archive_steps(2);
@@ -240,7 +245,11 @@ fn a_server_killed_at_each_archive_step_restarts_into_the_old_or_the_new_tree() 
             assert!(receipt.is_some(), "{step}");
         }
         drop(srv);
-        let (rc, v) = cli(&dir, &["validate", "--all", "--strict", "--json"]);
+        let (rc, v) = cli(
+            &format!("crash/after-{step}.validate-all"),
+            &dir,
+            &["validate", "--all", "--strict", "--json"],
+        );
         assert_eq!(rc, 0, "{step}: the CLI refuses the tree: {v}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -398,7 +407,11 @@ fn a_sibling_process_recovers_an_archive_its_peer_died_in() {
             tree.keys()
         );
         drop(survivor);
-        let (rc, v) = cli(&dir, &["validate", "--all", "--strict", "--json"]);
+        let (rc, v) = cli(
+            &format!("crash/sibling-{step}.validate-all"),
+            &dir,
+            &["validate", "--all", "--strict", "--json"],
+        );
         assert_eq!(rc, 0, "{step}: {v}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -418,15 +431,27 @@ fn the_cli_waits_for_the_claim_of_a_killed_server_until_recovery() {
     );
     assert!(!srv.wait(Duration::from_secs(20)).success());
     let half = snapshot(&dir);
-    let (rc, v) = cli(&dir, &["archive", "add-2fa", "--yes", "--json"]);
+    let (rc, v) = cli(
+        "crash/cli-waits.archive-refused",
+        &dir,
+        &["archive", "add-2fa", "--yes", "--json"],
+    );
     assert_eq!(rc, 1, "{v}");
     assert_eq!(v["status"][0]["code"], "archive_target_exists", "{v}");
     assert_same_tree(&snapshot(&dir), &half, "after the refused CLI archive");
     // A restart recovers; then the CLI goes through.
     drop(Server::start(&dir, &[]));
-    let (rc, v) = cli(&dir, &["archive", "add-2fa", "--yes", "--json"]);
+    let (rc, v) = cli(
+        "crash/cli-waits.archive",
+        &dir,
+        &["archive", "add-2fa", "--yes", "--json"],
+    );
     assert_eq!(rc, 0, "{v}");
-    let (rc, v) = cli(&dir, &["validate", "--all", "--strict", "--json"]);
+    let (rc, v) = cli(
+        "crash/cli-waits.validate-all",
+        &dir,
+        &["validate", "--all", "--strict", "--json"],
+    );
     assert_eq!(rc, 0, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -447,7 +472,7 @@ fn a_restart_removes_change_creations_left_by_a_dead_process() {
         std::fs::create_dir_all(d.join("specs")).unwrap();
         std::fs::write(d.join("proposal.md"), "# Change: half\n").unwrap();
     }
-    let (_, listed) = cli(&dir, &["list", "--json"]);
+    let (_, listed) = cli("crash/dead-creation.list", &dir, &["list", "--json"]);
     assert_eq!(listed["changes"].as_array().unwrap().len(), 2, "{listed}");
     let srv = Server::start(&dir, &[]);
     assert!(!orphan.exists(), "the dead creation is still there");

@@ -10,7 +10,8 @@ use task_mcp::openspec::Workspace;
 use task_mcp::tools::openspec::{ToolOptions, register};
 use task_mcp::tools::{Access, Registry, ResourceError, ToolError};
 
-use crate::openspec_cli::{cli, scratch, workspace};
+use crate::golden::cli;
+use crate::openspec_cli::{scratch, workspace};
 
 fn setup() -> (std::path::PathBuf, Registry) {
     let dir = workspace(&[]);
@@ -102,7 +103,11 @@ fn a_new_change_from_each_template_passes_the_real_cli_validate() {
                 .unwrap()
                 .starts_with("# Change: Do it")
         );
-        let (rc, v) = cli(&dir, &["validate", slug, "--strict", "--json"]);
+        let (rc, v) = cli(
+            &format!("tools/template-{template}.validate"),
+            &dir,
+            &["validate", slug, "--strict", "--json"],
+        );
         assert_eq!(rc, 0, "{slug}: {v}");
         let ours = call(&reg, "change_validate", "bob", json!({"slug": slug})).unwrap();
         assert_eq!(ours["valid"], true, "{ours}");
@@ -226,7 +231,11 @@ fn write_validate_archive_and_archive_again() {
     );
     let v = call(&reg, "change_validate", "bob", json!({"slug": "add-login"})).unwrap();
     assert_eq!(v["valid"], true, "{v}");
-    let (rc, _) = cli(&dir, &["validate", "add-login", "--strict", "--json"]);
+    let (rc, _) = cli(
+        "tools/write-validate-archive.validate",
+        &dir,
+        &["validate", "add-login", "--strict", "--json"],
+    );
     assert_eq!(rc, 0);
     let shown = call(&reg, "change_show", "bob", json!({"slug": "add-login"})).unwrap();
     assert_eq!(shown["deltaCount"], 1);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::openspec_cli::{cli, copy_tree, relativize, scratch, snapshot};
+use crate::golden::cli;
+use crate::openspec_cli::{copy_tree, relativize, scratch, snapshot};
 use crate::support::{Reply, TestServer};
 
 /// Tokens of the three roles (`name:role:token`).
@@ -267,7 +268,11 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
         v["archive"]["totals"],
         json!({"added": 1, "modified": 1, "removed": 1, "renamed": 1})
     );
-    let (rc, cli_v) = cli(&root, &["validate", "add-2fa", "--strict", "--json"]);
+    let (rc, cli_v) = cli(
+        "workflow/whole.validate",
+        &root,
+        &["validate", "add-2fa", "--strict", "--json"],
+    );
     assert_eq!(rc, 0, "{cli_v}");
 
     // change_show is `openspec show --json` (without `root`) plus progress and the lease.
@@ -279,7 +284,7 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
     let obj = shown.as_object_mut().unwrap();
     obj.remove("progress");
     obj.remove("lock");
-    let (rc, mut cli_show) = cli(&root, &["show", "add-2fa", "--json"]);
+    let (rc, mut cli_show) = cli("workflow/whole.show", &root, &["show", "add-2fa", "--json"]);
     assert_eq!(rc, 0, "{cli_show}");
     cli_show.as_object_mut().unwrap().remove("root");
     assert_eq!(shown, cli_show);
@@ -290,7 +295,11 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
     let cli_root = scratch("cli-archive");
     copy_tree(&root.join("openspec"), &cli_root.join("openspec"));
     std::fs::remove_file(cli_root.join("openspec/changes/add-2fa/.lock")).unwrap();
-    let (rc, cli_out) = cli(&cli_root, &["archive", "add-2fa", "--yes", "--json"]);
+    let (rc, cli_out) = cli(
+        "workflow/whole.archive",
+        &cli_root,
+        &["archive", "add-2fa", "--yes", "--json"],
+    );
     assert_eq!(rc, 0, "{cli_out}");
 
     let a = alice
@@ -325,9 +334,17 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
     assert_same_tree(&ours, &theirs, "ours vs the CLI's archive");
 
     // The CLI accepts what the server left.
-    let (rc, all) = cli(&root, &["validate", "--all", "--strict", "--json"]);
+    let (rc, all) = cli(
+        "workflow/whole.validate-all",
+        &root,
+        &["validate", "--all", "--strict", "--json"],
+    );
     assert_eq!(rc, 0, "{}", relativize(&all, &root));
-    let (rc, specs) = cli(&root, &["list", "--specs", "--json"]);
+    let (rc, specs) = cli(
+        "workflow/whole.list-specs",
+        &root,
+        &["list", "--specs", "--json"],
+    );
     assert_eq!(rc, 0);
     assert_eq!(
         specs["specs"],
@@ -373,7 +390,11 @@ fn dotted_aliases_work_in_tools_call_and_the_seed_ndjson_api() {
     assert_eq!(types, ["start", "result", "end"], "{lines:?}");
     assert_eq!(lines[1]["result"]["created"], true);
     assert_eq!(lines[1]["result"]["lock"]["owner"], "alice");
-    let (rc, v) = cli(&srv.root, &["validate", "via-seed", "--strict", "--json"]);
+    let (rc, v) = cli(
+        "workflow/dotted-aliases.validate",
+        &srv.root,
+        &["validate", "via-seed", "--strict", "--json"],
+    );
     assert_eq!(rc, 0, "{v}");
     // A seed call of a writing tool that fails reports its code in an error line.
     let body = json!({"tool": "change.write", "input": {"slug": "via-seed", "file": "../escape.md", "content": "x"}})
@@ -689,7 +710,11 @@ fn change_show_of_each_fresh_template_matches_the_cli_show() {
         let obj = ours.as_object_mut().unwrap();
         obj.remove("progress");
         obj.remove("lock");
-        let (rc, mut theirs) = cli(&srv.root, &["show", slug, "--json"]);
+        let (rc, mut theirs) = cli(
+            &format!("workflow/template-{template}.show"),
+            &srv.root,
+            &["show", slug, "--json"],
+        );
         assert_eq!(rc, 0, "{theirs}");
         theirs.as_object_mut().unwrap().remove("root");
         assert_eq!(ours, theirs, "{template}");

@@ -5,8 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -90,29 +89,6 @@ fn temp_path(name: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-/// Runs the Python checker; a missing python3 or opentelemetry-proto is a failure, not a skip.
-fn check_with_protobuf(body: &[u8], expect: &serde_json::Value) {
-    let body_path = temp_path("body.json");
-    let expect_path = body_path.with_file_name("expect.json");
-    std::fs::write(&body_path, body).unwrap();
-    std::fs::write(&expect_path, expect.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/check_otlp.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&body_path)
-        .arg(&expect_path)
-        .output()
-        .expect("python3 must be installed (and `pip install opentelemetry-proto==1.45.2`)");
-    let _ = std::fs::remove_dir_all(body_path.parent().unwrap());
-    assert!(
-        out.status.success(),
-        "check_otlp.py failed:\n{}\n{}\nbody: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(body),
-    );
 }
 
 fn fast_settings() -> ExporterSettings {
@@ -206,7 +182,7 @@ fn exported_batch_parses_with_the_real_otlp_protobuf_schema() {
     let expect = record_request(&tracer);
     assert!(tracer.flush(Duration::from_secs(10)));
     let body = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
-    check_with_protobuf(&body, &expect);
+    crate::otlp_check::check(&body, &expect);
     let s = tracer.stats();
     assert_eq!(
         (s.exported_spans, s.export_requests, s.dropped_total()),
@@ -239,7 +215,7 @@ fn https_export_trusts_exactly_the_configured_ca() {
     let expect = record_request(&tracer);
     assert!(tracer.flush(Duration::from_secs(10)));
     let body = bodies.recv_timeout(Duration::from_secs(10)).unwrap();
-    check_with_protobuf(&body, &expect);
+    crate::otlp_check::check(&body, &expect);
     assert_eq!(tracer.stats().exported_spans, 2);
 
     // The same collector certificate under a CA file that does not contain it is refused.
