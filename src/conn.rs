@@ -110,6 +110,7 @@ impl ConnGuard {
     /// Counts one more open connection, holding the peer's per-address slot when it has one.
     pub fn new(app: &Arc<App>, per_ip: Option<crate::security::connlimit::ConnGuard>) -> Self {
         app.counters.connections.fetch_add(1, Ordering::AcqRel);
+        app.metrics.connection_opened();
         Self {
             app: Arc::clone(app),
             _per_ip: per_ip,
@@ -120,6 +121,7 @@ impl ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.app.counters.connections.fetch_sub(1, Ordering::AcqRel);
+        self.app.metrics.connection_closed();
     }
 }
 
@@ -147,6 +149,7 @@ pub fn serve_tls(
             );
             let mut s = &sock;
             let _ = s.write_all(msg.as_bytes()).and_then(|()| s.write_all(body));
+            app.metrics.tls_handshake_failed();
             return;
         }
         Ok(0) | Err(_) => return,
@@ -164,11 +167,13 @@ pub fn serve_tls(
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             log::debug!("TLS handshake with {peer} timed out");
+            app.metrics.tls_handshake_failed();
             return;
         }
         let _ = tls.sock.set_read_timeout(Some(left));
         if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
             log::debug!("TLS handshake with {peer} failed: {e}");
+            app.metrics.tls_handshake_failed();
             return;
         }
     }

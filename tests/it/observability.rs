@@ -1,7 +1,7 @@
 //! The observability stack wired into a running server: W3C trace context in and out, spans
-//! exported to a tiny collector and checked by the real OTLP protobuf parser, a dead collector
+//! exported to a tiny collector and checked against the OTLP schema, a dead collector
 //! that neither fails nor stalls requests and opens the breaker, readiness following the health
-//! checks, and `/debug/vars`.
+//! checks, `/debug/vars`, and the connection and handshake-failure metrics in a real scrape.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -504,5 +504,71 @@ fn silent_collector_fills_the_bounded_queue_and_drops_are_counted_not_waited_for
         .parse()
         .unwrap();
     assert!(dropped > 0);
+    srv.stop();
+}
+
+/// One sample of a scrape, by its full series name (`name{labels}` or `name`).
+fn sample(srv: &TestServer, series: &str) -> f64 {
+    let text = srv.get("/metrics").text();
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{series} not in the scrape:\n{text}"))
+}
+
+/// `http_server_connections_active` counts the connections open now, the scraping one included,
+/// and falls back when clients hang up.
+#[test]
+fn the_active_connections_gauge_follows_clients_opening_and_closing() {
+    let srv = TestServer::start(&[]);
+    assert_eq!(sample(&srv, "http_server_connections_active"), 1.0);
+    let mut clients: Vec<_> = (0..3).map(|_| srv.connect()).collect();
+    for c in &mut clients {
+        c.send(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        assert_eq!(c.read_reply().expect("a reply").status, 200);
+    }
+    assert_eq!(sample(&srv, "http_server_connections_active"), 4.0);
+    drop(clients);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            sample(&srv, "http_server_connections_active") == 1.0
+        }),
+        "the gauge did not fall back after the clients hung up"
+    );
+    srv.stop();
+}
+
+/// `tls_handshake_failures_total` counts plain HTTP on the TLS port, a broken ClientHello and a
+/// handshake that never finishes; a good handshake and a client that connects and leaves do not.
+#[test]
+fn tls_handshake_failures_are_counted_in_the_scrape() {
+    let srv = TestServer::start(&[("TLS_HANDSHAKE_TIMEOUT_MS", "300")]);
+    assert_eq!(sample(&srv, "tls_handshake_failures_total"), 0.0);
+    let mut plain = TcpStream::connect(srv.addr).unwrap();
+    plain
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = plain.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let mut broken = TcpStream::connect(srv.addr).unwrap();
+    broken
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    let _ = broken.read_to_end(&mut Vec::new());
+    // A record header that promises more than ever comes: the handshake deadline ends it.
+    let mut stalled = TcpStream::connect(srv.addr).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    let _ = stalled.read_to_end(&mut Vec::new());
+    drop(TcpStream::connect(srv.addr).unwrap());
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            sample(&srv, "tls_handshake_failures_total") == 3.0
+        }),
+        "want 3 failures, scrape says {}",
+        sample(&srv, "tls_handshake_failures_total")
+    );
     srv.stop();
 }
