@@ -317,8 +317,7 @@ def server_settings():
         return SERVER_ENV, "the built-in list"
     with open(path, encoding="utf-8") as f:
         names = set(re.findall(r'\b(?:s|secret)\(\s*"([A-Z][A-Z0-9_]*)"', f.read()))
-    # The healthcheck subcommand also reads TLS_CA.
-    return names | {"TLS_CA"}, f"src/config.rs ({len(names)} settings)"
+    return names, f"src/config.rs ({len(names)} settings)"
 
 
 def env():

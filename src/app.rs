@@ -410,4 +410,30 @@ mod tests {
         assert_eq!(strip_port("[::1]"), "[::1]");
         assert_eq!(strip_port("example.com"), "example.com");
     }
+
+    /// Every module default that names a setting equals the settings table's (`config::SETTINGS`),
+    /// so a module used on its own behaves as the configured server does.
+    #[test]
+    fn module_defaults_are_the_settings_tables() {
+        let c = Config::defaults();
+        let mcp = crate::mcp::Settings::default();
+        assert_eq!(
+            (mcp.heartbeat, mcp.max_response_bytes, mcp.max_streams),
+            (c.heartbeat, c.max_response_bytes, c.max_streams)
+        );
+        assert_eq!(mcp.max_stream_age, c.max_stream_age);
+        let audit = crate::security::audit::AuditConfig::default();
+        assert_eq!(audit.max_bytes, c.audit_log_max_bytes);
+        let export = crate::trace::ExporterSettings::default();
+        assert_eq!(
+            (export.max_queue_spans, export.max_batch_spans),
+            (c.otel_queue_spans, c.otel_batch_spans)
+        );
+        assert_eq!(export.max_batch_delay, c.otel_batch_delay);
+        let head = crate::http::request::HeadLimits::default();
+        assert_eq!(
+            (head.max_head_bytes, head.max_headers),
+            (c.max_header_bytes, c.max_headers)
+        );
+    }
 }

@@ -184,14 +184,21 @@ fn audit(args: &[String]) -> u8 {
 }
 
 fn healthcheck(url: Option<&str>) -> u8 {
-    let port = std::env::var("PORT")
-        .ok()
-        .filter(|p| p != "0")
-        .unwrap_or_else(|| "8443".into());
+    // The settings the server runs with, from the same environment (the container's).
+    let config = match crate::config::Raw::merge(None, &|k| std::env::var(k).ok(), &[])
+        .and_then(|raw| crate::config::Config::from_raw(&raw, false))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            return 1;
+        }
+    };
+    let port = if config.port == 0 { 8443 } else { config.port };
     let url = url
         .map(str::to_string)
         .unwrap_or_else(|| format!("https://127.0.0.1:{port}/health/live"));
-    match get(&url) {
+    match get(&url, &config) {
         Ok(200) => 0,
         Ok(status) => {
             eprintln!("healthcheck: {url} answered {status}");
@@ -205,7 +212,7 @@ fn healthcheck(url: Option<&str>) -> u8 {
 }
 
 /// GETs an https:// URL and returns the status code.
-fn get(url: &str) -> Result<u16, String> {
+fn get(url: &str, config: &crate::config::Config) -> Result<u16, String> {
     let rest = url.strip_prefix("https://").ok_or("only https:// URLs")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -225,7 +232,7 @@ fn get(url: &str) -> Result<u16, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or("no address")?;
-    let cfg = client_config(sockaddr.ip().is_loopback())?;
+    let cfg = client_config(sockaddr.ip().is_loopback(), config)?;
     let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
     let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
     let mut sock =
@@ -253,24 +260,27 @@ fn get(url: &str) -> Result<u16, String> {
         .ok_or_else(|| "no status line".to_string())
 }
 
-fn client_config(loopback: bool) -> Result<rustls::ClientConfig, String> {
+fn client_config(
+    loopback: bool,
+    config: &crate::config::Config,
+) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let root = std::env::var("TASK_MCP_ROOT").unwrap_or_else(|_| ".".into());
     // On loopback only an explicit TLS_CA is a trust anchor: TLS_CERT is usually a CA-issued
     // leaf whose names do not include 127.0.0.1, and the probe sends no secret.
-    let sources: &[&str] = if loopback {
-        &["TLS_CA"]
+    let cert = if loopback {
+        None
     } else {
-        &["TLS_CA", "TLS_CERT"]
+        config.tls_cert.clone()
     };
-    let own = (!loopback).then(|| PathBuf::from(&root).join(".task-mcp/tls-cert.pem"));
-    let candidates: Vec<PathBuf> = sources
+    let own = (!loopback).then(|| config.root.join(".task-mcp/tls-cert.pem"));
+    let candidates: Vec<PathBuf> = config
+        .tls_ca
         .iter()
-        .filter_map(|k| std::env::var(k).ok())
-        .map(PathBuf::from)
+        .cloned()
+        .chain(cert)
         .chain(own)
         .collect();
     for path in candidates {

@@ -68,6 +68,11 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("TLS_KEY", "", "PEM private key (PKCS#8, PKCS#1 or SEC1)."),
     s(
+        "TLS_CA",
+        "",
+        "PEM CA bundle `task-mcp healthcheck` verifies the server with (on loopback the only anchor; elsewhere tried before TLS_CERT).",
+    ),
+    s(
         "TLS_MIN_VERSION",
         "1.2",
         "Lowest TLS version accepted: 1.2 or 1.3.",
@@ -469,6 +474,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// Private key path.
     pub tls_key: Option<PathBuf>,
+    /// CA bundle the `healthcheck` subcommand trusts (`TLS_CA`).
+    pub tls_ca: Option<PathBuf>,
     /// Refuse TLS 1.2 when true.
     pub tls13_only: bool,
     /// TLS handshake deadline.
@@ -577,6 +584,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The built-in defaults of [`SETTINGS`], typed: the one source of every default. Module
+    /// `Default` impls read it rather than restating a value.
+    pub fn defaults() -> Config {
+        // unwrap: the built-in table parses with no sources (tests::defaults_are_valid_and_safe).
+        let raw = Raw::merge(None, &|_| None, &[]).unwrap();
+        Config::from_raw(&raw, false).unwrap()
+    }
+
     /// Types every raw value.
     ///
     /// # Errors
@@ -641,6 +656,7 @@ impl Config {
             root: PathBuf::from(p.nonempty("TASK_MCP_ROOT")?),
             tls_cert: p.path("TLS_CERT"),
             tls_key: p.path("TLS_KEY"),
+            tls_ca: p.path("TLS_CA"),
             tls13_only,
             handshake_timeout: handshake,
             auth_tokens: p.list("AUTH_TOKENS"),

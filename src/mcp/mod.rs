@@ -76,15 +76,17 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// The settings table's defaults (`config::SETTINGS`), plus the fixed values below.
     fn default() -> Self {
+        let config = crate::config::Config::defaults();
         Self {
-            heartbeat: Duration::from_millis(15_000),
-            max_response_bytes: 256 * 1024,
-            max_streams: 256,
+            heartbeat: config.heartbeat,
+            max_response_bytes: config.max_response_bytes,
+            max_streams: config.max_streams,
             sessions: SessionsMode::Stateless,
             session_max_age: Duration::from_secs(24 * 60 * 60),
             mailbox_capacity: 64,
-            max_stream_age: Duration::from_secs(24 * 60 * 60),
+            max_stream_age: config.max_stream_age,
             replay_events: 64,
             replay_retention: Duration::from_secs(5 * 60),
         }

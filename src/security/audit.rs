@@ -264,7 +264,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             path: None,
-            max_bytes: DEFAULT_MAX_BYTES,
+            max_bytes: crate::config::Config::defaults().audit_log_max_bytes,
             keep: DEFAULT_KEEP,
             ring_size: DEFAULT_RING_SIZE,
             fsync_interval: Some(Duration::from_secs(1)),
@@ -790,11 +790,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub const MAX_FIELD_CHARS: usize = 128;
 /// Longest line [`verify`] accepts.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
-/// Default `AUDIT_LOG_MAX_BYTES`.
-pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// Default number of rotated files kept.
+/// Number of rotated files kept.
 pub const DEFAULT_KEEP: usize = 5;
-/// Default `AUDIT_RING_SIZE`.
+/// Records kept in the in-memory ring.
 pub const DEFAULT_RING_SIZE: usize = 1000;
 /// `,"hash":"` + 64 hex + `"}`.
 const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;

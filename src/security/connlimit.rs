@@ -113,9 +113,7 @@ impl std::fmt::Debug for ConnLimiter {
     }
 }
 
-/// Default `MAX_CONNECTIONS_PER_IP`.
-pub const DEFAULT_PER_IP_MAX: u32 = 32;
-/// Default number of distinct address units tracked (bounded by the total connection cap in
+/// Number of distinct address units tracked (bounded by the total connection cap in
 /// practice).
 pub const DEFAULT_MAX_TRACKED: usize = 65_536;
 

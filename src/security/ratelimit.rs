@@ -374,12 +374,6 @@ impl From<&Key> for SlotKey {
 pub const RATE_LIMITED_CODE: i64 = -32005;
 /// Number of independently locked shards.
 pub const SHARDS: usize = 16;
-/// Default `RATE_LIMIT` (requests per minute).
-pub const DEFAULT_PER_MIN: u32 = 60;
-/// Default `RATE_LIMIT_BURST`.
-pub const DEFAULT_BURST: u32 = 10;
-/// Default `RATE_LIMIT_MAX_KEYS`.
-pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 
 /// The quota of an identity with its own per-minute rate: that rate, and a burst no larger than

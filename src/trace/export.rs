@@ -95,11 +95,13 @@ pub struct Worker<S> {
 }
 
 impl Default for ExporterSettings {
+    /// The settings table's defaults (`config::SETTINGS`) for what it names.
     fn default() -> Self {
+        let config = crate::config::Config::defaults();
         Self {
-            max_queue_spans: 2_048,
-            max_batch_spans: 512,
-            max_batch_delay: Duration::from_secs(5),
+            max_queue_spans: config.otel_queue_spans,
+            max_batch_spans: config.otel_batch_spans,
+            max_batch_delay: config.otel_batch_delay,
             breaker_failure_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
             timeouts: crate::trace::http::Timeouts::default(),
