@@ -66,7 +66,14 @@ impl ToolJob {
             cancelled: &self.guard.cancel,
             progress,
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.tool.call(&self.args, &mut ctx)))
+        // Every transport comes through here: nothing runs (or writes) before the arguments fit
+        // the schema the tool declares.
+        let checked = crate::tools::schema::check(&def.input_schema, &self.args);
+        let run = || match checked {
+            Ok(()) => self.tool.call(&self.args, &mut ctx),
+            Err(e) => Err(e.into()),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(run))
             .unwrap_or_else(|_| {
                 log::error!("tool {} panicked", def.name);
                 Err(ToolError::new("EINTERNAL", "the tool failed unexpectedly")

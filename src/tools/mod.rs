@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 pub mod openspec;
 pub mod resources;
+pub mod schema;
 pub mod testing;
 
 /// What a caller must be allowed to do to call a tool.
@@ -137,6 +138,20 @@ impl std::fmt::Display for ToolError {
 }
 
 impl std::error::Error for ToolError {}
+
+impl From<schema::SchemaError> for ToolError {
+    /// Arguments that do not fit the tool's `inputSchema`: the model sees where and why, and
+    /// can call again.
+    fn from(e: schema::SchemaError) -> Self {
+        let mut details = json!({"pointer": e.pointer, "expected": e.expected});
+        if let Some(allowed) = &e.allowed {
+            details["allowed"] = json!(allowed);
+        }
+        ToolError::new("EINVALID_ARGUMENTS", e.to_string())
+            .hint("Call the tool again with arguments that match its inputSchema.")
+            .details(details)
+    }
+}
 
 /// A progress report from a running tool.
 #[derive(Clone, Debug, PartialEq)]
