@@ -73,12 +73,11 @@ impl ToolJob {
             Ok(()) => self.tool.call(&self.args, &mut ctx),
             Err(e) => Err(e.into()),
         };
-        let outcome = catch_unwind(AssertUnwindSafe(run))
-            .unwrap_or_else(|_| {
-                log::error!("tool {} panicked", def.name);
-                Err(ToolError::new("EINTERNAL", "the tool failed unexpectedly")
-                    .hint("Retry; if it persists, report it to the server operator."))
-            });
+        let outcome = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
+            log::error!("tool {} panicked", def.name);
+            Err(ToolError::new("EINTERNAL", "the tool failed unexpectedly")
+                .hint("Retry; if it persists, report it to the server operator."))
+        });
         let outcome = outcome.and_then(|v| limit_size(v, env.settings.max_response_bytes));
         let elapsed = started.elapsed();
         env.hooks.tool_finished(def.name, outcome.is_ok(), elapsed);

@@ -85,6 +85,25 @@ pub struct ArchiveReport {
     /// Spec files written or deleted, relative to the project root.
     #[serde(skip)]
     pub files_touched: Vec<String>,
+    /// With [`ArchiveOptions::dry_run`]: each spec file the archive would write or delete, with
+    /// its text before and after (empty otherwise, to keep a real archive's report small).
+    #[serde(skip)]
+    pub spec_changes: Vec<SpecChange>,
+}
+
+/// One spec file an archive changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecChange {
+    /// The capability (`auth`, `platform/billing`).
+    pub capability: String,
+    /// The file, relative to the project root.
+    pub path: String,
+    /// Requirements added, modified, removed and renamed in it.
+    pub counts: super::spec::Counts,
+    /// Its text now; `None` when the archive creates it.
+    pub old: Option<String>,
+    /// Its text after; `None` when the archive deletes it (a retired capability).
+    pub new: Option<String>,
 }
 
 /// Summed counts of the written specs.
@@ -333,6 +352,7 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
     let _serial = DirLock::acquire(&changes).map_err(ArchiveError::io)?;
     let mut warnings = Vec::new();
     let mut plan: Vec<Mutation> = Vec::new();
+    let mut spec_changes: Vec<SpecChange> = Vec::new();
     let mut totals = None;
     if !opts.skip_specs {
         let updates = spec_files(change_specs).map_err(ArchiveError::io)?;
@@ -431,6 +451,15 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
                             None => built.rebuilt.clone(),
                         };
                         add(&mut t, built.counts);
+                        if opts.dry_run {
+                            spec_changes.push(SpecChange {
+                                capability: cap.clone(),
+                                path: rel.clone(),
+                                counts: built.counts,
+                                old: old.clone(),
+                                new: Some(new.clone()),
+                            });
+                        }
                         plan.push(Mutation {
                             rel,
                             old,
@@ -450,6 +479,15 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
                             ),
                         };
                         warnings.push(format!("{cap} - capability retired; deleted the main spec (all requirements removed, declared by retire_capabilities) at {shown}. Its section(s) went with it: Purpose. {recovery}"));
+                        if opts.dry_run {
+                            spec_changes.push(SpecChange {
+                                capability: cap.clone(),
+                                path: rel.clone(),
+                                counts: built.counts,
+                                old: old.clone(),
+                                new: None,
+                            });
+                        }
                         plan.push(Mutation {
                             rel,
                             old,
@@ -472,6 +510,7 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
         totals,
         warnings,
         files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
+        spec_changes,
     };
     if opts.dry_run {
         return Ok(report);

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 pub mod archive;
 pub mod delta;
+pub mod diff;
 pub mod discover;
 pub mod fsx;
 pub mod list;
@@ -27,7 +28,7 @@ pub mod spec;
 pub mod tasks;
 pub mod validate;
 
-pub use archive::{ArchiveError, ArchiveOptions, ArchiveReport, ArchiveStep};
+pub use archive::{ArchiveError, ArchiveOptions, ArchiveReport, ArchiveStep, SpecChange};
 pub use validate::Report;
 
 /// One repository's OpenSpec tree. Cheap to share behind an `Arc`; holds no open files.

@@ -154,7 +154,11 @@ fn check_string(
     let chars = s.chars().count() as u64;
     if let Some(min) = obj.get("minLength").and_then(Value::as_u64) {
         if chars < min {
-            return Err(fail(at, &format!("is shorter than {min} characters"), schema));
+            return Err(fail(
+                at,
+                &format!("is shorter than {min} characters"),
+                schema,
+            ));
         }
     }
     if let Some(max) = obj.get("maxLength").and_then(Value::as_u64) {
@@ -388,19 +392,51 @@ mod tests {
     #[test]
     fn each_fault_is_named_with_a_pointer() {
         let cases = [
-            (json!({"slug": "ab", "bogus": 1}), "/bogus", "unknown argument `bogus`"),
+            (
+                json!({"slug": "ab", "bogus": 1}),
+                "/bogus",
+                "unknown argument `bogus`",
+            ),
             (json!({}), "/slug", "is required"),
             (json!({"slug": 7}), "/slug", "expected string, got integer"),
             (json!({"slug": "a"}), "/slug", "shorter than 2"),
             (json!({"slug": "abcdef"}), "/slug", "longer than 5"),
             (json!({"slug": "AB"}), "/slug", "does not match"),
-            (json!({"slug": "ab", "ttl": 59}), "/ttl", "less than the minimum 60"),
-            (json!({"slug": "ab", "ttl": 61.0}), "/ttl", "expected integer, got number"),
-            (json!({"slug": "ab", "ttl": "60"}), "/ttl", "expected integer, got string"),
-            (json!({"slug": "ab", "template": "x"}), "/template", "is not one of"),
-            (json!({"slug": "ab", "dryRun": "yes"}), "/dryRun", "expected boolean"),
-            (json!({"slug": "ab", "tags": ["x", 1]}), "/tags/1", "expected string"),
-            (json!({"slug": "ab", "tags": ["x", "y", "z"]}), "/tags", "more than 2 items"),
+            (
+                json!({"slug": "ab", "ttl": 59}),
+                "/ttl",
+                "less than the minimum 60",
+            ),
+            (
+                json!({"slug": "ab", "ttl": 61.0}),
+                "/ttl",
+                "expected integer, got number",
+            ),
+            (
+                json!({"slug": "ab", "ttl": "60"}),
+                "/ttl",
+                "expected integer, got string",
+            ),
+            (
+                json!({"slug": "ab", "template": "x"}),
+                "/template",
+                "is not one of",
+            ),
+            (
+                json!({"slug": "ab", "dryRun": "yes"}),
+                "/dryRun",
+                "expected boolean",
+            ),
+            (
+                json!({"slug": "ab", "tags": ["x", 1]}),
+                "/tags/1",
+                "expected string",
+            ),
+            (
+                json!({"slug": "ab", "tags": ["x", "y", "z"]}),
+                "/tags",
+                "more than 2 items",
+            ),
             (json!({"slug": "ab", "a/b": 1}), "/a~1b", "expected string"),
             (json!([1]), "", "expected object, got array"),
         ];
