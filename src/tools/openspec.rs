@@ -161,7 +161,14 @@ fn change_open(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<
     };
     match t.ws.locate(slug) {
         Ok(ChangeState::Archived(dir)) => {
-            return Ok(change_view(slug, &dir, false, "archived", None));
+            return Ok(change_view(
+                t.ws.root(),
+                slug,
+                &dir,
+                false,
+                "archived",
+                None,
+            ));
         }
         Ok(ChangeState::Active(_)) | Err(Error::NoChange(_)) => {}
         Err(e) => return Err(map_err(e)),
@@ -180,7 +187,14 @@ fn change_open(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<
     let dir = t.ws.active_dir(slug).map_err(map_err)?;
     let lease = lock::take_lease(&dir, ctx.identity, ttl, ms(ctx.now))
         .map_err(|e| lock_err_at(&t.ws, slug, e))?;
-    Ok(change_view(slug, &dir, created, "draft", Some(&lease)))
+    Ok(change_view(
+        t.ws.root(),
+        slug,
+        &dir,
+        created,
+        "draft",
+        Some(&lease),
+    ))
 }
 
 /// `change_write`: replace proposal.md, tasks.md, design.md or a delta spec, under the lease.
@@ -261,7 +275,7 @@ fn change_write(t: &OpenSpecTool, args: &Value, ctx: &mut ToolCtx<'_>) -> Result
         "apiVersion": API_VERSION,
         "slug": slug,
         "file": file,
-        "path": path,
+        "path": rel(t.ws.root(), &path),
         "bytes": content.len(),
         "progress": progress(&dir),
     }))
@@ -774,6 +788,7 @@ fn lock_err(e: LockError) -> ToolError {
 }
 
 fn change_view(
+    root: &std::path::Path,
     slug: &str,
     dir: &std::path::Path,
     created: bool,
@@ -788,11 +803,12 @@ fn change_view(
         "created": created,
         "locked": lease.is_some(),
         "status": status,
+        // Relative to the repository root: a client learns nothing of the server's layout.
         "paths": {
-            "root": dir,
-            "proposal": dir.join("proposal.md"),
-            "tasks": dir.join("tasks.md"),
-            "delta": dir.join("specs"),
+            "root": rel(root, dir),
+            "proposal": rel(root, &dir.join("proposal.md")),
+            "tasks": rel(root, &dir.join("tasks.md")),
+            "delta": rel(root, &dir.join("specs")),
         },
         "resourceUris": {
             "proposal": format!("change://{slug}/proposal"),

@@ -37,6 +37,8 @@ mod trace_export;
 mod mcp_harness;
 mod mcp_streams;
 mod mcp_wire;
+// The tool contract: schema-checked arguments on every transport, archive preview, no paths.
+mod tool_contract;
 // Attacks tried against the security layer, and what each got.
 mod security;
 // Capacity: a thousand SSE streams held at once, each with every heartbeat (issue 3).
