@@ -159,11 +159,13 @@ pub fn error_object(e: &ToolError) -> Value {
     let mut m = Map::new();
     m.insert("code".into(), Value::String(e.code.clone()));
     m.insert("message".into(), Value::String(e.message.clone()));
-    m.insert(
-        "hint".into(),
-        e.hint.clone().map_or(Value::Null, Value::String),
-    );
-    m.insert("details".into(), e.details.clone().unwrap_or(Value::Null));
+    // Absent, not null, when there is none: clients test for presence.
+    if let Some(h) = &e.hint {
+        m.insert("hint".into(), Value::String(h.clone()));
+    }
+    if let Some(d) = &e.details {
+        m.insert("details".into(), d.clone());
+    }
     Value::Object(m)
 }
 

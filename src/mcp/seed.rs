@@ -67,16 +67,20 @@ pub fn post_ndjson(env: &Arc<McpEnv>, body: &Value, caller: &Caller) -> Response
     start(env, body, caller, Framing::Ndjson)
 }
 
-/// The seed's error body: `{"apiVersion","error":{code,message,hint},"timestamp"}`.
+/// The seed's error body, the shape of every HTTP error answer:
+/// `{"apiVersion","error":{code,message,hint},"requestId","timestamp","correlationId"}` (the ids
+/// are the request's, from the scope the router sets; absent outside a request).
 pub fn error_response(status: u16, code: &str, message: &str, hint: &str) -> Response {
-    Response::json(
-        status,
-        &json!({
-            "apiVersion": API_VERSION,
-            "error": {"code": code, "message": message, "hint": hint},
-            "timestamp": rfc3339(SystemTime::now()),
-        }),
-    )
+    let mut body = json!({
+        "apiVersion": API_VERSION,
+        "error": {"code": code, "message": message, "hint": hint},
+        "timestamp": rfc3339(SystemTime::now()),
+    });
+    if let Some(id) = super::request_scope().and_then(|s| s.request_id) {
+        body["requestId"] = Value::String(id.clone());
+        body["correlationId"] = Value::String(id);
+    }
+    Response::json(status, &body)
 }
 
 /// Formats a time as RFC 3339 UTC with milliseconds (`2025-01-01T00:00:00.000Z`).
@@ -164,8 +168,9 @@ fn run_stream(
 ) {
     let env = Arc::clone(&job.env);
     let flag = job.cancel_flag();
+    let request_id = job.request.as_ref().and_then(|r| r.request_id.clone());
     let out = |ctx: &mut StreamCtx<'_>, frame: Frame<'_>| -> bool {
-        let bytes = encode(framing, requested, frame);
+        let bytes = encode(framing, requested, request_id.as_deref(), frame);
         bytes.is_empty() || send_raw(ctx, slot, &bytes)
     };
     if !out(ctx, Frame::Start) {
@@ -222,14 +227,23 @@ enum Frame<'a> {
     End,
 }
 
-fn encode(framing: Framing, tool: &str, frame: Frame<'_>) -> Vec<u8> {
+fn encode(framing: Framing, tool: &str, request_id: Option<&str>, frame: Frame<'_>) -> Vec<u8> {
     let mut buf = Vec::new();
     let ts = || {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     };
-    let progress = |p: &crate::tools::Progress| json!({"progress": p.progress, "total": p.total, "message": p.message});
+    let progress = |p: &crate::tools::Progress| {
+        let mut v = json!({"progress": p.progress});
+        if let Some(t) = p.total {
+            v["total"] = json!(t);
+        }
+        if let Some(m) = &p.message {
+            v["message"] = json!(m);
+        }
+        v
+    };
     // Writes cannot fail: every value is a serde_json Value and event names are constants.
     match (framing, frame) {
         (Framing::Sse, Frame::Start | Frame::End) => {}
@@ -243,7 +257,11 @@ fn encode(framing: Framing, tool: &str, frame: Frame<'_>) -> Vec<u8> {
             let _ = sse::write_event(&mut buf, Some("result"), None, &data.to_string());
         }
         (Framing::Sse, Frame::Finished(Err(e))) => {
-            let data = json!({"apiVersion": API_VERSION, "tool": tool, "error": error_object(e)});
+            let mut data = json!({"apiVersion": API_VERSION, "tool": tool, "error": error_object(e),
+                                  "timestamp": rfc3339(SystemTime::now())});
+            if let Some(id) = request_id {
+                data["requestId"] = json!(id);
+            }
             let _ = sse::write_event(&mut buf, Some("error"), None, &data.to_string());
         }
         (Framing::Ndjson, Frame::Start) => {
@@ -262,10 +280,12 @@ fn encode(framing: Framing, tool: &str, frame: Frame<'_>) -> Vec<u8> {
             let _ = ndjson::write_line(&mut buf, &json!({"type": "result", "result": v}));
         }
         (Framing::Ndjson, Frame::Finished(Err(e))) => {
-            let _ = ndjson::write_line(
-                &mut buf,
-                &json!({"type": "error", "error": error_object(e)}),
-            );
+            let mut line = json!({"type": "error", "error": error_object(e), "ts": ts(),
+                                  "timestamp": rfc3339(SystemTime::now())});
+            if let Some(id) = request_id {
+                line["requestId"] = json!(id);
+            }
+            let _ = ndjson::write_line(&mut buf, &line);
         }
         (Framing::Ndjson, Frame::End) => {
             let _ = ndjson::write_line(&mut buf, &json!({"type": "end", "ts": ts()}));
@@ -303,6 +323,7 @@ mod tests {
         let ok = encode(
             Framing::Sse,
             "change.open",
+            None,
             Frame::Finished(&Ok(json!({"a": 1}))),
         );
         let evs = sse::Reader::default().feed(&ok);
@@ -313,12 +334,39 @@ mod tests {
             json!({"apiVersion": "1.0.0", "tool": "change.open", "result": {"a": 1}})
         );
         let err = ToolError::new("EBAD", "bad").hint("fix");
-        let e = encode(Framing::Sse, "x", Frame::Finished(&Err(err)));
+        let e = encode(Framing::Sse, "x", Some("req-1"), Frame::Finished(&Err(err)));
         let evs = sse::Reader::default().feed(&e);
         assert_eq!(evs[0].event, "error");
         let v: Value = serde_json::from_str(&evs[0].data).unwrap();
         assert_eq!(v["error"]["code"], "EBAD");
         assert_eq!(v["error"]["hint"], "fix");
         assert_eq!(v["apiVersion"], "1.0.0");
+        assert_eq!(v["requestId"], "req-1");
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(!evs[0].data.contains("null"), "{}", evs[0].data);
+    }
+
+    #[test]
+    fn ndjson_error_and_progress_lines_carry_no_nulls() {
+        let err = ToolError::new("EBAD", "bad");
+        let line = encode(Framing::Ndjson, "x", Some("r"), Frame::Finished(&Err(err)));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["requestId"].as_str()),
+            (Some("error"), Some("r"))
+        );
+        assert!(v["timestamp"].is_string());
+        let p = crate::tools::Progress {
+            progress: 1.0,
+            total: None,
+            message: None,
+        };
+        let line = encode(Framing::Ndjson, "x", None, Frame::Progress(&p));
+        for bytes in [
+            &line[..],
+            &encode(Framing::Ndjson, "x", Some("r"), Frame::Start),
+        ] {
+            assert!(!String::from_utf8_lossy(bytes).contains("null"));
+        }
     }
 }

@@ -309,3 +309,64 @@ fn no_result_carries_the_server_root_path() {
         answers[0]
     );
 }
+
+/// The seed API's refusals before a stream starts have the one error shape, with the request's
+/// id (the `X-Request-Id` header) as `requestId` and `correlationId`; error events inside a stream
+/// carry the id and a timestamp, and no null field.
+#[test]
+fn seed_errors_carry_the_request_id_and_a_timestamp() {
+    let srv = seeded_server(&[("RATE_LIMIT", "0")]);
+    let post = |path: &str, token: &str, body: &str| {
+        srv.request(&format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let reader = crate::openspec_workflow::READER_TOKEN;
+    for (path, token, body, status) in [
+        ("/mcp", ALICE_TOKEN, r#"{"tool":"no_such_tool"}"#, 404),
+        ("/sse", ALICE_TOKEN, r#"{"tool":"no_such_tool"}"#, 404),
+        (
+            "/mcp",
+            ALICE_TOKEN,
+            r#"{"tool":"change_open","input":[1]}"#,
+            400,
+        ),
+        (
+            "/sse",
+            reader,
+            r#"{"tool":"change_open","input":{"slug":"a-b"}}"#,
+            403,
+        ),
+    ] {
+        let r = post(path, token, body);
+        assert_eq!(r.status, status, "{path} {body}: {}", r.text());
+        let v = r.json();
+        let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
+        assert_eq!(v["requestId"], id.as_str(), "{v}");
+        assert_eq!(v["correlationId"], id.as_str(), "{v}");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{v}"
+        );
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    for path in ["/mcp", "/sse"] {
+        let r = post(
+            path,
+            ALICE_TOKEN,
+            r#"{"tool":"change_show","input":{"slug":"no-such"}}"#,
+        );
+        let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
+        let text = r.text();
+        let line = text
+            .lines()
+            .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["error"].is_object())
+            .unwrap_or_else(|| panic!("{path}: no error in {text}"));
+        assert_eq!(line["requestId"], id.as_str(), "{line}");
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(!line.to_string().contains("null"), "{line}");
+    }
+}
