@@ -83,6 +83,7 @@ ENV HOST=0.0.0.0 \
     TLS_CERT=/certs/tls.crt \
     TLS_KEY=/certs/tls.key \
     TASK_MCP_ROOT=/repo \
+    STATE_DIR=/data/state \
     AUDIT_LOG=/data/audit.log \
     LOG_FORMAT=json \
     LOG_LEVEL=info \

@@ -255,7 +255,7 @@ step_smoke() {
     log "  [configured] task-mcp serve on 127.0.0.1:$port (metrics :$metrics_port), $who"
     local -a container_env=(
         PORT="$port" TLS_CERT="$ccerts/tls.crt" TLS_KEY="$ccerts/tls.key"
-        AUTH_TOKENS_FILE="$ccerts/tokens.json" TASK_MCP_ROOT="$crepo"
+        AUTH_TOKENS_FILE="$ccerts/tokens.json" TASK_MCP_ROOT="$crepo" STATE_DIR="$crepo/.task-mcp"
     )
     start_server "$WORK/server.log" "$port" "${container_env[@]}" \
         AUDIT_LOG="$crepo/.task-mcp/audit.jsonl" ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 \

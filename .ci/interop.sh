@@ -99,7 +99,7 @@ start_server() {
   local log_file="$artifacts/server-$name.log"
   mkdir -p "$root/openspec/specs" "$root/openspec/changes/archive"
   printf '# Project\n\nInterop test repository.\n' >"$root/openspec/project.md"
-  (cd "$root" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$root" AUTH_TOKENS="interop:$token" \
+  (cd "$root" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" AUTH_TOKENS="interop:$token" \
     ENABLE_TEST_TOOLS=true "$@" "$bin" serve) >"$log_file" 2>&1 &
   server_pid=$!
   local deadline=$((SECONDS + ready_timeout_s)) port=""

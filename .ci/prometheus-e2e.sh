@@ -65,7 +65,7 @@ start_server() {
     DEAD_PORT=$(free_port)
     mkdir -p "$WORK/root"
     env -i PATH="$PATH" HOME="$WORK" \
-        TASK_MCP_ROOT="$WORK/root" HOST=127.0.0.1 PORT="$PORT" AUTH_TOKENS="$TOKEN" \
+        TASK_MCP_ROOT="$WORK/root" STATE_DIR="$WORK/root/.task-mcp" HOST=127.0.0.1 PORT="$PORT" AUTH_TOKENS="$TOKEN" \
         ENABLE_TEST_TOOLS=true DEBUG_ENDPOINTS=true LOG_FORMAT=json LOG_LEVEL=info \
         ENABLE_PROMETHEUS=true PROMETHEUS_HOST=127.0.0.1 PROMETHEUS_PORT="$METRICS_PORT" \
         OTEL_ENABLED=true OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://127.0.0.1:$DEAD_PORT/v1/traces" \

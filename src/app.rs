@@ -168,7 +168,7 @@ impl App {
         let sessions = match config.sessions {
             crate::config::Sessions::Stateless => crate::mcp::SessionsMode::Stateless,
             crate::config::Sessions::Stateful => crate::mcp::SessionsMode::Stateful {
-                key: session_key(&config.root.join(".task-mcp/session-key"))?,
+                key: session_key(&config.state_dir().join("session-key"))?,
             },
         };
         let settings = crate::mcp::Settings {

@@ -24,6 +24,7 @@ USAGE:
     task-mcp healthcheck [URL]
     task-mcp hash-token [TOKEN]
     task-mcp audit verify FILE...
+    task-mcp connect [CLIENT] [--url URL] [--json] [--show-token] [--SETTING VALUE]...
     task-mcp --help | --version
 
 Every setting is an environment variable (see `task-mcp check-config` and the README); a flag
@@ -31,12 +32,16 @@ Every setting is an environment variable (see `task-mcp check-config` and the RE
 the --config JSON file.
 
 healthcheck GETs URL (default https://127.0.0.1:$PORT/health/live) and exits 0 when it answers
-200. It trusts TLS_CA, else TLS_CERT, else the self-signed certificate under
-$TASK_MCP_ROOT/.task-mcp/; a loopback URL with none of them is checked without verification.
+200. It trusts TLS_CA, else TLS_CERT, else the self-signed certificate in STATE_DIR; a loopback
+URL with none of them is checked without verification.
 
 hash-token prints the SHA-256 (lower-case hex) of TOKEN, or of the first line of stdin when no
 argument is given (preferred: arguments show up in `ps` and shell history). Put it in the
 \"sha256\" member of an AUTH_TOKENS_FILE entry.
+
+connect prints how to connect an MCP client (claude-code, claude-desktop, messages-api, vscode,
+cursor, inspector, curl) to this configuration's server; no CLIENT lists them. The token is read
+from its file by the printed commands unless --show-token. Exit 2 for an unknown client.
 
 audit verify checks the hash chain of AUDIT_LOG files, oldest first (AUDIT_LOG.2 AUDIT_LOG.1
 AUDIT_LOG). Exit 0 with a summary when the chain holds; 1 naming the file and first bad line.
@@ -63,6 +68,7 @@ pub fn main(args: &[String]) -> u8 {
         "healthcheck" => healthcheck(rest.first().map(String::as_str)),
         "hash-token" => hash_token(rest),
         "audit" => audit(rest),
+        "connect" => crate::connect::main(rest),
         other => {
             eprintln!("task-mcp: unknown command `{other}` (try --help)");
             2
@@ -275,7 +281,7 @@ fn client_config(
     } else {
         config.tls_cert.clone()
     };
-    let own = (!loopback).then(|| config.root.join(".task-mcp/tls-cert.pem"));
+    let own = (!loopback).then(|| config.state_dir().join("tls-cert.pem"));
     let candidates: Vec<PathBuf> = config
         .tls_ca
         .iter()

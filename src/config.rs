@@ -62,9 +62,14 @@ pub const SETTINGS: &[Setting] = &[
         "The repository whose openspec/ folder is served.",
     ),
     s(
+        "STATE_DIR",
+        "",
+        "Where the server keeps what it generates (self-signed certificate, token, session key). Unset: $TASK_MCP_ROOT/.task-mcp when that exists, else $XDG_STATE_HOME/task-mcp/<repo>-<hash> ($HOME/.local/state/...), outside the repository.",
+    ),
+    s(
         "TLS_CERT",
         "",
-        "PEM certificate chain. Unset: a self-signed certificate under $TASK_MCP_ROOT/.task-mcp/.",
+        "PEM certificate chain. Unset: a self-signed certificate kept in STATE_DIR.",
     ),
     s("TLS_KEY", "", "PEM private key (PKCS#8, PKCS#1 or SEC1)."),
     s(
@@ -85,7 +90,7 @@ pub const SETTINGS: &[Setting] = &[
     secret(
         "AUTH_TOKENS",
         "",
-        "Comma-separated bearer tokens (each `token`, `name:token` or `name:role:token`). Unset: one generated and kept in $TASK_MCP_ROOT/.task-mcp/token.",
+        "Comma-separated bearer tokens (each `token`, `name:token` or `name:role:token`). Unset: one generated and kept in STATE_DIR/token.",
     ),
     s(
         "AUTH_TOKENS_FILE",
@@ -470,6 +475,8 @@ pub struct Config {
     pub port: u16,
     /// The repository root.
     pub root: PathBuf,
+    /// `STATE_DIR` as set; [`Config::state_dir`] resolves the default.
+    pub state_dir_setting: Option<PathBuf>,
     /// Certificate chain path.
     pub tls_cert: Option<PathBuf>,
     /// Private key path.
@@ -584,6 +591,43 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where generated state lives (see `STATE_DIR`): the setting, else an existing
+    /// `$TASK_MCP_ROOT/.task-mcp`, else a per-repository folder under the user's state directory,
+    /// so a first run writes nothing into the repository (where a key or token could be
+    /// committed by mistake).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir_with(&|k| std::env::var(k).ok())
+    }
+
+    /// [`Config::state_dir`] with the environment given.
+    pub fn state_dir_with(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+        if let Some(dir) = &self.state_dir_setting {
+            return dir.clone();
+        }
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let in_repo = root.join(".task-mcp");
+        if in_repo.is_dir() {
+            return in_repo;
+        }
+        let base = match (env("XDG_STATE_HOME"), env("HOME")) {
+            (Some(x), _) if !x.is_empty() => PathBuf::from(x),
+            (_, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".local/state"),
+            // No home to keep it in: the repository it is.
+            _ => return in_repo,
+        };
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "root".into());
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, root.as_os_str().as_encoded_bytes());
+        let hash: String = digest.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        base.join("task-mcp").join(format!("{name}-{hash}"))
+    }
+
     /// The built-in defaults of [`SETTINGS`], typed: the one source of every default. Module
     /// `Default` impls read it rather than restating a value.
     pub fn defaults() -> Config {
@@ -654,6 +698,7 @@ impl Config {
             host: p.ip("HOST")?,
             port: p.int("PORT", 0, 65_535)? as u16,
             root: PathBuf::from(p.nonempty("TASK_MCP_ROOT")?),
+            state_dir_setting: p.path("STATE_DIR"),
             tls_cert: p.path("TLS_CERT"),
             tls_key: p.path("TLS_KEY"),
             tls_ca: p.path("TLS_CA"),

@@ -33,6 +33,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod connect;
 pub mod health;
 pub mod http;
 pub mod logging;

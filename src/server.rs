@@ -88,7 +88,7 @@ pub fn prepare(mut config: Config) -> Result<(Config, LiveConfig, Option<String>
     let root = fs::canonicalize(&config.root)
         .map_err(|e| ServerError::Io(format!("TASK_MCP_ROOT {}", config.root.display()), e))?;
     config.root = root;
-    let state_dir = config.root.join(".task-mcp");
+    let state_dir = config.state_dir();
     let public = !is_loopback(config.host);
     let has_tokens = !config.auth_tokens.is_empty() || config.auth_tokens_file.is_some();
     if public && (config.tls_cert.is_none() || !has_tokens) {
@@ -140,13 +140,6 @@ pub fn prepare(mut config: Config) -> Result<(Config, LiveConfig, Option<String>
 /// The workspace cannot be opened or recovered.
 pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
     let mut reg = Registry::new();
-    // A repository without OpenSpec yet gets the empty layout `openspec new change` would make,
-    // so the server runs in any directory.
-    for dir in ["openspec/changes", "openspec/specs"] {
-        let p = config.root.join(dir);
-        std::fs::create_dir_all(&p)
-            .map_err(|e| ServerError::Io(format!("creating {}", p.display()), e))?;
-    }
     let ws = crate::openspec::Workspace::open(&config.root).map_err(|e| {
         ServerError::Config(format!("TASK_MCP_ROOT {}: {e}", config.root.display()))
     })?;
@@ -281,6 +274,13 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
     if let Some(m) = running.metrics_addr {
         eprintln!("metrics on http://{m}/metrics");
     }
+    if !app.config.root.join("openspec").exists() {
+        eprintln!(
+            "No openspec/ in {} yet: the tools see an empty workspace, and nothing is written here until a tool writes. Run `openspec init` there, or let the first change_open create openspec/changes/.",
+            app.config.root.display()
+        );
+    }
+    eprintln!("connect a client: task-mcp connect");
     log::info!("listening on {}", running.addr);
     for warning in app
         .security

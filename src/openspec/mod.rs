@@ -102,7 +102,13 @@ impl Workspace {
         let _ = archive::system_zone();
         let root = fs::canonicalize(root.as_ref())?;
         let openspec = root.join("openspec");
-        let meta = fs::symlink_metadata(&openspec)?;
+        let meta = match fs::symlink_metadata(&openspec) {
+            Ok(m) => m,
+            // Not an OpenSpec repository yet: readers see it empty, and the first write makes
+            // the folders (as `openspec new change` would).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self { root, openspec }),
+            Err(e) => return Err(e.into()),
+        };
         if meta.file_type().is_symlink() {
             return Err(Error::PathEscape(format!(
                 "{} is a symbolic link",

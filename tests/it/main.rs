@@ -39,6 +39,8 @@ mod mcp_streams;
 mod mcp_wire;
 // The tool contract: schema-checked arguments on every transport, archive preview, no paths.
 mod tool_contract;
+// A new user's first run: an empty folder stays empty, `task-mcp connect` names what was made.
+mod first_run;
 // Attacks tried against the security layer, and what each got.
 mod security;
 // Capacity: a thousand SSE streams held at once, each with every heartbeat (issue 3).

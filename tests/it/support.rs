@@ -31,6 +31,10 @@ impl TestServer {
         let mut vars: Vec<(String, String)> = vec![
             ("PORT".into(), "0".into()),
             ("TASK_MCP_ROOT".into(), root.display().to_string()),
+            (
+                "STATE_DIR".into(),
+                root.join(".task-mcp").display().to_string(),
+            ),
             ("AUTH_TOKENS".into(), TOKEN.into()),
             ("ENABLE_TEST_TOOLS".into(), "true".into()),
             ("LOG_LEVEL".into(), "warn".into()),
