@@ -34,9 +34,9 @@ pub const CLIENTS: &[(&str, &str)] = &[
 ];
 
 /// Pinned versions of the npm packages the recipes run (tested in `.ci/connect-check.sh`).
-pub const MCP_REMOTE: &str = "mcp-remote@0.1.38";
+pub const MCP_REMOTE: &str = "mcp-remote@0.15.1";
 /// See [`MCP_REMOTE`].
-pub const INSPECTOR: &str = "@modelcontextprotocol/inspector@0.18.0";
+pub const INSPECTOR: &str = "@modelcontextprotocol/inspector@0.16.4";
 /// The Messages API beta header that enables `mcp_servers`.
 pub const MCP_CONNECTOR_BETA: &str = "mcp-client-2025-04-04";
 
@@ -183,12 +183,13 @@ pub fn recipe(client: &str, t: &Target) -> Option<Value> {
         }
         "inspector" => {
             let command = format!(
-                "{}npx -y {INSPECTOR} --cli {} --transport http --header \"{auth}\" --method tools/list",
+                // The `mcp-inspector-cli` binary: the launcher's own `--cli` drops `--header`.
+                "{}npx -y -p {INSPECTOR} mcp-inspector-cli --cli {} --transport http --header \"{auth}\" --method tools/list",
                 t.node_ca_prefix(),
                 t.url
             );
             json!({"transport": "streamable-http", "command": command,
-                   "text": format!("{command}\n# Without --cli (and --method) it opens the Inspector's web UI.\n")})
+                   "text": format!("{command}\n# --method tools/call --tool-name change_list calls a tool; `npx {INSPECTOR}` alone opens the web UI.\n")})
         }
         "curl" => {
             let ca = match &t.ca_file {
