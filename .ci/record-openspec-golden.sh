@@ -7,6 +7,5 @@ cd "$(dirname "$0")/.."
 bash .ci/openspec-cli.sh
 rm -rf tests/fixtures/openspec
 mkdir -p tests/fixtures/openspec
-TASK_MCP_RECORD_GOLDEN=1 cargo test --locked --features live --test it -- \
-    openspec_cli:: openspec_tools:: openspec_workflow:: openspec_process_crash::
+TASK_MCP_RECORD_GOLDEN=1 cargo test --locked --features live --test it
 echo "recorded $(find tests/fixtures/openspec -name '*.json' | wc -l) fixtures"

@@ -160,6 +160,11 @@ pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
             .enable_test_tools
             .then(crate::openspec::ArchiveStep::test_crash_from_env)
             .flatten(),
+        test_crash_unarchive: config
+            .enable_test_tools
+            .then(|| std::env::var(crate::openspec::archive::TEST_CRASH_ENV).ok())
+            .flatten()
+            .and_then(|s| crate::openspec::unarchive::UnarchiveStep::parse(&s)),
         ..tools::openspec::ToolOptions::default()
     };
     tools::openspec::register(&mut reg, Arc::new(ws), tool_opts);

@@ -41,6 +41,9 @@ pub struct ArchiveOptions<'a> {
     /// tools put their receipt here and drop the change lease, so a crash after the move still
     /// ends with the receipt written (the journal replays it).
     pub settle: Option<&'a dyn Fn(&ArchiveReport) -> Vec<(String, Option<String>)>>,
+    /// Keep what an undo needs ([`UNDO_FILE`] in the archived folder: every spec file's bytes
+    /// before and after), so [`super::unarchive`] can put the change back.
+    pub keep_undo: bool,
 }
 
 /// The points at which an archive can be interrupted.
@@ -150,6 +153,7 @@ impl ArchiveOptions<'_> {
             fault: None,
             dry_run: false,
             settle: None,
+            keep_undo: false,
         }
     }
 
@@ -529,6 +533,25 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
             cap: String::new(),
         });
     }
+    if opts.keep_undo {
+        let undo = Undo {
+            change: id.to_string(),
+            archive_name: archive_name.clone(),
+            created_archive_dir: !archive_dir_existed,
+            mutations: plan.clone(),
+            settled: settle
+                .iter()
+                .filter(|m| m.new.is_some())
+                .filter_map(|m| m.rel.rsplit('/').next().map(str::to_owned))
+                .collect(),
+        };
+        settle.push(Mutation {
+            rel: rel_path(layout.root, &archive_path.join(UNDO_FILE)),
+            old: None,
+            new: Some(serde_json::to_string(&undo).map_err(ArchiveError::io)?),
+            cap: String::new(),
+        });
+    }
     target_available(archive_path, &archive_name)?;
     let nonce = nonce(opts.now);
     let journal = Journal {
@@ -640,14 +663,31 @@ enum Outcome {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Mutation {
+pub(crate) struct Mutation {
     /// Relative to the project root, `/`-separated.
-    rel: String,
-    old: Option<String>,
+    pub(crate) rel: String,
+    /// None: the file did not exist.
+    pub(crate) old: Option<String>,
     /// None: delete (retire).
-    new: Option<String>,
-    cap: String,
+    pub(crate) new: Option<String>,
+    pub(crate) cap: String,
 }
+
+/// What an archive changed, kept in the archived folder for an undo ([`UNDO_FILE`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Undo {
+    pub(crate) change: String,
+    pub(crate) archive_name: String,
+    /// The archive made `changes/archive/`: an undo removes it again when it is empty.
+    pub(crate) created_archive_dir: bool,
+    pub(crate) mutations: Vec<Mutation>,
+    /// Files the archive wrote into the archived folder (its settle files): an undo removes them.
+    pub(crate) settled: Vec<String>,
+}
+
+/// The undo record's name inside an archived folder.
+pub const UNDO_FILE: &str = ".archive-undo.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -26,6 +26,7 @@ pub mod show;
 pub mod slug;
 pub mod spec;
 pub mod tasks;
+pub mod unarchive;
 pub mod validate;
 
 pub use archive::{ArchiveError, ArchiveOptions, ArchiveReport, ArchiveStep, SpecChange};
@@ -236,6 +237,23 @@ impl Workspace {
         archive::archive(&layout, id, opts)
     }
 
+    /// Undoes the archive of `archived` (a folder under `changes/archive/`): see
+    /// [`unarchive::unarchive`].
+    ///
+    /// # Errors
+    /// As [`unarchive::unarchive`].
+    pub fn unarchive(
+        &self,
+        archived: &Path,
+        fault: Option<&dyn Fn(unarchive::UnarchiveStep)>,
+    ) -> Result<unarchive::UnarchiveReport, unarchive::UnarchiveError> {
+        let layout = archive::Layout {
+            root: &self.root,
+            openspec: &self.openspec,
+        };
+        unarchive::unarchive(&layout, archived, fault)
+    }
+
     /// Finishes or undoes interrupted archives: once at start, before serving, and before each
     /// archive (another process on this root may have died mid-archive; see
     /// [`archive::recover`] for why a running archive is never touched).
@@ -251,6 +269,7 @@ impl Workspace {
             openspec: &self.openspec,
         };
         let mut done = archive::recover(&layout)?;
+        done.extend(unarchive::recover(&layout)?);
         done.extend(self.remove_dead_creations()?);
         Ok(done)
     }

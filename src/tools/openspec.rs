@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
+use crate::openspec::unarchive::UnarchiveStep;
 use crate::openspec::validate::Level;
 use crate::openspec::{
     self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, fsx,
@@ -35,6 +36,8 @@ pub struct ToolOptions {
     /// can kill a real server at each step of an archive. The server sets it only when
     /// `ENABLE_TEST_TOOLS=true` (from `TASK_MCP_TEST_CRASH_AT`); `None` by default.
     pub test_crash_at: Option<ArchiveStep>,
+    /// Test-only, likewise for `change_unarchive` (`TASK_MCP_TEST_CRASH_AT=Unarchive:<step>`).
+    pub test_crash_unarchive: Option<UnarchiveStep>,
 }
 
 impl Default for ToolOptions {
@@ -45,6 +48,7 @@ impl Default for ToolOptions {
             page_size: 50,
             max_page_size: 200,
             test_crash_at: None,
+            test_crash_unarchive: None,
         }
     }
 }
@@ -60,13 +64,14 @@ pub struct OpenSpecTool {
 
 /// Registers every OpenSpec tool (in listing order) and the resource provider.
 pub fn register(reg: &mut Registry, ws: Arc<Workspace>, opts: ToolOptions) {
-    let tools: [(ToolDef, Run); 8] = [
+    let tools: [(ToolDef, Run); 9] = [
         (change_open_def(&opts), change_open),
         (change_write_def(&opts), change_write),
         (change_validate_def(&opts), change_validate),
         (change_show_def(&opts), change_show),
         (change_list_def(&opts), change_list),
         (change_archive_def(&opts), change_archive),
+        (change_unarchive_def(&opts), change_unarchive),
         (spec_list_def(&opts), spec_list),
         (spec_show_def(&opts), spec_show),
     ];
@@ -554,6 +559,7 @@ fn change_archive(
     let opts = ArchiveOptions {
         now,
         skip_specs,
+        keep_undo: true,
         settle: Some(&settle),
         fault: crash_at.is_some().then_some(&crash as &dyn Fn(ArchiveStep)),
         ..ArchiveOptions::yes()
@@ -575,6 +581,72 @@ fn change_archive(
         "totals": report.totals,
         "warnings": warnings,
         "receipt": receipt,
+    }))
+}
+
+/// `change_unarchive`: undo an archive made by this server.
+fn change_unarchive_def(_: &ToolOptions) -> ToolDef {
+    ToolDef {
+        name: "change_unarchive",
+        alias: Some("change.unarchive"),
+        title: "Undo an archive",
+        description: "Put an archived change back: its folder returns to openspec/changes/<slug> and every spec file the archive changed gets its exact previous bytes. Refused, with nothing changed, when a spec file was edited since the archive (the error names the files), when openspec/changes/<slug> exists again, or for a change archived by the openspec CLI (no undo record).",
+        input_schema: slug_only_schema(),
+        output_schema: json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "slug": {"type": "string"},
+                "unarchived": {"type": "boolean"},
+                "archivedAs": {"type": "string"},
+                "filesRestored": {"type": "array", "items": {"type": "string"}}
+            },
+            "required": ["apiVersion", "slug", "unarchived"]
+        }),
+        annotations: destructive(),
+        access: Access::Write,
+    }
+}
+
+fn change_unarchive(
+    t: &OpenSpecTool,
+    args: &Value,
+    _ctx: &mut ToolCtx<'_>,
+) -> Result<Value, ToolError> {
+    let slug = str_arg(args, "slug")?;
+    t.ws.recover().map_err(map_err)?;
+    let dir = match t.ws.locate(slug).map_err(map_err)? {
+        ChangeState::Archived(dir) => dir,
+        ChangeState::Active(_) => {
+            return Err(ToolError::new(
+                "ENOTARCHIVED",
+                format!("Change '{slug}' is active, not archived."),
+            )
+            .hint("Nothing to undo; change_list shows active changes."));
+        }
+    };
+    let crash_at = t.opts.test_crash_unarchive;
+    let crash = move |s: UnarchiveStep| {
+        if Some(s) == crash_at {
+            std::process::abort();
+        }
+    };
+    let fault = crash_at
+        .is_some()
+        .then_some(&crash as &dyn Fn(UnarchiveStep));
+    let report = t.ws.unarchive(&dir, fault).map_err(|e| {
+        let mut err = ToolError::new(e.code, e.message);
+        if !e.files.is_empty() {
+            err = err.details(json!({"files": e.files}));
+        }
+        err
+    })?;
+    Ok(json!({
+        "apiVersion": API_VERSION,
+        "slug": slug,
+        "unarchived": true,
+        "archivedAs": report.archived_as,
+        "filesRestored": report.files_restored,
     }))
 }
 

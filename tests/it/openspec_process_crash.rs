@@ -169,6 +169,8 @@ fn split_receipt(
 ) -> (BTreeMap<String, Option<Vec<u8>>>, Option<Value>) {
     let key = tree.keys().find(|k| k.ends_with("/receipt.json")).cloned();
     let receipt = key.and_then(|k| tree.remove(&k)).flatten();
+    // The undo record travels with the receipt (written in the same settle step).
+    tree.retain(|k, _| !k.ends_with("/.archive-undo.json"));
     (tree, receipt.map(|r| serde_json::from_slice(&r).unwrap()))
 }
 
@@ -490,4 +492,102 @@ fn a_restart_removes_change_creations_left_by_a_dead_process() {
     assert!(!names.iter().any(|n| n.starts_with(".add-x")), "{names:?}");
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Undo: an archive and then `change_unarchive` leave the tree of before the archive (the lease
+/// aside); a server killed at each step of the undo restarts into the archived tree (and the
+/// undo can be retried) or the restored one; a spec edited since the archive refuses the undo,
+/// names the file and changes nothing.
+#[test]
+fn a_server_killed_at_each_unarchive_step_restarts_into_the_archived_or_the_restored_tree() {
+    use task_mcp::openspec::unarchive::UnarchiveStep;
+    let no_lease = |t: BTreeMap<String, Option<Vec<u8>>>| -> BTreeMap<String, Option<Vec<u8>>> {
+        t.into_iter()
+            .filter(|(k, _)| !k.ends_with("/.lock"))
+            .collect()
+    };
+    let before_dir = pre_archive_tree();
+    let before = no_lease(snapshot(&before_dir));
+    let slug = json!({"slug": "add-2fa"});
+
+    // The archived reference, and a clean undo of a copy of it.
+    let archived_dir = scratch("archived");
+    copy_tree(&before_dir, &archived_dir);
+    let srv = Server::start(&archived_dir, &[]);
+    srv.call(ALICE_TOKEN, "change_archive", slug.clone())
+        .unwrap()
+        .unwrap();
+    drop(srv);
+    let archived = snapshot(&archived_dir);
+    let clean_dir = scratch("undone");
+    copy_tree(&archived_dir, &clean_dir);
+    let srv = Server::start(&clean_dir, &[]);
+    let undone = srv
+        .call(ALICE_TOKEN, "change_unarchive", slug.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(undone["unarchived"], true, "{undone}");
+    assert_eq!(
+        undone["filesRestored"],
+        json!([
+            "openspec/specs/auth/spec.md",
+            "openspec/specs/notify/spec.md"
+        ])
+    );
+    drop(srv);
+    assert_same_tree(&snapshot(&clean_dir), &before, "after archive and undo");
+
+    for step in UnarchiveStep::all(2) {
+        let name = format!("Unarchive:{step:?}");
+        let dir = scratch("unarchive-crash");
+        copy_tree(&archived_dir, &dir);
+        let srv = Server::start(&dir, &[("TASK_MCP_TEST_CRASH_AT", &name)]);
+        let answer = srv.call(ALICE_TOKEN, "change_unarchive", slug.clone());
+        assert!(answer.is_none(), "{name}: the server answered {answer:?}");
+        assert!(!srv.wait(Duration::from_secs(20)).success(), "{name}");
+        let srv = Server::start(&dir, &[]);
+        let got = snapshot(&dir);
+        assert!(
+            !got.keys().any(|k| k.contains(".unarchive-journal-")),
+            "{name}: the journal was not replayed"
+        );
+        if matches!(step, UnarchiveStep::Moved | UnarchiveStep::Settled) {
+            assert_same_tree(&got, &before, &format!("after a crash at {name}"));
+        } else {
+            assert_same_tree(&got, &archived, &format!("after a crash at {name}"));
+            srv.call(ALICE_TOKEN, "change_unarchive", slug.clone())
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{name}: the retry failed: {e}"));
+            assert_same_tree(
+                &snapshot(&dir),
+                &before,
+                &format!("after the retry past {name}"),
+            );
+        }
+        drop(srv);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // A spec edited since the archive: refused, named, nothing changed.
+    let dir = scratch("unarchive-edited");
+    copy_tree(&archived_dir, &dir);
+    let auth = dir.join("openspec/specs/auth/spec.md");
+    let edited = std::fs::read_to_string(&auth).unwrap() + "\nEdited after the archive.\n";
+    std::fs::write(&auth, &edited).unwrap();
+    let expected = snapshot(&dir);
+    let srv = Server::start(&dir, &[]);
+    let e = srv
+        .call(ALICE_TOKEN, "change_unarchive", slug.clone())
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e["code"], "unarchive_specs_changed", "{e}");
+    assert_eq!(
+        e["details"]["files"],
+        json!(["openspec/specs/auth/spec.md"])
+    );
+    drop(srv);
+    assert_same_tree(&snapshot(&dir), &expected, "after the refused undo");
+    for d in [before_dir, archived_dir, clean_dir, dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -55,6 +55,7 @@ fn every_tool_is_listed_with_its_alias_schema_and_access() {
         ("change_show", "change.show", Access::Read),
         ("change_list", "change.list", Access::Read),
         ("change_archive", "change.archive", Access::Write),
+        ("change_unarchive", "change.unarchive", Access::Write),
         ("spec_list", "spec.list", Access::Read),
         ("spec_show", "spec.show", Access::Read),
     ];

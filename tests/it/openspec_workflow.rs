@@ -317,9 +317,17 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
     let cli_as = cli_archive["archivedAs"].as_str().unwrap().to_string();
     assert_eq!(cli_archive["totals"], a["totals"], "{cli_out}");
 
-    // Byte for byte, but for the receipt (ours alone) and the date in the folder name.
+    // Byte for byte, but for the receipt and the undo record (ours alone) and the date in the
+    // folder name.
     let receipt_key = format!("openspec/changes/archive/{ours_as}/receipt.json");
     let mut ours = snapshot(&root);
+    assert!(
+        ours.remove(&format!(
+            "openspec/changes/archive/{ours_as}/.archive-undo.json"
+        ))
+        .is_some(),
+        "the archive keeps its undo record"
+    );
     let receipt: Value = serde_json::from_slice(
         ours.remove(&receipt_key)
             .flatten()
