@@ -107,9 +107,9 @@ fn change_open_def(_: &ToolOptions) -> ToolDef {
             "type": "object",
             "properties": {
                 "slug": slug_schema(),
-                "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                "rationale": {"type": "string", "maxLength": 4000},
-                "template": {"type": "string", "enum": ["feature", "bugfix", "chore"], "default": "feature"},
+                "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Heading of a new proposal.md (`# Change: <title>`); ignored when the change exists."},
+                "rationale": {"type": "string", "maxLength": 4000, "description": "The `## Why` text of a new proposal.md; ignored when the change exists."},
+                "template": {"type": "string", "enum": ["feature", "bugfix", "chore"], "default": "feature", "description": "Which skeleton a new change starts from."},
                 "ttl": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Lease length in seconds."}
             },
             "required": ["slug"],
@@ -213,8 +213,8 @@ fn change_write_def(opts: &ToolOptions) -> ToolDef {
             "type": "object",
             "properties": {
                 "slug": slug_schema(),
-                "file": {"type": "string", "pattern": "^(proposal\\.md|tasks\\.md|design\\.md|specs/[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*/spec\\.md)$"},
-                "content": {"type": "string", "maxLength": opts.max_write_bytes}
+                "file": {"type": "string", "pattern": "^(proposal\\.md|tasks\\.md|design\\.md|specs/[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*/spec\\.md)$", "description": "The file inside the change: proposal.md, tasks.md, design.md or specs/<capability>/spec.md."},
+                "content": {"type": "string", "maxLength": opts.max_write_bytes, "description": "The whole new text of the file (it is replaced, not appended to)."}
             },
             "required": ["slug", "file", "content"],
             "additionalProperties": false
@@ -384,8 +384,8 @@ fn change_list_def(opts: &ToolOptions) -> ToolDef {
         input_schema: json!({
             "type": "object",
             "properties": {
-                "page": {"type": "integer", "minimum": 1, "default": 1},
-                "pageSize": {"type": "integer", "minimum": 1, "maximum": opts.max_page_size, "default": opts.page_size}
+                "page": {"type": "integer", "minimum": 1, "default": 1, "description": "1-based page number."},
+                "pageSize": {"type": "integer", "minimum": 1, "maximum": opts.max_page_size, "default": opts.page_size, "description": "Changes per page."}
             },
             "additionalProperties": false
         }),
@@ -788,7 +788,7 @@ fn spec_show_def(_: &ToolOptions) -> ToolDef {
         description: "A main spec parsed as `openspec show <id> --type spec --json` prints it, plus its markdown. Nested ids look like platform/billing.",
         input_schema: json!({
             "type": "object",
-            "properties": {"id": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*$", "maxLength": 200}},
+            "properties": {"id": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)*$", "maxLength": 200, "description": "The capability: auth, or platform/billing for a nested one."}},
             "required": ["id"],
             "additionalProperties": false
         }),
@@ -960,7 +960,7 @@ fn opt_u64(args: &Value, key: &str) -> Result<Option<u64>, ToolError> {
 }
 
 fn slug_schema() -> Value {
-    json!({"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$", "minLength": openspec::slug::MIN_SLUG_CHARS, "maxLength": openspec::slug::MAX_SLUG_CHARS})
+    json!({"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$", "minLength": openspec::slug::MIN_SLUG_CHARS, "maxLength": openspec::slug::MAX_SLUG_CHARS, "description": "The change id: lowercase words joined by single hyphens, e.g. add-login."})
 }
 
 fn slug_only_schema() -> Value {

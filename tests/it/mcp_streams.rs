@@ -710,3 +710,31 @@ fn stateful_get_stream_sends_keepalives() {
     s.until(|_, raw| raw.windows(11).any(|w| w == b": keepalive"));
     assert!(s.events.is_empty());
 }
+
+/// The legacy transport checks tool arguments against the declared schema like the others: the
+/// answer on the session stream is an isError result naming the unknown argument.
+#[test]
+fn legacy_tool_calls_with_an_unknown_argument_get_an_input_error() {
+    let f = fixture();
+    let (mut s, sid) = open_legacy(&f, &[]);
+    let call = rpc(
+        json!("bad"),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hi", "txet": "typo"}}),
+    );
+    assert_eq!(post_message(&f, &sid, &call).status, 202);
+    s.until(|evs, _| evs.iter().skip(1).any(|e| json_of(e)["id"] == "bad"));
+    let answer = s
+        .events
+        .iter()
+        .skip(1)
+        .map(json_of)
+        .find(|m| m["id"] == "bad")
+        .unwrap();
+    let result = &answer["result"];
+    assert_eq!(result["isError"], true, "{answer}");
+    let error = &result["structuredContent"]["error"];
+    assert_eq!(error["code"], "EINVALID_ARGUMENTS", "{answer}");
+    assert_eq!(error["details"]["pointer"], "/txet");
+    assert_eq!(error["details"]["allowed"], json!(["text"]));
+}

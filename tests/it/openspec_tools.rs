@@ -497,3 +497,26 @@ fn symlinked_change_folders_are_refused() {
     assert_eq!(e.code, "EPATH_ESCAPE");
     assert!(!outside.join("evil/proposal.md").exists());
 }
+
+/// Every schema a tool declares uses only keywords the argument check enforces, and every
+/// argument says in words what it is for.
+#[test]
+fn every_declared_schema_is_enforced_and_every_argument_described() {
+    let (_d, reg) = setup();
+    for t in reg.tools() {
+        let def = t.def();
+        assert_eq!(
+            task_mcp::tools::schema::unsupported_keywords(&def.input_schema),
+            Vec::<String>::new(),
+            "{}",
+            def.name
+        );
+        for (name, prop) in def.input_schema["properties"].as_object().unwrap() {
+            assert!(
+                prop["description"].as_str().is_some_and(|d| d.len() > 10),
+                "{}.{name} has no description",
+                def.name
+            );
+        }
+    }
+}
