@@ -344,9 +344,9 @@ fn session_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     }
     let key: [u8; 32] = crate::random::bytes().map_err(std::io::Error::other)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::fsx::create_private_dir(dir)?;
     }
-    crate::openspec::fsx::atomic_write_private(path, &key)?;
+    crate::fsx::atomic_write_private(path, &key)?;
     Ok(key)
 }
 

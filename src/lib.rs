@@ -34,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod connect;
+pub mod fsx;
 pub mod health;
 pub mod http;
 pub mod logging;

@@ -11,7 +11,6 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -98,9 +97,8 @@ pub fn prepare(mut config: Config) -> Result<(Config, LiveConfig, Option<String>
             config.host
         )));
     }
-    fs::create_dir_all(&state_dir)
+    crate::fsx::create_private_dir(&state_dir)
         .map_err(|e| ServerError::Io(format!("creating {}", state_dir.display()), e))?;
-    let _ = fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o700));
     let (live, fingerprint) = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let src = CertSource {
@@ -481,7 +479,7 @@ fn ensure_token(path: &Path) -> Result<String, ServerError> {
         }
     }
     let token = crate::random::hex(32).map_err(|e| ServerError::Config(e.to_string()))?;
-    crate::openspec::fsx::atomic_write_private(path, token.as_bytes())
+    crate::fsx::atomic_write_private(path, token.as_bytes())
         .map_err(|e| ServerError::Io(format!("writing {}", path.display()), e))?;
     Ok(token)
 }

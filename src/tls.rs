@@ -4,7 +4,6 @@
 //! This is the only module that builds rustls configurations; `conn.rs` drives the handshake.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -109,7 +108,7 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(CertSource, String), TlsError> 
     let cert = dir.join("tls-cert.pem");
     let key = dir.join("tls-key.pem");
     if !(cert.exists() && key.exists()) {
-        fs::create_dir_all(dir)
+        crate::fsx::create_private_dir(dir)
             .map_err(|e| TlsError::SelfSigned(format!("{}: {e}", dir.display())))?;
         let names = vec![
             "localhost".to_string(),
@@ -196,7 +195,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
 
 /// Writes a secret file (0600) atomically.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    crate::openspec::fsx::atomic_write_private(path, bytes)
+    crate::fsx::atomic_write_private(path, bytes)
         .map_err(|e| TlsError::SelfSigned(format!("{}: {e}", path.display())))
 }
 
@@ -254,6 +253,8 @@ impl LiveConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

@@ -15,12 +15,12 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::discover::{self, spec_files};
-use super::fsx;
 use super::lock::{ARCHIVE_CLAIM_FILE, ArchiveClaim, DirLock};
 use super::slug::folder_name_problem;
 use super::spec::{Counts, build_updated_spec};
 use super::tasks::count_tasks;
 use super::validate::{self, ChangeCheck, Level};
+use crate::fsx;
 
 /// How to archive.
 pub struct ArchiveOptions<'a> {

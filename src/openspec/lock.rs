@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::fsx;
+use crate::fsx;
 
 /// A change lease as stored in `<change>/.lock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The OpenSpec change workflow, natively: parsing deltas, rebuilding specs, archiving, validating.
 //!
 //! Matches the OpenSpec CLI (npm `@fission-ai/openspec` 1.13.2) byte for byte; no Node at run
-//! time. Files, top-down: [`slug`] (ids), [`paths`] (containment), [`fsx`] (atomic writes),
+//! time. Files, top-down: [`slug`] (ids), [`paths`] (containment) (atomic writes: [`crate::fsx`]),
 //! [`tasks`], [`delta`] (delta parsing), [`spec`] (rebuilding a spec), [`validate`], [`show`],
 //! [`list`], [`discover`] (finding delta files and markers), [`lock`], [`archive`].
 //! [`Workspace`] ties them to one `$ROOT/openspec` directory.
@@ -14,11 +14,12 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use crate::fsx;
+
 pub mod archive;
 pub mod delta;
 pub mod diff;
 pub mod discover;
-pub mod fsx;
 pub mod list;
 pub mod lock;
 pub mod paths;

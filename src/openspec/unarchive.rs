@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::archive::{Layout, UNDO_FILE, Undo};
-use super::fsx;
 use super::lock::DirLock;
+use crate::fsx;
 
 /// The points at which an undo can be interrupted (the crash tests stop the process at each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

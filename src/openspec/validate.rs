@@ -15,12 +15,12 @@ use super::delta::{
     fold_name, js_trim, normalize_line_endings, normalize_name, parse_delta,
 };
 use super::discover::{self, METADATA_FILE};
-use super::fsx;
 use super::spec::{
     MIN_PURPOSE_CHARS, PURPOSE_PLACEHOLDER_PREFIX, PURPOSE_PLACEHOLDER_SUFFIX, build_updated_spec,
     structure_issues,
 };
 use super::tasks;
+use crate::fsx;
 
 /// Severity of a validation issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

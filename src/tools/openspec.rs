@@ -13,12 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
+use crate::fsx;
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
 use crate::openspec::unarchive::UnarchiveStep;
 use crate::openspec::validate::Level;
 use crate::openspec::{
-    self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, fsx,
-    tasks,
+    self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, tasks,
 };
 
 /// Limits and defaults of the OpenSpec tools.

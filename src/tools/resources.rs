@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::openspec::ToolOptions;
 use super::{ResourceContent, ResourceError, ResourceInfo, ResourceProvider, ResourceTemplate};
-use crate::openspec::{Error, Workspace, discover, fsx, paths, show, slug};
+use crate::fsx;
+use crate::openspec::{Error, Workspace, discover, paths, show, slug};
 
 /// The resource provider over one workspace.
 pub struct OpenSpecResources {

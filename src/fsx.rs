@@ -1,5 +1,7 @@
 //! Durable file operations: atomic replace (temp file in the same directory, fsync, rename,
-//! fsync of the directory) and helpers that treat "missing" as a value, not an error.
+//! fsync of the directory), owner-only files and folders for secrets, and helpers that treat
+//! "missing" as a value, not an error. Used by the OpenSpec engine and by everything that keeps
+//! state (certificates, tokens, session keys).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -22,6 +24,16 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// As [`atomic_write`].
 pub fn atomic_write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomically(path, bytes, Some(0o600))
+}
+
+/// Creates `dir` and its missing parents, and makes `dir` reachable by its owner only (0700):
+/// where the server keeps keys and tokens.
+///
+/// # Errors
+/// Creating the directory or setting its mode failed.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
