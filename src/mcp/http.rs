@@ -336,14 +336,17 @@ fn check_session(
     }
 }
 
-/// Answers one request: JSON when acceptable and nothing streams; SSE for tool calls with a
-/// progress token (when SSE is acceptable) or when the client accepts only SSE.
+/// Answers one request: JSON when acceptable and nothing streams; SSE for calls of a tool that
+/// reports progress made with a progress token (when SSE is acceptable), or when the client
+/// accepts only SSE.
 fn answer(env: &Arc<McpEnv>, accept: &Accept, reply: Reply) -> Response {
     match reply {
         Reply::Now(resp) if accept.json => Response::json(200, &resp.to_value()),
         Reply::Now(resp) => sse_messages(env, vec![resp.to_value()]),
         Reply::Call(id, job) => {
-            let wants_stream = job.progress_token.is_some() && accept.sse;
+            // A progress token only asks for a stream when the tool has progress to report.
+            let wants_stream =
+                job.progress_token.is_some() && accept.sse && job.tool.def().progress;
             if wants_stream || !accept.json {
                 return sse_tool_call(env, id, *job);
             }

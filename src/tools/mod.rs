@@ -62,6 +62,9 @@ pub struct ToolDef {
     pub annotations: Annotations,
     /// The role needed to call it.
     pub access: Access,
+    /// The tool reports progress. Only then is a call carrying a `progressToken` answered as an
+    /// SSE stream; otherwise a client that accepts JSON gets the cheaper JSON answer.
+    pub progress: bool,
 }
 
 impl ToolDef {

@@ -137,6 +137,7 @@ fn change_open_def(_: &ToolOptions) -> ToolDef {
             ..Annotations::default()
         },
         access: Access::Write,
+        progress: false,
     }
 }
 
@@ -233,6 +234,7 @@ fn change_write_def(opts: &ToolOptions) -> ToolDef {
         }),
         annotations: destructive(),
         access: Access::Write,
+        progress: false,
     }
 }
 
@@ -307,6 +309,7 @@ fn change_validate_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: read_only(),
         access: Access::Read,
+        progress: false,
     }
 }
 
@@ -360,6 +363,7 @@ fn change_show_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: read_only(),
         access: Access::Read,
+        progress: false,
     }
 }
 
@@ -406,6 +410,7 @@ fn change_list_def(opts: &ToolOptions) -> ToolDef {
         }),
         annotations: read_only(),
         access: Access::Read,
+        progress: false,
     }
 }
 
@@ -478,6 +483,7 @@ fn change_archive_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: destructive(),
         access: Access::Write,
+        progress: false,
     }
 }
 
@@ -605,6 +611,7 @@ fn change_unarchive_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: destructive(),
         access: Access::Write,
+        progress: false,
     }
 }
 
@@ -771,6 +778,7 @@ fn spec_list_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: read_only(),
         access: Access::Read,
+        progress: false,
     }
 }
 
@@ -803,6 +811,7 @@ fn spec_show_def(_: &ToolOptions) -> ToolDef {
         }),
         annotations: read_only(),
         access: Access::Read,
+        progress: false,
     }
 }
 

@@ -39,6 +39,7 @@ impl Echo {
                     ..Annotations::default()
                 },
                 access: Access::Read,
+                progress: false,
             },
         }
     }
@@ -106,6 +107,7 @@ impl Slow {
                     ..Annotations::default()
                 },
                 access: Access::Read,
+                progress: true,
             },
         }
     }

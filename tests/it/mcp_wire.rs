@@ -76,6 +76,7 @@ impl Writer {
                 output_schema: json!({"type": "object"}),
                 annotations: Default::default(),
                 access: Access::Write,
+                progress: false,
             },
         }
     }
@@ -109,6 +110,7 @@ impl Blocker {
                 output_schema: json!({"type": "object"}),
                 annotations: Default::default(),
                 access: Access::Read,
+                progress: true,
             },
             saw_cancel,
         }
@@ -971,4 +973,24 @@ fn the_stream_cap_answers_503() {
     assert_eq!(seed.status, 503);
     drop(first);
     assert_eq!(mcp::legacy::open_stream(&f.env, &h, &reader()).status, 200);
+}
+
+/// A progress token streams only where there is progress to send: `echo` (no progress) is
+/// answered as JSON to a client that accepts JSON, `slow` (reports progress) as SSE.
+#[test]
+fn a_progress_token_streams_only_for_a_tool_that_reports_progress() {
+    let f = fixture();
+    let call = |tool: &str, args: Value| {
+        let body = rpc(
+            json!(7),
+            "tools/call",
+            json!({"name": tool, "arguments": args, "_meta": {"progressToken": "p"}}),
+        );
+        post(&f, &with_v(&[]), &body)
+    };
+    let r = call("echo", json!({"text": "hi"}));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(body_json(&r)["result"]["structuredContent"]["text"], "hi");
+    let r = call("slow", json!({"steps": 1, "step_ms": 0}));
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
 }

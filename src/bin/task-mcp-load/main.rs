@@ -106,7 +106,7 @@ Options:
   --warmup D             load before measuring, not counted (default 0)
   --timeout D            a request slower than this fails as `timeout` (default 10s)
   --sse                  Accept: text/event-stream only (SSE answers)
-  --progress             add params._meta.progressToken (SSE answers with progress)
+  --progress             add params._meta.progressToken (SSE answers for tools that report progress)
   --new-conn             a new TCP+TLS connection per request (handshake rate); latency then
                          includes connect and handshake
   --tool NAME            tool for call/seed modes (default echo)

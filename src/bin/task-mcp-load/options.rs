@@ -72,7 +72,7 @@ pub struct Options {
     pub insecure: bool,
     /// Ask for SSE answers (`Accept: text/event-stream` only).
     pub sse: bool,
-    /// Add `_meta.progressToken` to the request (the server then answers with SSE).
+    /// Add `_meta.progressToken` to the request (SSE answers for a tool that reports progress).
     pub progress: bool,
     /// Open a new TLS connection for every request (handshake rate).
     pub new_conn: bool,

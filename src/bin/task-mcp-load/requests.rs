@@ -75,7 +75,9 @@ pub fn run(o: &Options) -> Result<Value, String> {
 /// The run's description, as the report's `run` field.
 pub fn label(o: &Options) -> Value {
     let variant = match o.mode {
-        Mode::Ping | Mode::Call if o.progress => "sse (progressToken)",
+        Mode::Ping | Mode::Call if o.progress => {
+            "progressToken (SSE when the tool reports progress)"
+        }
         Mode::Ping | Mode::Call if o.sse => "sse (Accept: text/event-stream)",
         Mode::Ping | Mode::Call => "json",
         _ => "",
