@@ -304,22 +304,50 @@ fn check_host(app: &App, req: &Request, ip: IpAddr) -> Result<(), Response> {
         HostVerdict::Allowed => Ok(()),
         HostVerdict::Forbidden => {
             app.security.metrics.host_denied(ip);
-            Err(error_response(
+            Err(refusal_for(
+                req,
                 403,
                 "HOST_NOT_ALLOWED",
                 "This Host is not allowed.",
                 "Add it to ALLOWED_HOSTS.",
-                None,
             ))
         }
-        HostVerdict::Malformed => Err(error_response(
+        HostVerdict::Malformed => Err(refusal_for(
+            req,
             400,
             "BAD_HOST",
             "The Host header is not a host name.",
             "Send Host: name[:port].",
-            None,
         )),
     }
+}
+
+/// A refusal in the shape its endpoint speaks: a JSON-RPC error (code -32000, the status kept, the
+/// request's id when its body has one) on the MCP message endpoints, the error JSON elsewhere.
+fn refusal_for(req: &Request, status: u16, code: &str, message: &str, hint: &str) -> Response {
+    match json_rpc_id(req) {
+        Some(id) => Response::json(
+            status,
+            &json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32000, "message": message, "data": {"code": code, "hint": hint}}}),
+        ),
+        None => error_response(status, code, message, hint, None),
+    }
+}
+
+/// For a POST to an MCP message endpoint (`/mcp`, `/messages`): the request's JSON-RPC id, or
+/// null when the body has none. `None` for every other request.
+fn json_rpc_id(req: &Request) -> Option<Value> {
+    let path = req.head.path.as_str();
+    if req.head.method != Method::Post || !(path == "/mcp" || path == "/messages") {
+        return None;
+    }
+    Some(
+        serde_json::from_slice::<Value>(&req.body)
+            .ok()
+            .and_then(|v| v.get("id").cloned())
+            .unwrap_or(Value::Null),
+    )
 }
 
 /// An `Origin` that is present must be allowlisted (`ALLOWED_ORIGINS`) or be this server's own
@@ -340,12 +368,12 @@ fn check_origin(app: &App, req: &Request, ip: IpAddr) -> Result<Option<String>, 
         }
         OriginVerdict::Forbidden => {
             app.security.metrics.origin_denied(ip);
-            Err(error_response(
+            Err(refusal_for(
+                req,
                 403,
                 "ORIGIN_NOT_ALLOWED",
                 "This Origin is not allowed.",
                 "Add it to ALLOWED_ORIGINS.",
-                None,
             ))
         }
     }
@@ -479,12 +507,7 @@ fn rate_limit(
         event = event.identity(name);
     }
     app.security.record(event);
-    let path = req.head.path.as_str();
-    let mut resp = if req.head.method == Method::Post && (path == "/mcp" || path == "/messages") {
-        let id = serde_json::from_slice::<Value>(&req.body)
-            .ok()
-            .and_then(|v| v.get("id").cloned())
-            .unwrap_or(Value::Null);
+    let mut resp = if let Some(id) = json_rpc_id(req) {
         Response::json(
             429,
             &json!({"jsonrpc": "2.0", "id": id, "error": decision.rpc_error()}),

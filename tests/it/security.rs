@@ -19,7 +19,7 @@
 //! | a token with its own low `rateLimit` under a large server-wide burst | its burst is capped at its own rate |
 //! | a spoofed `X-Forwarded-For` from an untrusted peer | ignored |
 //! | a flood of distinct addresses and token names | buckets stay within `RATE_LIMIT_MAX_KEYS` |
-//! | a foreign `Origin` (also `null`, http, look-alike host) | 403, no CORS headers; preflight too |
+//! | a foreign `Origin` (also `null`, http, look-alike host) | 403, no CORS headers; preflight too; on `/mcp` and `/messages` a JSON-RPC error (-32000) with the request id |
 //! | a rebinding `Host` | 403; 400 when not a host |
 //! | a denied address (`IP_DENY`, outside `IP_ALLOW`) | closed before the TLS handshake |
 //! | a denied client behind a trusted proxy, also with a forged left hop | 403 `IP_DENIED` |
@@ -694,7 +694,14 @@ fn preflight_origin_and_host_refusals() {
         "null",
     ] {
         let o = format!("Origin: {evil}");
-        let r = send(&s, "POST", "/mcp", &[&o, &bearer(TOKEN)], "{}");
+        // The MCP endpoint answers in JSON-RPC, the status kept; other paths in the error JSON.
+        let r = send(&s, "POST", "/mcp", &[&o, &bearer(TOKEN)], r#"{"id":4}"#);
+        assert_eq!(r.status, 403, "{evil}");
+        let v = r.json();
+        assert_eq!((&v["jsonrpc"], &v["id"]), (&json!("2.0"), &json!(4)), "{v}");
+        assert_eq!(v["error"]["code"], -32000, "{v}");
+        assert_eq!(v["error"]["data"]["code"], "ORIGIN_NOT_ALLOWED", "{v}");
+        let r = send(&s, "GET", "/metrics", &[&o, &bearer(TOKEN)], "");
         assert_eq!(r.status, 403, "{evil}");
         assert_eq!(r.json()["error"]["code"], "ORIGIN_NOT_ALLOWED");
         assert!(r.header("Access-Control-Allow-Origin").is_none());
@@ -731,7 +738,7 @@ fn preflight_origin_and_host_refusals() {
     assert_eq!(host("[::1]:8443").status, 200);
     let sec = &s.running.as_ref().unwrap().app.security;
     let net = &sec.metrics.to_json(10)["network"];
-    assert_eq!(net["originDenied"], 9);
+    assert_eq!(net["originDenied"], 13);
     assert_eq!(net["hostDenied"], 3);
 }
 
