@@ -36,6 +36,9 @@ pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) ->
         "resources/list" => resources_list(env, req.params.as_ref()),
         "resources/templates/list" => resources_templates(env, req.params.as_ref()),
         "resources/read" => resources_read(env, req.params.as_ref()),
+        "prompts/list" => reject_cursor(req.params.as_ref()).map(|()| super::prompts::list()),
+        "prompts/get" => super::prompts::get(&env.registry, req.params.as_ref()),
+        "completion/complete" => super::prompts::complete(&env.registry, req.params.as_ref()),
         other => Err(ErrorObject::new(
             ErrorCode::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),
@@ -91,14 +94,16 @@ pub fn negotiate(params: Option<&Value>) -> &'static str {
 }
 
 /// The `InitializeResult` for a negotiated version. Capabilities declare only what is served:
-/// tools and resources, with no change notifications (there is no channel for them) and no
-/// subscriptions; no logging, prompts or completions.
+/// tools, resources, prompts and completions, with no change notifications and no resource
+/// subscriptions; no logging.
 pub fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": false},
             "resources": {"subscribe": false, "listChanged": false},
+            "prompts": {"listChanged": false},
+            "completions": {},
         },
         "serverInfo": {
             "name": "task-mcp",
@@ -329,12 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn initialize_declares_only_tools_and_resources() {
+    fn initialize_declares_what_is_served() {
         let r = initialize_result("2025-06-18");
         let caps = r["capabilities"].as_object().unwrap();
         let mut keys: Vec<_> = caps.keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["resources", "tools"]);
+        assert_eq!(keys, ["completions", "prompts", "resources", "tools"]);
         assert_eq!(r["serverInfo"]["name"], "task-mcp");
         assert_eq!(r["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
         for step in [

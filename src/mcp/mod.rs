@@ -24,6 +24,7 @@ pub mod base64url;
 pub mod http;
 pub mod legacy;
 pub mod methods;
+pub mod prompts;
 pub mod run;
 pub mod seed;
 pub mod session;

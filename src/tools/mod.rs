@@ -270,6 +270,13 @@ pub trait ResourceProvider: Send + Sync {
     /// # Errors
     /// Not found, invalid or internal, as [`ResourceError`] says.
     fn read(&self, uri: &str) -> Result<Option<Vec<ResourceContent>>, ResourceError>;
+    /// The values `variable` (a template variable: `slug`, `capability`) can take, for
+    /// `completion/complete`; `context` holds the variables already chosen. Empty when the
+    /// provider knows none.
+    fn complete(&self, variable: &str, context: &[(String, String)]) -> Vec<String> {
+        let _ = (variable, context);
+        Vec::new()
+    }
 }
 
 /// The tools and resource providers a server offers, in a fixed order.
@@ -310,6 +317,19 @@ impl Registry {
         self.tools
             .iter()
             .find(|t| t.def().name == name || t.def().alias == Some(name))
+    }
+
+    /// Every provider's values for a template variable (see [`ResourceProvider::complete`]),
+    /// sorted, without repeats.
+    pub fn complete(&self, variable: &str, context: &[(String, String)]) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .resources
+            .iter()
+            .flat_map(|p| p.complete(variable, context))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Reads a resource through the first provider that knows its scheme.

@@ -234,6 +234,31 @@ impl ResourceProvider for OpenSpecResources {
         .collect()
     }
 
+    fn complete(&self, variable: &str, context: &[(String, String)]) -> Vec<String> {
+        let slug = context.iter().find(|(k, _)| k == "slug").map(|(_, v)| v);
+        match (variable, slug) {
+            ("slug", _) => self
+                .ws
+                .list_changes()
+                .map(|cs| cs.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default(),
+            // Within a change: the capabilities it has deltas for.
+            ("capability", Some(slug)) => self
+                .ws
+                .active_dir(slug)
+                .ok()
+                .and_then(|dir| discover::spec_files(&dir.join("specs")).ok())
+                .map(|fs| fs.into_iter().map(|f| f.id).collect())
+                .unwrap_or_default(),
+            ("capability", None) => self
+                .ws
+                .list_specs()
+                .map(|ss| ss.into_iter().map(|s| s.id).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
     fn read(&self, uri: &str) -> Result<Option<Vec<ResourceContent>>, ResourceError> {
         let Some((scheme, rest)) = uri.split_once("://") else {
             return Ok(None);

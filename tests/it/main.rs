@@ -35,6 +35,8 @@ mod openspec_process_crash;
 mod trace_export;
 // MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.
 mod mcp_harness;
+// Prompts and completions against a real workspace.
+mod mcp_prompts;
 mod mcp_streams;
 mod mcp_wire;
 // The tool contract: schema-checked arguments on every transport, archive preview, no paths.
