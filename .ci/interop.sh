@@ -99,6 +99,9 @@ start_server() {
   local log_file="$artifacts/server-$name.log"
   mkdir -p "$root/openspec/specs" "$root/openspec/changes/archive"
   printf '# Project\n\nInterop test repository.\n' >"$root/openspec/project.md"
+  # One active change, for the clients' slug completion.
+  mkdir -p "$root/openspec/changes/add-interop"
+  printf '# Change: Interop\n\n## Why\nA change for completions.\n' >"$root/openspec/changes/add-interop/proposal.md"
   (cd "$root" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" AUTH_TOKENS="interop:$token" \
     ENABLE_TEST_TOOLS=true "$@" "$bin" serve) >"$log_file" 2>&1 &
   server_pid=$!

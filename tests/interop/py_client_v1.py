@@ -18,6 +18,7 @@ import sys
 import httpx
 from mcp import ClientSession
 from mcp.shared.exceptions import McpError
+from mcp.types import PromptReference
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -101,6 +102,16 @@ async def run(read, write):
             contents = (await s.read_resource(resources[0].uri)).contents
             if not contents:
                 fail("resources/read", f"no contents for {resources[0].uri}")
+        prompts = (await s.list_prompts()).prompts
+        got = await s.get_prompt("proposal", {"request": "Add two-factor login"})
+        done = await s.complete(PromptReference(type="ref/prompt", name="archive"), {"name": "slug", "value": ""})
+        print(TAG, "prompts:", [p.name for p in prompts], "messages:", len(got.messages), "slugs:", done.completion.values)
+        if "archive" not in [p.name for p in prompts]:
+            fail("prompts/list", "no archive prompt")
+        if "change_open" not in got.messages[0].content.text:
+            fail("prompts/get", "no workflow text")
+        if "add-interop" not in done.completion.values:
+            fail("completion/complete", f"no add-interop in {done.completion.values}")
         try:
             await s.call_tool("no_such_tool", {})
             fail("unknown tool", "the call succeeded")

@@ -130,6 +130,13 @@ async def main():
             contents = (await c.read_resource(resources[0].uri)).contents
             if not contents:
                 fail("resources/read", f"no contents for {resources[0].uri}")
+        prompts = (await c.list_prompts()).prompts
+        got = await c.get_prompt("proposal", {"request": "Add two-factor login"})
+        print(TAG, "prompts:", [p.name for p in prompts], "messages:", len(got.messages))
+        if "archive" not in [p.name for p in prompts]:
+            fail("prompts/list", "no archive prompt")
+        if "change_open" not in got.messages[0].content.text:
+            fail("prompts/get", "no workflow text")
         try:
             await c.call_tool("no_such_tool", {})
             fail("unknown tool", "the call succeeded")

@@ -102,6 +102,19 @@ try {
   fail("resources", e);
 }
 
+// Prompts: the list, one prompt, and a slug completion for a prompt argument.
+try {
+  const { prompts } = await client.listPrompts();
+  const got = await client.getPrompt({ name: "proposal", arguments: { request: "Add two-factor login" } });
+  const done = await client.complete({ ref: { type: "ref/prompt", name: "archive" }, argument: { name: "slug", value: "" } });
+  console.log(`[ts/${mode}] prompts: ${prompts.map((p) => p.name)}, messages: ${got.messages.length}, slugs: ${done.completion.values.length}`);
+  if (!prompts.some((p) => p.name === "archive")) fail("prompts/list", "no archive prompt");
+  if (!got.messages[0]?.content?.text?.includes("change_open")) fail("prompts/get", "no workflow text");
+  if (!done.completion.values.includes("add-interop")) fail("completion/complete", `no add-interop in ${done.completion.values}`);
+} catch (e) {
+  fail("prompts", e);
+}
+
 // An unknown tool is a JSON-RPC error (-32602), not a transport fault.
 try {
   await client.callTool({ name: "no_such_tool", arguments: {} });
