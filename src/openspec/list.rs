@@ -91,7 +91,7 @@ pub fn specs(specs_dir: &Path) -> io::Result<Vec<SpecEntry>> {
         .map(|f| {
             let count = fs::read_to_string(&f.file)
                 .ok()
-                .and_then(|c| super::validate::parse_spec(&c).ok())
+                .and_then(|c| super::parse::parse_spec(&c).ok())
                 .map_or(0, |s| s.requirements.len());
             SpecEntry {
                 id: f.id,

@@ -22,6 +22,7 @@ pub mod diff;
 pub mod discover;
 pub mod list;
 pub mod lock;
+pub mod parse;
 pub mod paths;
 pub mod show;
 pub mod slug;

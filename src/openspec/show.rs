@@ -6,7 +6,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 
 use super::delta::{DeltaPlan, RequirementBlock, fence_mask, js_trim, normalize_line_endings};
-use super::validate::parse_spec;
+use super::parse::parse_spec;
 
 /// The `deltas` entries of one delta file, in the CLI's order (ADDED, MODIFIED, REMOVED, RENAMED).
 pub fn spec_deltas(spec_id: &str, plan: &DeltaPlan) -> Vec<Value> {
@@ -104,7 +104,7 @@ fn requirement_json(block: &RequirementBlock) -> Option<Value> {
     }
     let body: Vec<&str> = lines.collect();
     let text = {
-        let b = super::validate::block_text(&block.raw);
+        let b = super::parse::block_text(&block.raw);
         if b.is_empty() { title.clone() } else { b }
     };
     let mask = fence_mask(&body);

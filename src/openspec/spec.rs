@@ -14,7 +14,7 @@ use super::delta::{
     diff_scenarios, extract_requirements_section, fence_mask, fold_name, js_trim, js_trim_end,
     normalize_name, parse_delta,
 };
-use super::validate::parse_spec_overview;
+use super::parse::parse_spec_overview;
 
 /// Operation counts of one rebuilt spec.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

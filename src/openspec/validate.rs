@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::delta::{
     self, describe_scenario_balance, diff_scenarios, extract_requirements_section, fence_mask,
-    fold_name, js_trim, normalize_line_endings, normalize_name, parse_delta,
+    fold_name, js_trim, normalize_name, parse_delta,
 };
 use super::discover::{self, METADATA_FILE};
+use super::parse::{block_text, parse_spec};
 use super::spec::{
     MIN_PURPOSE_CHARS, PURPOSE_PLACEHOLDER_PREFIX, PURPOSE_PLACEHOLDER_SUFFIX, build_updated_spec,
     structure_issues,
@@ -59,24 +60,6 @@ pub struct Report {
     pub issues: Vec<Issue>,
 }
 
-/// A main spec as `MarkdownParser.parseSpec` sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedSpec {
-    /// The Purpose text, trimmed.
-    pub overview: String,
-    /// Each `###` child of `## Requirements`.
-    pub requirements: Vec<ParsedRequirement>,
-}
-
-/// One requirement of a parsed main spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedRequirement {
-    /// The requirement text (body, or the heading when the body is empty).
-    pub text: String,
-    /// Raw text of each non-empty `####` child.
-    pub scenarios: Vec<String>,
-}
-
 /// Options of a change validation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ChangeCheck<'a> {
@@ -103,81 +86,6 @@ impl Report {
     pub fn count(&self, level: Level) -> usize {
         self.issues.iter().filter(|i| i.level == level).count()
     }
-}
-
-/// Parses a main spec; the error is the CLI's thrown message.
-///
-/// # Errors
-/// `Spec must have a Purpose section` / `Spec must have a Requirements section`.
-pub fn parse_spec(content: &str) -> Result<ParsedSpec, String> {
-    let normalized = normalize_line_endings(content);
-    let lines: Vec<&str> = normalized.split('\n').collect();
-    let mask = fence_mask(&lines);
-    let mut headers: Vec<(usize, usize, String)> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if mask[i] {
-            continue;
-        }
-        if let Some(c) = HEADER.captures(line) {
-            headers.push((i, c[1].len(), js_trim(&c[2]).to_string()));
-        }
-    }
-    let content_of = |start: usize, level: usize| -> String {
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate().skip(start) {
-            if !mask[i]
-                && let Some(c) = HEADER_PREFIX.captures(line)
-                && c[1].len() <= level
-            {
-                break;
-            }
-            out.push(*line);
-        }
-        js_trim(&out.join("\n")).to_string()
-    };
-    // Depth-first, document order: the first header whose title matches.
-    let find = |title: &str| headers.iter().position(|h| h.2.to_lowercase() == title);
-    let purpose = find("purpose")
-        .map(|p| content_of(headers[p].0 + 1, headers[p].1))
-        .unwrap_or_default();
-    if purpose.is_empty() {
-        return Err("Spec must have a Purpose section".into());
-    }
-    let Some(req) = find("requirements") else {
-        return Err("Spec must have a Requirements section".into());
-    };
-    // The parser's tree: a header's parent is the nearest earlier header of a lower level.
-    let parent: Vec<Option<usize>> = (0..headers.len())
-        .map(|h| (0..h).rev().find(|&p| headers[p].1 < headers[h].1))
-        .collect();
-    let parent = &parent;
-    let children = |p: usize| (p + 1..headers.len()).filter(move |&c| parent[c] == Some(p));
-    let mut requirements = Vec::new();
-    for child in children(req) {
-        let (line, level, title) = &headers[child];
-        let child_content = content_of(line + 1, *level);
-        let body_lines: Vec<&str> = child_content.split('\n').collect();
-        let body = requirement_body(&body_lines);
-        let text = if body.is_empty() {
-            js_trim(title).to_string()
-        } else {
-            body
-        };
-        let scenarios = children(child)
-            .map(|s| content_of(headers[s].0 + 1, headers[s].1))
-            .filter(|c| !js_trim(c).is_empty())
-            .collect();
-        requirements.push(ParsedRequirement { text, scenarios });
-    }
-    Ok(ParsedSpec {
-        overview: js_trim(&purpose).to_string(),
-        requirements,
-    })
-}
-
-/// The overview a spec would have, or None when it does not parse.
-pub fn parse_spec_overview(content: &str, _name: &str) -> Option<String> {
-    parse_spec(content).ok().map(|s| s.overview)
 }
 
 /// `validateSpecContent`: the checks every rebuilt spec must pass before archive writes it.
@@ -627,44 +535,9 @@ pub fn dry_run_one(
     .map(|_| ())
 }
 
-/// The requirement text of a block: body lines before the first heading, fences, blanks and
-/// `**Key**:` lines skipped (unless only such lines exist).
-pub fn block_text(raw: &str) -> String {
-    let body: Vec<&str> = raw.split('\n').skip(1).collect();
-    requirement_body(&body)
-}
-
 /// `\b(SHALL|MUST)\b`.
 pub fn has_shall_or_must(text: &str) -> bool {
     SHALL_MUST.is_match(text)
-}
-
-fn requirement_body(lines: &[&str]) -> String {
-    let mask = fence_mask(lines);
-    let mut captured = Vec::new();
-    let mut metadata = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if mask[i] {
-            continue;
-        }
-        if HEADER_LINE.is_match(line) {
-            break;
-        }
-        let t = js_trim(line);
-        if t.is_empty() {
-            continue;
-        }
-        if METADATA_LINE.is_match(t) {
-            metadata.push(t);
-            continue;
-        }
-        captured.push(t);
-    }
-    if captured.is_empty() {
-        metadata.join("\n")
-    } else {
-        captured.join("\n")
-    }
 }
 
 fn scenario_bodies(lines: &[&str]) -> (usize, usize) {
@@ -878,10 +751,6 @@ const GUIDE_NO_DELTAS: &str = "No deltas found. Ensure your change has a specs/ 
 const GUIDE_MISSING_SPEC_SECTIONS: &str = "Missing required sections. Expected headers: \"## Purpose\" and \"## Requirements\". Example:\n## Purpose\n[brief purpose]\n\n## Requirements\n### Requirement: Clear requirement statement\nUsers SHALL ...\n\n#### Scenario: Descriptive name\n- **WHEN** ...\n- **THEN** ...";
 const GUIDE_SCENARIO_FORMAT: &str = "Scenarios must use level-4 headers. Convert bullet lists into:\n#### Scenario: Short name\n- **WHEN** ...\n- **THEN** ...\n- **AND** ...";
 
-static HEADER: LazyLock<Regex> = LazyLock::new(|| re(r"^(#{1,6})\s+(.+)$"));
-static HEADER_PREFIX: LazyLock<Regex> = LazyLock::new(|| re(r"^(#{1,6})\s+"));
-static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^#{1,6}\s"));
-static METADATA_LINE: LazyLock<Regex> = LazyLock::new(|| re(r"^\*\*[^*]+\*\*:"));
 static SCENARIO_BODY_END: LazyLock<Regex> = LazyLock::new(|| re(r"^#{1,4}\s"));
 static SHALL_MUST: LazyLock<Regex> = LazyLock::new(|| re(r"\b(SHALL|MUST)\b"));
 static NAMELESS: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^requirement:?$"));
@@ -889,28 +758,6 @@ static NAMELESS: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)^requirement:?$"));
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_spec_reads_purpose_requirements_and_scenarios() {
-        let s = parse_spec("# T\n\n## Purpose\nWhy.\n\n## Requirements\n### Requirement: A\nThe x SHALL y.\n\n#### Scenario: s\n- a\n\n#### Scenario: empty\n\n### B\n").unwrap();
-        assert_eq!(s.overview, "Why.");
-        assert_eq!(s.requirements.len(), 2);
-        assert_eq!(s.requirements[0].text, "The x SHALL y.");
-        assert_eq!(s.requirements[0].scenarios, ["- a"]);
-        assert_eq!(s.requirements[1].text, "B");
-    }
-
-    #[test]
-    fn spec_without_sections_is_an_error() {
-        assert_eq!(
-            parse_spec("# T\n").unwrap_err(),
-            "Spec must have a Purpose section"
-        );
-        assert_eq!(
-            parse_spec("## Purpose\nx\n").unwrap_err(),
-            "Spec must have a Requirements section"
-        );
-    }
 
     #[test]
     fn placeholder_purposes_are_detected() {

@@ -463,7 +463,11 @@ fn notifications_and_responses_are_202_with_an_empty_body() {
 #[test]
 fn unknown_methods_are_200_method_not_found() {
     let f = fixture();
-    let r = post(&f, &with_v(&[]), &rpc(json!(4), "sampling/createMessage", json!({})));
+    let r = post(
+        &f,
+        &with_v(&[]),
+        &rpc(json!(4), "sampling/createMessage", json!({})),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(body_json(&r)["error"]["code"], -32601);
 }
