@@ -10,7 +10,8 @@ use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, Settings};
 use task_mcp::openspec::Workspace;
 use task_mcp::openspec::spec::build_updated_spec;
 use task_mcp::rpc;
-use task_mcp::tools::openspec::{ToolOptions, register};
+use task_mcp::tools::openspec::register;
+use task_mcp::tools::options::ToolOptions;
 use task_mcp::tools::testing::Echo;
 use task_mcp::tools::{Access, Registry};
 

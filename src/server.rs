@@ -152,7 +152,7 @@ pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
             )));
         }
     }
-    let tool_opts = tools::openspec::ToolOptions {
+    let tool_opts = tools::options::ToolOptions {
         // Test-only crash hook, never honoured without the test tools.
         test_crash_at: config
             .enable_test_tools
@@ -163,7 +163,7 @@ pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
             .then(|| std::env::var(crate::openspec::archive::TEST_CRASH_ENV).ok())
             .flatten()
             .and_then(|s| crate::openspec::unarchive::UnarchiveStep::parse(&s)),
-        ..tools::openspec::ToolOptions::default()
+        ..tools::options::ToolOptions::default()
     };
     tools::openspec::register(&mut reg, Arc::new(ws), tool_opts);
     if config.enable_test_tools {

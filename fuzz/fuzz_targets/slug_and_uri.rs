@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use task_mcp::openspec::{Workspace, paths, slug};
 use task_mcp::tools::Registry;
-use task_mcp::tools::openspec::ToolOptions;
+use task_mcp::tools::options::ToolOptions;
 use task_mcp::tools::resources::OpenSpecResources;
 
 const SECRET: &str = "OUTSIDE-SECRET";

@@ -195,7 +195,7 @@ impl ArchiveStep {
     /// The step named by `TASK_MCP_TEST_CRASH_AT`, at which a test server aborts its archive.
     ///
     /// Test-only: the server reads it only when `ENABLE_TEST_TOOLS=true` (see
-    /// `tools::openspec::ToolOptions::test_crash_at`), so that a crash test can kill a real
+    /// `tools::options::ToolOptions::test_crash_at`), so that a crash test can kill a real
     /// server process at exactly one step.
     pub fn test_crash_from_env() -> Option<Self> {
         Self::parse(&std::env::var(TEST_CRASH_ENV).ok()?)

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub mod openspec;
+pub mod options;
 pub mod resources;
 pub mod schema;
 pub mod testing;

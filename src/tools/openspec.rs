@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::options::ToolOptions;
 use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
 use crate::fsx;
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
@@ -20,38 +21,6 @@ use crate::openspec::validate::Level;
 use crate::openspec::{
     self, ArchiveOptions, ArchiveStep, ChangeState, Error, NewChange, Template, Workspace, tasks,
 };
-
-/// Limits and defaults of the OpenSpec tools.
-#[derive(Clone, Copy, Debug)]
-pub struct ToolOptions {
-    /// Largest file `change_write` accepts, in bytes.
-    pub max_write_bytes: usize,
-    /// Lease length when the caller gives none, in seconds.
-    pub default_lock_ttl_s: u64,
-    /// Default page size of `change_list` and `changes://active`.
-    pub page_size: usize,
-    /// Largest page size a caller may ask for.
-    pub max_page_size: usize,
-    /// Test-only: `change_archive` aborts the process right after this step, so crash tests
-    /// can kill a real server at each step of an archive. The server sets it only when
-    /// `ENABLE_TEST_TOOLS=true` (from `TASK_MCP_TEST_CRASH_AT`); `None` by default.
-    pub test_crash_at: Option<ArchiveStep>,
-    /// Test-only, likewise for `change_unarchive` (`TASK_MCP_TEST_CRASH_AT=Unarchive:<step>`).
-    pub test_crash_unarchive: Option<UnarchiveStep>,
-}
-
-impl Default for ToolOptions {
-    fn default() -> Self {
-        Self {
-            max_write_bytes: 256 * 1024,
-            default_lock_ttl_s: 3600,
-            page_size: 50,
-            max_page_size: 200,
-            test_crash_at: None,
-            test_crash_unarchive: None,
-        }
-    }
-}
 
 /// One OpenSpec tool: its description, the shared workspace and limits, and the function that
 /// runs it. Every tool is one of these, so the registry and the transports see a plain [`Tool`].

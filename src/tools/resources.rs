@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::openspec::ToolOptions;
+use super::options::ToolOptions;
 use super::{ResourceContent, ResourceError, ResourceInfo, ResourceProvider, ResourceTemplate};
 use crate::fsx;
 use crate::openspec::{Error, Workspace, discover, paths, show, slug};

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use task_mcp::openspec::Workspace;
-use task_mcp::tools::openspec::{ToolOptions, register};
+use task_mcp::tools::openspec::register;
+use task_mcp::tools::options::ToolOptions;
 use task_mcp::tools::{Access, Registry, ResourceError, ToolError};
 
 use crate::golden::cli;
