@@ -37,15 +37,8 @@ pub fn handle(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> R
 /// `POST /mcp`: one JSON-RPC message (or a 2025-03-26 batch), or a seed `{tool, input}` call.
 pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Response {
     // Step 6: the media type. A missing header is tolerated (we try to parse).
-    if let Some(ct) = head.header("content-type")
-        && media_essence(ct) != "application/json"
-    {
-        return rpc_error_response(
-            415,
-            None,
-            ErrorCode::TRANSPORT,
-            "Unsupported Media Type: Content-Type must be application/json",
-        );
+    if !super::json_content_type(head) {
+        return super::unsupported_media_type();
     }
     let value: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(v) = &value
@@ -517,24 +510,14 @@ pub(crate) fn send_message(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, msg: &Val
     let mut buf = Vec::with_capacity(data.len() + 24);
     // unwrap-free: the event name is a constant without CR/LF.
     let _ = sse::write_event(&mut buf, Some("message"), None, &data);
-    send_raw(ctx, slot, &buf)
+    slot.send(ctx, &buf)
 }
 
 /// Sends a comment line (keep-alive); false once the client is gone.
 pub(crate) fn send_comment(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, text: &str) -> bool {
     let mut buf = Vec::with_capacity(16);
     sse::write_comment(&mut buf, text);
-    send_raw(ctx, slot, &buf)
-}
-
-pub(crate) fn send_raw(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, buf: &[u8]) -> bool {
-    match ctx.send(buf) {
-        Ok(()) => {
-            slot.sent(buf.len());
-            true
-        }
-        Err(_) => false,
-    }
+    slot.send(ctx, &buf)
 }
 
 /// 503 when the stream cap is reached.

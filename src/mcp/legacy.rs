@@ -17,14 +17,14 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::http::{send_comment, send_raw, unavailable};
+use super::http::{send_comment, unavailable};
 use super::methods::finish_call;
 use super::methods::{self, Reply};
 use super::run::{ToolEvent, is_cancelled, progress_notification};
 use super::seed::{self, rfc3339};
 use super::session::random_hex;
 use super::{Caller, Inflight, McpEnv, StreamKind, lock, rpc_error_response};
-use crate::http::{Head, Response, media_essence};
+use crate::http::{Head, Response};
 use crate::rpc::{self, ErrorCode, Message, Parsed};
 use crate::sse;
 use crate::stream::{MailSender, StreamCtx, Wait, mailbox};
@@ -141,7 +141,7 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
             Some(&format!("{sid}-{last_seq}")),
             &endpoint,
         );
-        if !send_raw(ctx, &slot, &buf) {
+        if !slot.send(ctx, &buf) {
             return;
         }
         for e in &replay {
@@ -178,15 +178,8 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
         );
     };
     let sid = sid.to_string();
-    if let Some(ct) = head.header("content-type")
-        && media_essence(ct) != "application/json"
-    {
-        return rpc_error_response(
-            415,
-            None,
-            ErrorCode::TRANSPORT,
-            "Unsupported Media Type: Content-Type must be application/json",
-        );
+    if !super::json_content_type(head) {
+        return super::unsupported_media_type();
     }
     {
         let sessions = lock(&env.legacy);
@@ -441,7 +434,7 @@ fn send_outbound(
     {
         return true;
     }
-    send_raw(ctx, slot, &buf)
+    slot.send(ctx, &buf)
 }
 
 /// Drops sessions closed longer than the replay retention.

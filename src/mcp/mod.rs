@@ -275,6 +275,34 @@ impl StreamSlot {
     pub(crate) fn sent(&self, bytes: usize) {
         self.env.hooks.stream_sent(self.kind, bytes);
     }
+
+    /// Sends `buf` on the stream and counts it; false when the client is gone.
+    pub(crate) fn send(&self, ctx: &mut crate::stream::StreamCtx<'_>, buf: &[u8]) -> bool {
+        match ctx.send(buf) {
+            Ok(()) => {
+                self.sent(buf.len());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether a message body may be read as JSON: its `Content-Type` is `application/json`, or
+/// absent (tolerated: the body is tried as JSON). Every transport refuses the rest with 415.
+pub(crate) fn json_content_type(head: &crate::http::Head) -> bool {
+    head.header("content-type")
+        .is_none_or(|ct| crate::http::media_essence(ct) == "application/json")
+}
+
+/// The JSON-RPC 415 of the MCP transports.
+pub(crate) fn unsupported_media_type() -> crate::http::Response {
+    rpc_error_response(
+        415,
+        None,
+        ErrorCode::TRANSPORT,
+        "Unsupported Media Type: Content-Type must be application/json",
+    )
 }
 
 impl Drop for StreamSlot {

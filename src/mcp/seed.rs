@@ -13,12 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use super::http::send_raw;
 use super::methods;
 use super::run::{ToolEvent, ToolJob, cancel, error_object, forward_to};
 use super::session::random_hex;
 use super::{Caller, McpEnv, StreamKind, StreamSlot, rpc_error_response};
-use crate::http::{Head, Response, media_essence};
+use crate::http::{Head, Response};
 use crate::rpc::{ErrorCode, Id};
 use crate::stream::{StreamCtx, Wait, mailbox};
 use crate::tools::ToolError;
@@ -40,9 +39,7 @@ pub fn post_sse(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) ->
     let value: Option<Value> = serde_json::from_slice(body).ok();
     match value {
         Some(v) if is_seed_call(&v) => {
-            if let Some(ct) = head.header("content-type")
-                && media_essence(ct) != "application/json"
-            {
+            if !super::json_content_type(head) {
                 return error_response(
                     415,
                     "UNSUPPORTED_MEDIA_TYPE",
@@ -171,7 +168,7 @@ fn run_stream(
     let request_id = job.request.as_ref().and_then(|r| r.request_id.clone());
     let out = |ctx: &mut StreamCtx<'_>, frame: Frame<'_>| -> bool {
         let bytes = encode(framing, requested, request_id.as_deref(), frame);
-        bytes.is_empty() || send_raw(ctx, slot, &bytes)
+        bytes.is_empty() || slot.send(ctx, &bytes)
     };
     if !out(ctx, Frame::Start) {
         return;
