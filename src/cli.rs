@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::config::{Config, ConfigError, Raw};
+use crate::config::Config;
 use crate::{logging, server};
 
 const HELP: &str = "\
@@ -76,26 +76,8 @@ pub fn main(args: &[String]) -> u8 {
     }
 }
 
-/// Loads the configuration from the file, the environment and flags.
-///
-/// # Errors
-/// The first invalid setting.
-pub fn load(args: &[String]) -> Result<(Config, Raw), ConfigError> {
-    let (file, flags) = Config::split_flags(args)?;
-    let text = match &file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError {
-            setting: "--config".into(),
-            reason: format!("{}: {e}", p.display()),
-        })?),
-        None => None,
-    };
-    let raw = Raw::merge(text.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
-    let cfg = Config::from_raw(&raw, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
-    Ok((cfg, raw))
-}
-
 fn serve(args: &[String]) -> u8 {
-    let (cfg, _) = match load(args) {
+    let (cfg, _) = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("task-mcp: invalid setting {e}");
@@ -117,7 +99,7 @@ fn serve(args: &[String]) -> u8 {
 }
 
 fn check_config(args: &[String]) -> u8 {
-    match load(args) {
+    match Config::load(args) {
         Ok((cfg, raw)) => {
             print!("{}", Config::describe(&raw));
             match crate::security::gate::Security::check(&cfg) {

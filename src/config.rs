@@ -591,6 +591,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// Loads the configuration from the `--config` file, the environment and `args` (flags), as
+    /// every subcommand does.
+    ///
+    /// # Errors
+    /// The first invalid setting.
+    pub fn load(args: &[String]) -> Result<(Config, Raw), ConfigError> {
+        let (file, flags) = Config::split_flags(args)?;
+        let text = match &file {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ConfigError {
+                setting: "--config".into(),
+                reason: format!("{}: {e}", p.display()),
+            })?),
+            None => None,
+        };
+        let raw = Raw::merge(text.as_deref(), &|k| std::env::var(k).ok(), &flags)?;
+        let cfg = Config::from_raw(&raw, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+        Ok((cfg, raw))
+    }
+
     /// Where generated state lives (see `STATE_DIR`): the setting, else an existing
     /// `$TASK_MCP_ROOT/.task-mcp`, else a per-repository folder under the user's state directory,
     /// so a first run writes nothing into the repository (where a key or token could be

@@ -258,7 +258,7 @@ pub fn main(args: &[String]) -> u8 {
             _ => rest.push(a.clone()),
         }
     }
-    let config = match crate::cli::load(&rest) {
+    let config = match Config::load(&rest) {
         Ok((c, _)) => c,
         Err(e) => {
             eprintln!("task-mcp connect: invalid setting {e}");
