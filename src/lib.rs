@@ -18,6 +18,9 @@
 //! Background threads: the over-cap refuser (503s), the metrics port when `ENABLE_PROMETHEUS`,
 //! `health-runner` (periodic checks, health.rs), `otlp-exporter` when `OTEL_ENABLED` (trace/).
 //!
+//! `docs/ARCHITECTURE.md` gives the layers in import order and where to add a tool, a setting
+//! or a metric.
+//!
 //! Sans-IO cores (parsers take bytes and return `Ok(None)` for "need more"): [`http`], [`sse`],
 //! [`ndjson`], [`rpc`], [`openspec`]. Only `server`, `pool`, `conn`, `stream`, `tls` and the
 //! background threads above touch sockets or threads.
