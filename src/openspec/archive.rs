@@ -356,7 +356,8 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
     let _serial = DirLock::acquire(&changes).map_err(ArchiveError::io)?;
     let mut warnings = Vec::new();
     let mut plan: Vec<Mutation> = Vec::new();
-    let mut spec_changes: Vec<SpecChange> = Vec::new();
+    // The counts of each `plan` entry, in order (for a dry run's per-file plan).
+    let mut counts: Vec<super::spec::Counts> = Vec::new();
     let mut totals = None;
     if !opts.skip_specs {
         let updates = spec_files(change_specs).map_err(ArchiveError::io)?;
@@ -455,15 +456,7 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
                             None => built.rebuilt.clone(),
                         };
                         add(&mut t, built.counts);
-                        if opts.dry_run {
-                            spec_changes.push(SpecChange {
-                                capability: cap.clone(),
-                                path: rel.clone(),
-                                counts: built.counts,
-                                old: old.clone(),
-                                new: Some(new.clone()),
-                            });
-                        }
+                        counts.push(built.counts);
                         plan.push(Mutation {
                             rel,
                             old,
@@ -483,15 +476,7 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
                             ),
                         };
                         warnings.push(format!("{cap} - capability retired; deleted the main spec (all requirements removed, declared by retire_capabilities) at {shown}. Its section(s) went with it: Purpose. {recovery}"));
-                        if opts.dry_run {
-                            spec_changes.push(SpecChange {
-                                capability: cap.clone(),
-                                path: rel.clone(),
-                                counts: built.counts,
-                                old: old.clone(),
-                                new: None,
-                            });
-                        }
+                        counts.push(built.counts);
                         plan.push(Mutation {
                             rel,
                             old,
@@ -514,7 +499,20 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
         totals,
         warnings,
         files_touched: plan.iter().map(|m| m.rel.clone()).collect(),
-        spec_changes,
+        spec_changes: if opts.dry_run {
+            plan.iter()
+                .zip(counts)
+                .map(|(m, counts)| SpecChange {
+                    capability: m.cap.clone(),
+                    path: m.rel.clone(),
+                    counts,
+                    old: m.old.clone(),
+                    new: m.new.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
     if opts.dry_run {
         return Ok(report);
@@ -597,12 +595,12 @@ fn finish(ctx: &Ctx<'_>) -> Result<ArchiveReport, ArchiveError> {
 /// # Errors
 /// I/O failures while repairing; the journal is kept so the next start retries.
 pub fn recover(layout: &Layout<'_>) -> io::Result<Vec<String>> {
-    if journals(layout.openspec)?.is_empty() {
+    if journals(layout.openspec, JOURNAL_PREFIX)?.is_empty() {
         return Ok(Vec::new());
     }
     let _serial = DirLock::acquire(&layout.openspec.join("changes"))?;
     let mut done = Vec::new();
-    for journal in journals(layout.openspec)? {
+    for journal in journals(layout.openspec, JOURNAL_PREFIX)? {
         done.push(recover_journal(layout, &journal)?);
     }
     Ok(done)
@@ -768,28 +766,9 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
     let changes = layout.openspec.join("changes");
     let archive_dir = changes.join("archive");
     let moved = !changes.join(&j.change).exists() && archive_dir.join(&j.archive_name).is_dir();
-    let specs_root = layout.openspec.join("specs");
     for m in &j.mutations {
-        let path = layout.root.join(&m.rel);
         let want = if moved { &m.new } else { &m.old };
-        let have = fsx::read_opt(&path)?;
-        if have.as_ref() == want.as_ref() {
-            continue;
-        }
-        match want {
-            Some(text) => {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                fsx::atomic_write(&path, text.as_bytes())?;
-            }
-            None => {
-                fsx::remove_opt(&path)?;
-                if let Some(parent) = path.parent() {
-                    fsx::prune_empty_dirs(parent, &specs_root);
-                }
-            }
-        }
+        put(layout, &m.rel, want.as_deref())?;
     }
     if moved {
         for m in &j.settle {
@@ -813,7 +792,8 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
 }
 
 /// The archive journals in `openspec/`.
-fn journals(openspec: &Path) -> io::Result<Vec<PathBuf>> {
+/// The journal files named `<prefix>*.json` in `openspec/`, sorted.
+pub(crate) fn journals(openspec: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(openspec) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -823,12 +803,36 @@ fn journals(openspec: &Path) -> io::Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
+        if name.starts_with(prefix) && name.ends_with(".json") {
             found.push(entry.path());
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// Gives the spec file `rel` exactly `text` (idempotent); `None` deletes it and prunes the spec
+/// folders it leaves empty.
+pub(crate) fn put(layout: &Layout<'_>, rel: &str, text: Option<&str>) -> io::Result<()> {
+    let path = layout.root.join(rel);
+    if fsx::read_opt(&path)?.as_deref() == text {
+        return Ok(());
+    }
+    match text {
+        Some(t) => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fsx::atomic_write(&path, t.as_bytes())
+        }
+        None => {
+            fsx::remove_opt(&path)?;
+            if let Some(parent) = path.parent() {
+                fsx::prune_empty_dirs(parent, &layout.openspec.join("specs"));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Writes or deletes one settle file of the archived folder (idempotent).

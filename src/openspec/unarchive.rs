@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::archive::{Layout, UNDO_FILE, Undo};
+use super::archive::{Layout, UNDO_FILE, Undo, journals, put};
 use super::lock::DirLock;
 use crate::fsx;
 
@@ -183,7 +183,7 @@ pub fn unarchive(
 /// # Errors
 /// I/O failures; the journal is kept for the next attempt.
 pub fn recover(layout: &Layout<'_>) -> io::Result<Vec<String>> {
-    let found = journals(layout.openspec)?;
+    let found = journals(layout.openspec, JOURNAL_PREFIX)?;
     if found.is_empty() {
         return Ok(Vec::new());
     }
@@ -245,47 +245,6 @@ fn recover_journal(layout: &Layout<'_>, journal_path: &Path) -> io::Result<Strin
         if moved { "completed" } else { "rolled back" },
         undo.change
     ))
-}
-
-/// Gives `rel` exactly `text` (idempotent); `None` deletes it and prunes emptied spec folders.
-fn put(layout: &Layout<'_>, rel: &str, text: Option<&str>) -> io::Result<()> {
-    let path = layout.root.join(rel);
-    if fsx::read_opt(&path)?.as_deref() == text {
-        return Ok(());
-    }
-    match text {
-        Some(t) => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fsx::atomic_write(&path, t.as_bytes())
-        }
-        None => {
-            fsx::remove_opt(&path)?;
-            if let Some(parent) = path.parent() {
-                fsx::prune_empty_dirs(parent, &layout.openspec.join("specs"));
-            }
-            Ok(())
-        }
-    }
-}
-
-fn journals(openspec: &Path) -> io::Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(openspec) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(JOURNAL_PREFIX) && name.ends_with(".json") {
-            found.push(entry.path());
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 fn journal_path(openspec: &Path, id: &str) -> PathBuf {
