@@ -283,7 +283,6 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
             app.config.root.display()
         );
     }
-    eprintln!("connect a client: task-mcp connect");
     log::info!("listening on {}", running.addr);
     for warning in app
         .security
@@ -291,6 +290,8 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
     {
         log::warn!("{warning}");
     }
+    // The last start-up line: what to do next.
+    eprintln!("connect a client: task-mcp connect");
     wait_for_signals(&app);
     running.shutdown();
     // The chain's head, kept in the logs, shows later whether lines were cut off the end.

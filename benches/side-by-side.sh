@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# task-mcp against the rmcp peer, side by side: the same requests through the same load tool
+# (task-mcp-load, rustls, keep-alive), both servers pinned to one core and the client to the
+# other, alternating server order, two passes; prints a markdown table with ratios.
+#
+#   cargo build --release --bins && benches/side-by-side.sh
+#
+# Rows: MCP ping (JSON answer); tools/call echo (JSON answer); tools/call echo with
+# _meta.progressToken; tools/call echo answered as SSE (Accept: text/event-stream only; rmcp in
+# its SSE mode). The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
+# repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), PEERS (../shared/peers).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+peers="${PEERS:-$repo/../shared/peers}"
+duration="${DURATION:-6s}"
+warmup="${WARMUP:-2s}"
+conns="${CONNS:-32}"
+bin="$repo/target/release/task-mcp"
+load="$repo/target/release/task-mcp-load"
+for f in "$bin" "$load"; do
+    [ -x "$f" ] || { echo "missing $f: run cargo build --release --bins" >&2; exit 1; }
+done
+[ -x "$peers/run-peers.sh" ] || { echo "missing $peers/run-peers.sh (the peer servers)" >&2; exit 1; }
+bash "$peers/run-peers.sh" setup rmcp >/dev/null
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+
+# task-mcp: test tools on, a bearer token (the peer takes none), no rate limit (the peer has none).
+ours_port=$(port)
+token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+mkdir -p "$work/root"
+env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" PORT="$ours_port" \
+    AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 LOG_LEVEL=warn \
+    taskset -c 1 "$bin" serve >"$work/ours.log" 2>&1 &
+pids+=($!)
+wait_port "$ours_port"
+rmcp_json=$(port)
+rmcp_sse=$(port)
+PEER_CPUS=1 bash "$peers/run-peers.sh" rmcp "$rmcp_json" json tls >"$work/rmcp-json.log" 2>&1 &
+pids+=($!)
+PEER_CPUS=1 bash "$peers/run-peers.sh" rmcp "$rmcp_sse" sse tls >"$work/rmcp-sse.log" 2>&1 &
+pids+=($!)
+wait_port "$rmcp_json"
+wait_port "$rmcp_sse"
+
+# run SERVER ROW: one measurement as "req/s p99".
+run() {
+    local server=$1 row=$2 args=()
+    case $row in
+        ping) args=(ping) ;;
+        json) args=(call --tool echo --args '{"text":"hi"}') ;;
+        progress) args=(call --tool echo --args '{"text":"hi"}' --progress) ;;
+        sse) args=(call --tool echo --args '{"text":"hi"}' --sse) ;;
+    esac
+    local target
+    if [ "$server" = ours ]; then
+        target=(--url "https://127.0.0.1:$ours_port" --insecure --token "$token")
+    elif [ "$row" = sse ]; then
+        target=(--url "https://127.0.0.1:$rmcp_sse/mcp" --insecure)
+    else
+        target=(--url "https://127.0.0.1:$rmcp_json/mcp" --insecure)
+    fi
+    taskset -c 0 "$load" "${args[@]}" "${target[@]}" -c "$conns" -d "$duration" --warmup "$warmup" --json |
+        python3 -c 'import json,sys; v=json.load(sys.stdin); l=v["latency_ms"] or {}; print(v["requests_per_second"], l.get("p99"), v["failed"])'
+}
+
+declare -A res
+for pass in 1 2; do
+    for row in ping json progress sse; do
+        order=(ours rmcp)
+        [ "$pass" = 2 ] && order=(rmcp ours)
+        for server in "${order[@]}"; do
+            res[$pass,$row,$server]=$(run "$server" "$row")
+        done
+    done
+done
+
+echo "side-by-side: $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $conns TLS connections, ${warmup} warm-up, ${duration} measured, server on CPU 1, client on CPU 0"
+echo
+echo "| request | pass | task-mcp req/s (p99 ms) | rmcp req/s (p99 ms) | ratio |"
+echo "|---|---|---|---|---|"
+# shellcheck disable=SC2016 # markdown backticks, not command substitutions
+declare -A names=([ping]='`ping`, JSON answer' [json]='`tools/call` echo, JSON answer'
+    [progress]='`tools/call` echo with `_meta.progressToken`' [sse]='`tools/call` echo, SSE answer')
+for row in ping json progress sse; do
+    for pass in 1 2; do
+        read -r o_rps o_p99 o_fail <<<"${res[$pass,$row,ours]}"
+        read -r r_rps r_p99 r_fail <<<"${res[$pass,$row,rmcp]}"
+        ratio=$(python3 -c "print(f'{$o_rps / max($r_rps, 0.1):.2f}x')")
+        note=""
+        [ "$o_fail" != 0 ] && note+=" (task-mcp: $o_fail failed)"
+        [ "$r_fail" != 0 ] && note+=" (rmcp: $r_fail failed)"
+        echo "| ${names[$row]} | $pass | $o_rps ($o_p99) | $r_rps ($r_p99) | $ratio$note |"
+    done
+done
