@@ -6,8 +6,8 @@
 #   cargo build --release --bins && benches/side-by-side.sh
 #
 # Rows: MCP ping (JSON answer); tools/call echo (JSON answer); tools/call echo with
-# _meta.progressToken; tools/call echo answered as SSE (Accept: text/event-stream only; rmcp in
-# its SSE mode). The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
+# _meta.progressToken; tools/call echo answered as SSE (ours: Accept: text/event-stream only;
+# rmcp: its SSE mode, which refuses an Accept without application/json). The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
 # repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), PEERS (../shared/peers).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -70,6 +70,9 @@ run() {
     if [ "$server" = ours ]; then
         target=(--url "https://127.0.0.1:$ours_port" --insecure --token "$token")
     elif [ "$row" = sse ]; then
+        # rmcp refuses an Accept without application/json (406); in its SSE mode it answers
+        # SSE to the usual Accept of both.
+        args=(call --tool echo --args '{"text":"hi"}')
         target=(--url "https://127.0.0.1:$rmcp_sse/mcp" --insecure)
     else
         target=(--url "https://127.0.0.1:$rmcp_json/mcp" --insecure)
