@@ -177,6 +177,9 @@ impl App {
             max_streams: config.max_streams,
             sessions,
             max_stream_age: config.max_stream_age,
+            client_request_timeout: config.client_request_timeout,
+            max_subscriptions: config.max_subscriptions,
+            watch_root: Some(config.root.clone()),
             ..crate::mcp::Settings::default()
         };
         let security = Arc::new(

@@ -239,6 +239,16 @@ pub const SETTINGS: &[Setting] = &[
         "Legacy SSE streams older than this are closed (clients reconnect).",
     ),
     s(
+        "CLIENT_REQUEST_TIMEOUT_MS",
+        "60000",
+        "How long a tool waits for the client to answer its request (sampling, elicitation).",
+    ),
+    s(
+        "MAX_SUBSCRIPTIONS",
+        "64",
+        "Resource subscriptions one session may hold.",
+    ),
+    s(
         "MCP_SESSIONS",
         "stateless",
         "stateless (default) or stateful (signed Mcp-Session-Id, GET stream, DELETE).",
@@ -246,7 +256,7 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "ENABLE_TEST_TOOLS",
         "false",
-        "Also offer the `echo` and `slow` test tools.",
+        "Also offer the test tools (`echo`, `slow`) and the MCP conformance suite's fixtures.",
     ),
     s(
         "LOG_LEVEL",
@@ -550,6 +560,10 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Oldest a legacy stream may get.
     pub max_stream_age: Duration,
+    /// `CLIENT_REQUEST_TIMEOUT_MS`: how long a tool waits for the client's answer to a request.
+    pub client_request_timeout: Duration,
+    /// `MAX_SUBSCRIPTIONS`: resource subscriptions one session may hold.
+    pub max_subscriptions: usize,
     /// Session mode.
     pub sessions: Sessions,
     /// Offer the test tools.
@@ -754,6 +768,8 @@ impl Config {
             heartbeat: p.millis("HEARTBEAT_MS", 10, 3_600_000)?,
             max_response_bytes: (max_response_kb * 1024) as usize,
             max_stream_age: p.millis("MAX_STREAM_AGE_MS", 1000, u64::MAX / 2)?,
+            client_request_timeout: p.millis("CLIENT_REQUEST_TIMEOUT_MS", 100, 3_600_000)?,
+            max_subscriptions: p.int("MAX_SUBSCRIPTIONS", 1, 100_000)? as usize,
             sessions,
             enable_test_tools: p.bool("ENABLE_TEST_TOOLS")?,
             log_level: raw.get("LOG_LEVEL").to_string(),

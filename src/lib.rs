@@ -57,3 +57,4 @@ pub mod stream;
 pub mod tls;
 pub mod tools;
 pub mod trace;
+pub mod watch;

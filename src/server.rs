@@ -169,6 +169,7 @@ pub fn build_registry(config: &Config) -> Result<Registry, ServerError> {
     if config.enable_test_tools {
         reg.add_tool(Arc::new(tools::testing::Echo::new()));
         reg.add_tool(Arc::new(tools::testing::Slow::new()));
+        tools::conformance::register(&mut reg);
     }
     Ok(reg)
 }

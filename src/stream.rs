@@ -143,13 +143,22 @@ impl<T> MailSender<T> {
     /// # Errors
     /// [`SendError::Full`] when the mailbox is full, [`SendError::Closed`] once it ended.
     pub fn send(&self, msg: T) -> Result<(), SendError> {
+        self.send_back(msg).map_err(|(e, _)| e)
+    }
+
+    /// Like [`MailSender::send`], but a message that could not be queued comes back with the
+    /// reason, so the caller may retry it.
+    ///
+    /// # Errors
+    /// As [`MailSender::send`], with the message.
+    pub fn send_back(&self, msg: T) -> Result<(), (SendError, T)> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(SendError::Full);
+            return Err((SendError::Full, msg));
         }
-        self.tx.send(msg).map_err(|_| {
+        self.tx.send(msg).map_err(|e| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            SendError::Closed
+            (SendError::Closed, e.0)
         })
     }
 }

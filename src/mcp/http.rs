@@ -17,7 +17,7 @@ use super::run::{ToolEvent, ToolJob, cancel, forward_to, is_cancelled, progress_
 use super::session::{self, SessionError};
 use super::{
     Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, StreamKind,
-    StreamSlot, lock, rpc_error_response, seed,
+    StreamSlot, client, lock, rpc_error_response, seed,
 };
 use crate::http::{Head, Method, Response, media_essence};
 use crate::rpc::{self, ErrorCode, ErrorObject, Id, Message, Parsed};
@@ -111,6 +111,7 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
     match parsed {
         Parsed::Single(Message::Request(req)) => {
             let negotiated = is_initialize.then(|| methods::negotiate(req.params.as_ref()));
+            let init_params = is_initialize.then(|| req.params.clone()).flatten();
             let session_header = match (&env.settings.sessions, negotiated) {
                 (SessionsMode::Stateful { key }, Some(v)) => {
                     match session::mint(key, &caller.identity, v, SystemTime::now()) {
@@ -129,6 +130,7 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
             };
             let mut resp = answer(env, &accept, methods::request(env, caller, &scope, req));
             if let Some(sid) = session_header {
+                client::initialized(env, &sid, &caller.identity, init_params.as_ref());
                 resp.set_header("Mcp-Session-Id", sid);
             }
             resp
@@ -137,7 +139,13 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
             methods::notification(env, caller, &scope, &n);
             Response::empty(202)
         }
-        Parsed::Single(Message::Response(_)) => Response::empty(202),
+        Parsed::Single(Message::Response(r)) => {
+            // The answer to a request a tool sent on its stream (sampling, elicitation).
+            if !client::deliver(env, &caller.identity, r) {
+                log::debug!("a client answer matched no waiting request");
+            }
+            Response::empty(202)
+        }
         Parsed::Batch(items) => batch(env, &accept, caller, &scope, version, items),
         Parsed::ParseError(_) | Parsed::Invalid(_) => {
             // unwrap-free: both were answered above; answer defensively anyway.
@@ -146,8 +154,8 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
     }
 }
 
-/// `GET /mcp`: 405 when stateless; in stateful mode the session's standalone stream (keep-alive
-/// comments only: this server sends no unsolicited messages).
+/// `GET /mcp`: 405 when stateless; in stateful mode the session's standalone stream: log messages
+/// of its calls answered as JSON, resource updates and list changes, and keep-alive comments.
 pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
     let SessionsMode::Stateful { key } = &env.settings.sessions else {
         return method_not_allowed(env);
@@ -181,20 +189,24 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
     let Some(slot) = env.claim_stream(StreamKind::McpGet) else {
         return unavailable();
     };
+    let Ok((tx, mb)) = mailbox::<Value>(env.settings.mailbox_capacity.max(1)) else {
+        return unavailable();
+    };
+    let outlet: client::Outlet = Arc::new(move |m: &Value| tx.send(m.clone()).is_ok());
+    let attached = client::attach(env, &registered.sid, &caller.identity, outlet);
     let env2 = Arc::clone(env);
     sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
         let _registered = registered;
+        let _attached = attached;
         let opened = Instant::now();
         loop {
-            match ctx.sleep(env2.settings.heartbeat) {
-                Wait::Hangup | Wait::Draining | Wait::Closed | Wait::Message(()) => return,
-                Wait::Timeout => {
-                    if opened.elapsed() >= env2.settings.max_stream_age
-                        || !send_comment(ctx, &slot, "keepalive")
-                    {
-                        return;
-                    }
-                }
+            let ok = match ctx.wait(&mb, env2.settings.heartbeat) {
+                Wait::Message(m) => send_message(ctx, &slot, &m),
+                Wait::Timeout => send_comment(ctx, &slot, "keepalive"),
+                Wait::Hangup | Wait::Draining | Wait::Closed => false,
+            };
+            if !ok || opened.elapsed() >= env2.settings.max_stream_age {
+                return;
             }
         }
     }))
@@ -215,6 +227,7 @@ pub fn delete(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
         + env.settings.session_max_age
         + Duration::from_secs(300);
     lock(&env.sessions).delete(&sid, expires, now);
+    client::forget(env, &sid);
     Response::empty(200)
 }
 
@@ -329,17 +342,18 @@ fn check_session(
     }
 }
 
-/// Answers one request: JSON when acceptable and nothing streams; SSE for calls of a tool that
-/// reports progress made with a progress token (when SSE is acceptable), or when the client
-/// accepts only SSE.
+/// Answers one request: JSON when acceptable and nothing streams; SSE (when acceptable) for calls
+/// of a tool that reports progress made with a progress token, or of a tool that talks to the
+/// client while it runs; SSE when the client accepts only SSE.
 fn answer(env: &Arc<McpEnv>, accept: &Accept, reply: Reply) -> Response {
     match reply {
         Reply::Now(resp) if accept.json => Response::json(200, &resp.to_value()),
         Reply::Now(resp) => sse_messages(env, vec![resp.to_value()]),
         Reply::Call(id, job) => {
             // A progress token only asks for a stream when the tool has progress to report.
+            let def = job.tool.def();
             let wants_stream =
-                job.progress_token.is_some() && accept.sse && job.tool.def().progress;
+                accept.sse && (def.talks || (job.progress_token.is_some() && def.progress));
             if wants_stream || !accept.json {
                 return sse_tool_call(env, id, *job);
             }
@@ -397,7 +411,9 @@ fn batch(
                 out.push(resp.to_value());
             }
             Ok(Message::Notification(n)) => methods::notification(env, caller, scope, &n),
-            Ok(Message::Response(_)) => {}
+            Ok(Message::Response(r)) => {
+                client::deliver(env, &caller.identity, r);
+            }
             Err(inv) => out.push(
                 rpc::Response::error(
                     inv.id,
@@ -448,7 +464,7 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
         let Ok((tx, mb)) = mailbox::<ToolEvent>(capacity) else {
             return fail(ctx, "Internal error: out of file descriptors");
         };
-        if !job.spawn(forward_to(tx)) {
+        if !job.streamed().spawn(forward_to(tx)) {
             return fail(ctx, "Internal error: could not start the tool");
         }
         let mut last = f64::NEG_INFINITY;
@@ -468,6 +484,7 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
                     }
                     _ => true,
                 },
+                Wait::Message(ToolEvent::Message(m)) => send_message(ctx, &slot, &m),
                 Wait::Message(ToolEvent::Finished(outcome)) => {
                     send_message(ctx, &slot, &finish_call(id.clone(), &outcome).to_value());
                     return;

@@ -23,7 +23,7 @@ use super::methods::{self, Reply};
 use super::run::{ToolEvent, is_cancelled, progress_notification};
 use super::seed::{self, rfc3339};
 use super::session::random_hex;
-use super::{Caller, Inflight, McpEnv, StreamKind, lock, rpc_error_response};
+use super::{Caller, Inflight, McpEnv, StreamKind, client, lock, rpc_error_response};
 use crate::http::{Head, Response};
 use crate::rpc::{self, ErrorCode, Message, Parsed};
 use crate::sse;
@@ -123,6 +123,15 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
             }
         }
     };
+    // Server-started messages (log messages, resource updates) reach the session through its
+    // numbered, replayable events.
+    let weak = Arc::downgrade(env);
+    let sid_out = sid.clone();
+    let outlet: client::Outlet = Arc::new(move |m: &Value| {
+        weak.upgrade()
+            .is_some_and(|env| push(&env, &sid_out, "message", m))
+    });
+    let attached = client::attach(env, &sid, &caller.identity, outlet);
     // Detaches the session when the stream ends, or when the response is dropped unsent.
     let detach = Detach {
         env: Arc::clone(env),
@@ -132,6 +141,7 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
     };
     let env2 = Arc::clone(env);
     let f = Box::new(move |ctx: &mut StreamCtx<'_>| {
+        let _attached = attached;
         let _detach = detach;
         let mut buf = Vec::new();
         let endpoint = format!("/messages?sessionId={sid}");
@@ -220,7 +230,7 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
                 let env2 = Arc::clone(env);
                 let sid2 = sid.clone();
                 let mut last = f64::NEG_INFINITY;
-                let started = job.spawn(move |ev| match ev {
+                let started = job.streamed().spawn(move |ev| match ev {
                     // A cancelled request gets nothing more: no progress, no response.
                     _ if is_cancelled(&flag) => {}
                     ToolEvent::Progress(p) => {
@@ -230,6 +240,9 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
                             last = p.progress;
                             push(&env2, &sid2, "message", &progress_notification(t, &p));
                         }
+                    }
+                    ToolEvent::Message(m) => {
+                        push(&env2, &sid2, "message", &m);
                     }
                     ToolEvent::Finished(outcome) => {
                         push(
@@ -251,7 +264,9 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
             }
         },
         Message::Notification(n) => methods::notification(env, caller, &sid, &n),
-        Message::Response(_) => {}
+        Message::Response(r) => {
+            client::deliver(env, &caller.identity, r);
+        }
     }
     Response::bytes(202, "text/plain; charset=utf-8", b"Accepted".to_vec())
 }
@@ -440,10 +455,19 @@ fn send_outbound(
 /// Drops sessions closed longer than the replay retention.
 fn reap(env: &McpEnv, now: Instant) {
     let keep = env.settings.replay_retention;
-    lock(&env.legacy).map.retain(|_, s| {
-        s.closed
-            .is_none_or(|c| now.saturating_duration_since(c) < keep)
+    let mut gone = Vec::new();
+    lock(&env.legacy).map.retain(|sid, s| {
+        let keep = s
+            .closed
+            .is_none_or(|c| now.saturating_duration_since(c) < keep);
+        if !keep {
+            gone.push(sid.clone());
+        }
+        keep
     });
+    for sid in gone {
+        client::forget(env, &sid);
+    }
 }
 
 /// `<session>-<seq>` → its parts.

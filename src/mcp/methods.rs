@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::run::{ToolJob, call_result};
-use super::{Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, base64url};
+use super::run::{ToolEvent, ToolJob, call_result};
+use super::{
+    Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, base64url, client,
+};
 use crate::rpc::{ErrorCode, ErrorObject, Id, Notification, Request, Response};
-use crate::tools::{ResourceError, Tool, ToolError};
+use crate::tools::{LogLevel, ResourceError, Tool, ToolError};
 
 /// What to do with a request.
 pub enum Reply {
@@ -26,8 +28,14 @@ pub enum Reply {
 pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) -> Reply {
     let id = req.id.clone();
     let result = match req.method.as_str() {
-        "initialize" => Ok(initialize_result(negotiate(req.params.as_ref()))),
+        "initialize" => {
+            client::initialized(env, scope, &caller.identity, req.params.as_ref());
+            let sessions =
+                !scope.is_empty() || matches!(env.settings.sessions, SessionsMode::Stateful { .. });
+            Ok(initialize_result(negotiate(req.params.as_ref()), sessions))
+        }
         "ping" => Ok(json!({})),
+        "logging/setLevel" => set_level(env, caller, scope, req.params.as_ref()),
         "tools/list" => tools_list(env, caller, req.params.as_ref()),
         "tools/call" => match tools_call(env, caller, scope, &req) {
             Ok(job) => return Reply::Call(id, Box::new(job)),
@@ -36,7 +44,11 @@ pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) ->
         "resources/list" => resources_list(env, req.params.as_ref()),
         "resources/templates/list" => resources_templates(env, req.params.as_ref()),
         "resources/read" => resources_read(env, req.params.as_ref()),
-        "prompts/list" => reject_cursor(req.params.as_ref()).map(|()| super::prompts::list()),
+        "resources/subscribe" => subscribe(env, caller, scope, req.params.as_ref()),
+        "resources/unsubscribe" => unsubscribe(env, caller, scope, req.params.as_ref()),
+        "prompts/list" => {
+            reject_cursor(req.params.as_ref()).map(|()| super::prompts::list(&env.registry))
+        }
         "prompts/get" => super::prompts::get(&env.registry, req.params.as_ref()),
         "completion/complete" => super::prompts::complete(&env.registry, req.params.as_ref()),
         other => Err(ErrorObject::new(
@@ -70,9 +82,18 @@ pub fn notification(env: &McpEnv, caller: &Caller, scope: &str, n: &Notification
     }
 }
 
-/// Runs a tool call inline and returns its response (the JSON path).
+/// Runs a tool call inline and returns its response (the JSON path). Its log messages go to the
+/// session's stream when one is open (stateful `GET /mcp`), else nowhere.
 pub fn run_now(id: Id, job: ToolJob) -> Response {
-    let outcome = job.run_inline(&mut |_| {});
+    let env = Arc::clone(&job.env);
+    let scope = job.peer.scope.clone();
+    let outcome = job.run_inline(&mut |ev| {
+        if let ToolEvent::Message(m) = ev
+            && !scope.is_empty()
+        {
+            client::notify(&env, &scope, &m);
+        }
+    });
     finish_call(id, &outcome)
 }
 
@@ -94,16 +115,17 @@ pub fn negotiate(params: Option<&Value>) -> &'static str {
 }
 
 /// The `InitializeResult` for a negotiated version. Capabilities declare only what is served:
-/// tools, resources, prompts and completions, with no change notifications and no resource
-/// subscriptions; no logging.
-pub fn initialize_result(version: &str) -> Value {
+/// tools, resources, prompts, completions and logging; resource subscriptions and list changes
+/// when there is a session whose stream can carry them (`sessions`: stateful or legacy).
+pub fn initialize_result(version: &str, sessions: bool) -> Value {
     json!({
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": false},
-            "resources": {"subscribe": false, "listChanged": false},
+            "resources": {"subscribe": sessions, "listChanged": sessions},
             "prompts": {"listChanged": false},
             "completions": {},
+            "logging": {},
         },
         "serverInfo": {
             "name": "task-mcp",
@@ -186,6 +208,7 @@ pub(crate) fn job(
     progress_token: Option<Value>,
 ) -> ToolJob {
     let guard = Inflight::register(env, &caller.identity, scope, id);
+    let peer = client::view(env, scope, &caller.identity);
     ToolJob {
         env: Arc::clone(env),
         tool,
@@ -195,7 +218,77 @@ pub(crate) fn job(
         guard,
         trace: crate::trace::current(),
         request: super::request_scope(),
+        peer,
     }
+}
+
+/// `logging/setLevel {level}`: the session's level from now on.
+fn set_level(
+    env: &McpEnv,
+    caller: &Caller,
+    scope: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorObject> {
+    let name = params
+        .and_then(|p| p.get("level"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_params("logging/setLevel needs a string `level`"))?;
+    let level = LogLevel::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = LogLevel::ALL.iter().map(|l| l.as_str()).collect();
+        invalid_params(format!(
+            "Unknown level {name}; use one of {}",
+            names.join(", ")
+        ))
+    })?;
+    client::set_level(env, scope, &caller.identity, level);
+    Ok(json!({}))
+}
+
+/// The `uri` of a subscribe or unsubscribe.
+fn subscription_uri(params: Option<&Value>) -> Result<&str, ErrorObject> {
+    params
+        .and_then(|p| p.get("uri"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_params("needs a string `uri`"))
+}
+
+/// `resources/subscribe {uri}`: the session hears `notifications/resources/updated` when the
+/// resource's content changes. A stateless request has no session and no stream to hear it on:
+/// the answer says so in `_meta` rather than pretend.
+fn subscribe(
+    env: &Arc<McpEnv>,
+    caller: &Caller,
+    scope: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorObject> {
+    let uri = subscription_uri(params)?;
+    let contents = env.registry.read_resource(uri).map_err(resource_error)?;
+    if scope.is_empty() {
+        return Ok(stateless_note());
+    }
+    let now = serde_json::to_value(contents).unwrap_or_default();
+    client::subscribe(env, scope, &caller.identity, uri, &now)
+        .map_err(|e| client::subscribe_error(&e))?;
+    client::ensure_watcher(env);
+    Ok(json!({}))
+}
+
+fn unsubscribe(
+    env: &McpEnv,
+    caller: &Caller,
+    scope: &str,
+    params: Option<&Value>,
+) -> Result<Value, ErrorObject> {
+    let uri = subscription_uri(params)?;
+    if scope.is_empty() {
+        return Ok(stateless_note());
+    }
+    client::unsubscribe(env, scope, &caller.identity, uri);
+    Ok(json!({}))
+}
+
+fn stateless_note() -> Value {
+    json!({"_meta": {"task-mcp/subscriptions": "not kept: stateless mode has no session and no stream for notifications; use MCP_SESSIONS=stateful or the legacy /sse transport"}})
 }
 
 fn resources_list(env: &McpEnv, params: Option<&Value>) -> Result<Value, ErrorObject> {
@@ -335,11 +428,17 @@ mod tests {
 
     #[test]
     fn initialize_declares_what_is_served() {
-        let r = initialize_result("2025-06-18");
+        let r = initialize_result("2025-06-18", false);
         let caps = r["capabilities"].as_object().unwrap();
         let mut keys: Vec<_> = caps.keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["completions", "prompts", "resources", "tools"]);
+        assert_eq!(
+            keys,
+            ["completions", "logging", "prompts", "resources", "tools"]
+        );
+        assert_eq!(r["capabilities"]["resources"]["subscribe"], false);
+        let r = initialize_result("2025-06-18", true);
+        assert_eq!(r["capabilities"]["resources"]["subscribe"], true);
         assert_eq!(r["serverInfo"]["name"], "task-mcp");
         assert_eq!(r["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
         for step in [

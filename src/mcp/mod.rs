@@ -21,6 +21,7 @@ use crate::rpc::{ErrorCode, ErrorObject, Id};
 use crate::tools::{Access, Registry};
 
 pub mod base64url;
+pub mod client;
 pub mod http;
 pub mod legacy;
 pub mod methods;
@@ -74,6 +75,14 @@ pub struct Settings {
     pub replay_events: usize,
     /// How long a closed legacy stream's events stay available for replay.
     pub replay_retention: Duration,
+    /// How long a tool waits for the client's answer to a request it sent (sampling,
+    /// elicitation) before it fails (`CLIENT_REQUEST_TIMEOUT_MS`).
+    pub client_request_timeout: Duration,
+    /// Resource subscriptions one session may hold (`MAX_SUBSCRIPTIONS`).
+    pub max_subscriptions: usize,
+    /// The workspace whose `openspec/` tree is watched for subscribers, from the first
+    /// subscription on; `None` watches nothing (subscribers then hear of nothing).
+    pub watch_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -90,6 +99,9 @@ impl Default for Settings {
             max_stream_age: config.max_stream_age,
             replay_events: 64,
             replay_retention: Duration::from_secs(5 * 60),
+            client_request_timeout: config.client_request_timeout,
+            max_subscriptions: config.max_subscriptions,
+            watch_root: None,
         }
     }
 }
@@ -214,6 +226,10 @@ pub struct McpEnv {
     pub(crate) inflight: Mutex<Inflight>,
     pub(crate) legacy: Mutex<legacy::Sessions>,
     pub(crate) sessions: Mutex<session::State>,
+    pub(crate) peers: Mutex<client::Peers>,
+    pub(crate) pending: Mutex<client::Pending>,
+    /// The workspace watcher, started by the first subscription.
+    pub(crate) watcher: Mutex<Option<crate::watch::Watcher>>,
     pub(crate) open_streams: AtomicUsize,
 }
 
@@ -227,6 +243,9 @@ impl McpEnv {
             inflight: Mutex::new(Inflight::default()),
             legacy: Mutex::new(legacy::Sessions::default()),
             sessions: Mutex::new(session::State::default()),
+            peers: Mutex::new(client::Peers::default()),
+            pending: Mutex::new(client::Pending::default()),
+            watcher: Mutex::new(None),
             open_streams: AtomicUsize::new(0),
         }
     }

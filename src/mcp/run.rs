@@ -12,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 
+use super::client::{self, PeerView};
 use super::{AuditEvent, InflightGuard, McpEnv, spawn_named};
 use crate::stream::{MailSender, SendError};
-use crate::tools::{Access, Progress, Tool, ToolCtx, ToolError};
+use crate::tools::{Access, AskError, ClientLink, LogLevel, Progress, Tool, ToolCtx, ToolError};
 
 /// A tool call ready to run.
 pub struct ToolJob {
@@ -31,6 +32,8 @@ pub struct ToolJob {
     pub(crate) trace: Option<crate::trace::ActiveSpan>,
     /// The request that asked for the call (for audit records on the tool's own thread).
     pub(crate) request: Option<super::RequestScope>,
+    /// What the call knows of its session: log level, client capabilities, whether it streams.
+    pub(crate) peer: PeerView,
 }
 
 /// What a tool running on its own thread reports.
@@ -38,6 +41,8 @@ pub struct ToolJob {
 pub enum ToolEvent {
     /// A progress report.
     Progress(Progress),
+    /// A message for the client: a log notification, or a request whose answer the tool awaits.
+    Message(Value),
     /// The call ended.
     Finished(Result<Value, ToolError>),
 }
@@ -48,23 +53,37 @@ impl ToolJob {
         self.tool.def().name
     }
 
+    /// Marks the call as answered on a stream the client reads while it runs: only then can the
+    /// tool send requests to the client.
+    pub(crate) fn streamed(mut self) -> Self {
+        self.peer.streamed = true;
+        self
+    }
+
     /// Sets the cancel flag (client hang-up, `notifications/cancelled`, drain).
     pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         Arc::clone(&self.guard.cancel)
     }
 
-    /// Runs the tool on the current thread.
-    pub fn run_inline(self, progress: &mut dyn FnMut(Progress)) -> Result<Value, ToolError> {
+    /// Runs the tool on the current thread; what it reports goes to `sink`.
+    pub fn run_inline(self, sink: &mut dyn FnMut(ToolEvent)) -> Result<Value, ToolError> {
         let env = Arc::clone(&self.env);
         let def = self.tool.def();
         let _trace = self.trace.map(crate::trace::ActiveSpan::enter);
         env.hooks.tool_started(def.name);
         let started = Instant::now();
+        let mut link = Link {
+            env: &env,
+            identity: &self.identity,
+            peer: &self.peer,
+            cancelled: &self.guard.cancel,
+            sink,
+        };
         let mut ctx = ToolCtx {
             identity: &self.identity,
             now: SystemTime::now(),
             cancelled: &self.guard.cancel,
-            progress,
+            client: &mut link,
         };
         // Every transport comes through here: nothing runs (or writes) before the arguments fit
         // the schema the tool declares.
@@ -102,35 +121,74 @@ impl ToolJob {
         // The audit hook reads the request's address and id from the thread it runs on.
         let scope = self.request.clone();
         spawn_named(name, move || {
-            let result = super::with_request_scope(scope, || {
-                let mut progress = |p: Progress| on_event(ToolEvent::Progress(p));
-                self.run_inline(&mut progress)
-            });
+            let result = super::with_request_scope(scope, || self.run_inline(&mut on_event));
             on_event(ToolEvent::Finished(result));
         })
     }
 }
 
+/// The [`ClientLink`] of a running call: filters log messages at the session's level and
+/// hands every message to the transport's `sink`.
+struct Link<'a> {
+    env: &'a McpEnv,
+    identity: &'a str,
+    peer: &'a PeerView,
+    cancelled: &'a std::sync::atomic::AtomicBool,
+    sink: &'a mut dyn FnMut(ToolEvent),
+}
+
+impl ClientLink for Link<'_> {
+    fn progress(&mut self, p: Progress) {
+        (self.sink)(ToolEvent::Progress(p));
+    }
+
+    fn log(&mut self, level: LogLevel, data: Value) {
+        if level >= self.peer.level {
+            (self.sink)(ToolEvent::Message(client::log_notification(level, data)));
+        }
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Result<Value, AskError> {
+        let sink = &mut *self.sink;
+        client::ask(
+            self.env,
+            self.identity,
+            self.peer,
+            self.cancelled,
+            method,
+            params,
+            &mut |m| sink(ToolEvent::Message(m)),
+        )
+    }
+}
+
 /// Forwards tool events into a mailbox: progress is dropped when the mailbox is full (the
-/// reader is slow and a later report supersedes it); the final event waits for room.
+/// reader is slow and a later report supersedes it); messages and the final event wait for room.
 pub fn forward_to(tx: MailSender<ToolEvent>) -> impl FnMut(ToolEvent) + Send + 'static {
     move |ev| match ev {
         ToolEvent::Progress(_) => {
             let _ = tx.send(ev);
         }
-        ToolEvent::Finished(result) => loop {
-            // `send` consumes the message, so a retry sends a copy.
-            match tx.send(ToolEvent::Finished(result.clone())) {
-                Ok(()) | Err(SendError::Closed) => break,
-                Err(SendError::Full) => std::thread::sleep(FULL_MAILBOX_RETRY),
+        ev => {
+            let mut ev = Some(ev);
+            while let Some(e) = ev.take() {
+                match tx.send_back(e) {
+                    Ok(()) | Err((SendError::Closed, _)) => {}
+                    Err((SendError::Full, e)) => {
+                        ev = Some(e);
+                        std::thread::sleep(FULL_MAILBOX_RETRY);
+                    }
+                }
             }
-        },
+        }
     }
 }
 
-/// The `tools/call` result for a tool outcome.
+/// The `tools/call` result for a tool outcome. A tool without an output schema returns its
+/// content blocks (an array), sent as they are.
 pub fn call_result(outcome: &Result<Value, ToolError>) -> Value {
     match outcome {
+        Ok(Value::Array(blocks)) => json!({"content": blocks, "isError": false}),
         Ok(v) => {
             let structured = match v {
                 Value::Object(_) => v.clone(),

@@ -193,6 +193,8 @@ fn run_stream(
     loop {
         let sent = match ctx.wait(&mb, env.settings.heartbeat) {
             Wait::Message(ToolEvent::Progress(p)) => out(ctx, Frame::Progress(&p)),
+            // The seed frames have no log type, and requests need a JSON-RPC peer.
+            Wait::Message(ToolEvent::Message(_)) => true,
             Wait::Message(ToolEvent::Finished(r)) => return finish(ctx, &r),
             Wait::Timeout => out(ctx, Frame::Heartbeat),
             Wait::Hangup => false,

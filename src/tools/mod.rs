@@ -3,7 +3,8 @@
 //!
 //! A tool is a plain value implementing [`Tool`]. The transports know nothing of OpenSpec: they
 //! look a tool up by name or alias, check the caller's role against [`ToolDef::access`], and call
-//! it with a [`ToolCtx`] that carries the caller's identity, a progress sink and a cancel flag.
+//! it with a [`ToolCtx`] that carries the caller's identity, a cancel flag and a [`ClientLink`]
+//! (progress, log messages and requests to the client, however the transport carries them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +13,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub mod conformance;
 pub mod openspec;
 pub mod options;
+pub mod prompts;
 pub mod resources;
 pub mod schema;
 pub mod testing;
@@ -57,7 +60,8 @@ pub struct ToolDef {
     pub description: &'static str,
     /// JSON Schema of the arguments; an object root with no top-level `oneOf/anyOf/allOf`.
     pub input_schema: Value,
-    /// JSON Schema of `structuredContent`; an object root.
+    /// JSON Schema of `structuredContent`; an object root. `Null` for a tool that returns its
+    /// content blocks instead (see [`Tool::call`]).
     pub output_schema: Value,
     /// Hints for clients.
     pub annotations: Annotations,
@@ -66,6 +70,10 @@ pub struct ToolDef {
     /// The tool reports progress. Only then is a call carrying a `progressToken` answered as an
     /// SSE stream; otherwise a client that accepts JSON gets the cheaper JSON answer.
     pub progress: bool,
+    /// The tool talks to the client while it runs (log messages it exists to send, or requests
+    /// such as `sampling/createMessage`): its calls are answered as SSE whenever the client
+    /// accepts it, since the messages need the call's own stream.
+    pub talks: bool,
 }
 
 impl ToolDef {
@@ -75,14 +83,17 @@ impl ToolDef {
         if let Value::Object(map) = &mut annotations {
             map.insert("title".into(), Value::String(self.title.into()));
         }
-        json!({
+        let mut tool = json!({
             "name": self.name,
             "title": self.title,
             "description": self.description,
             "inputSchema": self.input_schema,
-            "outputSchema": self.output_schema,
             "annotations": annotations,
-        })
+        });
+        if !self.output_schema.is_null() {
+            tool["outputSchema"] = self.output_schema.clone();
+        }
+        tool
     }
 }
 
@@ -168,6 +179,143 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
+/// The severity of a log message (RFC 5424 levels, as MCP `logging/setLevel` names them), in
+/// increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Detail for debugging.
+    Debug,
+    /// Something happened.
+    Info,
+    /// Normal but significant.
+    Notice,
+    /// Worth a look.
+    Warning,
+    /// Something failed.
+    Error,
+    /// A critical condition.
+    Critical,
+    /// Action must be taken now.
+    Alert,
+    /// The system is unusable.
+    Emergency,
+}
+
+impl LogLevel {
+    /// Every level, least severe first.
+    pub const ALL: [LogLevel; 8] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Notice,
+        LogLevel::Warning,
+        LogLevel::Error,
+        LogLevel::Critical,
+        LogLevel::Alert,
+        LogLevel::Emergency,
+    ];
+
+    /// The MCP name (`debug`, `info`, ..., `emergency`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+            LogLevel::Alert => "alert",
+            LogLevel::Emergency => "emergency",
+        }
+    }
+
+    /// Parses an MCP level name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == name)
+    }
+}
+
+/// Why a request to the client got no usable answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AskError {
+    /// The client did not declare the capability the request needs (`sampling`, `elicitation`).
+    NotDeclared(&'static str),
+    /// The call has no stream to carry a request (answered as JSON, or a seed API call).
+    NoStream,
+    /// No answer within the timeout.
+    Timeout(std::time::Duration),
+    /// The client cancelled the call or went away while it waited.
+    Cancelled,
+    /// The client answered with a JSON-RPC error.
+    Refused {
+        /// Its code.
+        code: i64,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl From<AskError> for ToolError {
+    fn from(e: AskError) -> Self {
+        match e {
+            AskError::NotDeclared(cap) => ToolError::new(
+                "ECLIENT_CAPABILITY",
+                format!("the client did not declare the `{cap}` capability"),
+            )
+            .hint(format!(
+                "Use a client that supports {cap}, and declare it in initialize."
+            )),
+            AskError::NoStream => ToolError::new(
+                "ENO_STREAM",
+                "this call has no stream on which to ask the client",
+            )
+            .hint("Call it with Accept: text/event-stream (or over the legacy SSE transport)."),
+            AskError::Timeout(d) => ToolError::new(
+                "ECLIENT_TIMEOUT",
+                format!("the client did not answer within {} ms", d.as_millis()),
+            )
+            .hint("Answer the server's request, or raise CLIENT_REQUEST_TIMEOUT_MS."),
+            AskError::Cancelled => ToolError::new(
+                "ECANCELLED",
+                "the call was cancelled while waiting for the client",
+            ),
+            AskError::Refused { code, message } => ToolError::new(
+                "ECLIENT_REFUSED",
+                format!("the client answered with error {code}: {message}"),
+            )
+            .details(json!({"code": code, "message": message})),
+        }
+    }
+}
+
+/// How a running tool reaches the client: the transport implements it (an SSE stream, a legacy
+/// session, or nothing at all for a JSON answer).
+pub trait ClientLink {
+    /// Reports progress; the transport turns it into `notifications/progress` when the client
+    /// asked for progress.
+    fn progress(&mut self, p: Progress);
+    /// Sends `notifications/message` when `level` is at or above the client's level and the call
+    /// has somewhere to send it; otherwise drops it. `data` must hold nothing secret.
+    fn log(&mut self, level: LogLevel, data: Value);
+    /// Sends a request to the client (`sampling/createMessage`, `elicitation/create`) and waits
+    /// for its answer.
+    ///
+    /// # Errors
+    /// [`AskError`] when the request cannot be sent or gets no usable answer.
+    fn request(&mut self, method: &str, params: Value) -> Result<Value, AskError>;
+}
+
+/// A link to nobody: progress and log messages are dropped, requests fail with
+/// [`AskError::NoStream`]. For direct calls (tests, the command line).
+pub struct NoClient;
+
+impl ClientLink for NoClient {
+    fn progress(&mut self, _p: Progress) {}
+    fn log(&mut self, _level: LogLevel, _data: Value) {}
+    fn request(&mut self, _method: &str, _params: Value) -> Result<Value, AskError> {
+        Err(AskError::NoStream)
+    }
+}
+
 /// Everything a tool may know about the call it serves.
 pub struct ToolCtx<'a> {
     /// The caller's token identity (the name of the token, never the token).
@@ -176,8 +324,8 @@ pub struct ToolCtx<'a> {
     pub now: SystemTime,
     /// Set when the client cancelled the request or hung up; long tools should check it.
     pub cancelled: &'a AtomicBool,
-    /// Receives progress reports; the transport turns them into `notifications/progress`.
-    pub progress: &'a mut dyn FnMut(Progress),
+    /// The way to the client: progress, log messages, requests.
+    pub client: &'a mut dyn ClientLink,
 }
 
 impl ToolCtx<'_> {
@@ -185,13 +333,25 @@ impl ToolCtx<'_> {
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
+
+    /// Reports progress (see [`ClientLink::progress`]).
+    pub fn progress(&mut self, p: Progress) {
+        self.client.progress(p);
+    }
+
+    /// Sends a log message (see [`ClientLink::log`]).
+    pub fn log(&mut self, level: LogLevel, data: Value) {
+        self.client.log(level, data);
+    }
 }
 
 /// A tool. Implementations are plain structs holding what they need (a workspace, limits).
 pub trait Tool: Send + Sync {
     /// The static description.
     fn def(&self) -> &ToolDef;
-    /// Runs the tool. `args` is the `arguments` object (an empty object when absent).
+    /// Runs the tool. `args` is the `arguments` object (an empty object when absent). It returns
+    /// an object matching its output schema, sent as `structuredContent` and mirrored as text; a
+    /// tool without an output schema returns the `content` blocks themselves, as an array.
     ///
     /// # Errors
     /// A [`ToolError`] for any failure the model should see (bad arguments included).
@@ -206,8 +366,24 @@ pub struct ResourceContent {
     pub uri: String,
     /// `text/markdown`, `application/json`, ...
     pub mime_type: String,
-    /// The content.
-    pub text: String,
+    /// The content, for text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The content, base64-encoded, for binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+}
+
+impl ResourceContent {
+    /// A text content.
+    pub fn text(uri: &str, mime_type: &str, text: String) -> Self {
+        Self {
+            uri: uri.to_string(),
+            mime_type: mime_type.to_string(),
+            text: Some(text),
+            blob: None,
+        }
+    }
 }
 
 /// A listed resource.
@@ -285,6 +461,7 @@ pub trait ResourceProvider: Send + Sync {
 pub struct Registry {
     tools: Vec<Arc<dyn Tool>>,
     resources: Vec<Arc<dyn ResourceProvider>>,
+    prompts: Vec<Arc<dyn prompts::PromptProvider>>,
 }
 
 impl Registry {
@@ -301,6 +478,20 @@ impl Registry {
     /// Adds a resource provider.
     pub fn add_resources(&mut self, provider: Arc<dyn ResourceProvider>) {
         self.resources.push(provider);
+    }
+
+    /// Adds a prompt provider; prompts are listed in the order they were added.
+    pub fn add_prompts(&mut self, provider: Arc<dyn prompts::PromptProvider>) {
+        self.prompts.push(provider);
+    }
+
+    /// Every prompt with its provider, in listing order.
+    pub fn prompts(
+        &self,
+    ) -> impl Iterator<Item = (&dyn prompts::PromptProvider, &'static prompts::PromptDef)> {
+        self.prompts
+            .iter()
+            .flat_map(|p| p.prompts().iter().map(move |d| (p.as_ref(), d)))
     }
 
     /// Every tool, in listing order.

@@ -53,6 +53,7 @@ pub fn register(reg: &mut Registry, ws: Arc<Workspace>, opts: ToolOptions) {
         }));
     }
     reg.add_resources(Arc::new(super::resources::OpenSpecResources::new(ws, opts)));
+    reg.add_prompts(Arc::new(super::prompts::OpenSpecPrompts));
 }
 
 impl Tool for OpenSpecTool {
@@ -107,6 +108,7 @@ fn change_open_def(_: &ToolOptions) -> ToolDef {
         },
         access: Access::Write,
         progress: false,
+        talks: false,
     }
 }
 
@@ -204,6 +206,7 @@ fn change_write_def(opts: &ToolOptions) -> ToolDef {
         annotations: destructive(),
         access: Access::Write,
         progress: false,
+        talks: false,
     }
 }
 
@@ -279,6 +282,7 @@ fn change_validate_def(_: &ToolOptions) -> ToolDef {
         annotations: read_only(),
         access: Access::Read,
         progress: false,
+        talks: false,
     }
 }
 
@@ -333,6 +337,7 @@ fn change_show_def(_: &ToolOptions) -> ToolDef {
         annotations: read_only(),
         access: Access::Read,
         progress: false,
+        talks: false,
     }
 }
 
@@ -380,6 +385,7 @@ fn change_list_def(opts: &ToolOptions) -> ToolDef {
         annotations: read_only(),
         access: Access::Read,
         progress: false,
+        talks: false,
     }
 }
 
@@ -453,6 +459,7 @@ fn change_archive_def(_: &ToolOptions) -> ToolDef {
         annotations: destructive(),
         access: Access::Write,
         progress: false,
+        talks: false,
     }
 }
 
@@ -581,6 +588,7 @@ fn change_unarchive_def(_: &ToolOptions) -> ToolDef {
         annotations: destructive(),
         access: Access::Write,
         progress: false,
+        talks: false,
     }
 }
 
@@ -748,6 +756,7 @@ fn spec_list_def(_: &ToolOptions) -> ToolDef {
         annotations: read_only(),
         access: Access::Read,
         progress: false,
+        talks: false,
     }
 }
 
@@ -781,6 +790,7 @@ fn spec_show_def(_: &ToolOptions) -> ToolDef {
         annotations: read_only(),
         access: Access::Read,
         progress: false,
+        talks: false,
     }
 }
 

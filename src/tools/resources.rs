@@ -312,11 +312,7 @@ fn read_markdown(uri: &str, path: &std::path::Path) -> Result<Vec<ResourceConten
 }
 
 fn content(uri: &str, mime: &str, text: String) -> ResourceContent {
-    ResourceContent {
-        uri: uri.to_string(),
-        mime_type: mime.to_string(),
-        text,
-    }
+    ResourceContent::text(uri, mime, text)
 }
 
 fn internal(e: impl std::fmt::Display) -> ResourceError {

@@ -4,7 +4,7 @@
 //! The JSON Schema subset our tools use: `type` (one name or a list), `properties`, `required`,
 //! `additionalProperties` (a boolean or a schema), `enum`, `const`, `pattern`, `minimum`,
 //! `maximum`, `minLength`, `maxLength` (in characters, as JSON Schema counts them), `items`,
-//! `minItems`, `maxItems`. Annotations (`title`, `description`, `default`, `examples`) are read by
+//! `minItems`, `maxItems`, and `$ref` to a schema of the same document (`#/$defs/...`). Annotations (`title`, `description`, `default`, `examples`) are read by
 //! people and models, not checked. Any other keyword is refused by [`unsupported_keywords`], which a
 //! test runs over every registered tool, so a schema cannot promise a check that is not made.
 
@@ -45,7 +45,46 @@ impl std::error::Error for SchemaError {}
 /// # Errors
 /// The first place where `value` does not match, with a pointer into `value`.
 pub fn check(schema: &Value, value: &Value) -> Result<(), SchemaError> {
-    check_at(schema, value, &mut String::new())
+    check_at(
+        &Doc {
+            root: schema,
+            hops: 0,
+        },
+        schema,
+        value,
+        &mut String::new(),
+    )
+}
+
+/// The schema document being checked, for `$ref`, and how many references were followed on the
+/// current path (a cycle of references must end).
+#[derive(Clone, Copy)]
+struct Doc<'a> {
+    root: &'a Value,
+    hops: usize,
+}
+
+impl Doc<'_> {
+    /// The same document one level deeper in the value: references start counting afresh,
+    /// since descending into the value always ends.
+    fn reset(&self) -> Self {
+        Doc {
+            root: self.root,
+            hops: 0,
+        }
+    }
+}
+
+/// References followed on one path before the schema is deemed cyclic.
+const MAX_REF_HOPS: usize = 32;
+
+/// Resolves a local reference (`#`, `#/$defs/address`) in `root`.
+fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    root.pointer(pointer)
 }
 
 /// The keywords of `schema` (and of every schema nested in it) that [`check`] does not know,
@@ -71,8 +110,16 @@ const CHECKED: &[&str] = &[
     "items",
     "minItems",
     "maxItems",
+    "$ref",
 ];
-const ANNOTATIONS: &[&str] = &["title", "description", "default", "examples", "$schema"];
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$defs",
+];
 
 fn walk_keywords(schema: &Value, at: &str, out: &mut Vec<String>) {
     let Some(obj) = schema.as_object() else {
@@ -91,18 +138,43 @@ fn walk_keywords(schema: &Value, at: &str, out: &mut Vec<String>) {
                     walk_keywords(sub, &format!("{at}/properties/{}", escape(name)), out);
                 }
             }
+            "$defs" => {
+                for (name, sub) in v.as_object().into_iter().flatten() {
+                    walk_keywords(sub, &format!("{at}/$defs/{}", escape(name)), out);
+                }
+            }
+            "$ref" if !v.as_str().is_some_and(|r| r.starts_with('#')) => {
+                out.push(format!("{at}/$ref (only references within the schema)"));
+            }
             "additionalProperties" | "items" => walk_keywords(v, &format!("{at}/{k}"), out),
             _ => {}
         }
     }
 }
 
-fn check_at(schema: &Value, value: &Value, at: &mut String) -> Result<(), SchemaError> {
+fn check_at(
+    doc: &Doc<'_>,
+    schema: &Value,
+    value: &Value,
+    at: &mut String,
+) -> Result<(), SchemaError> {
     let obj = match schema {
         Value::Bool(true) => return Ok(()),
         Value::Object(o) => o,
         _ => return Err(fail(at, "is not allowed here", schema)),
     };
+    if let Some(r) = obj.get("$ref") {
+        let target = r
+            .as_str()
+            .and_then(|r| resolve(doc.root, r))
+            .filter(|_| doc.hops < MAX_REF_HOPS)
+            .ok_or_else(|| fail(at, "has a schema whose $ref cannot be followed", schema))?;
+        let next = Doc {
+            root: doc.root,
+            hops: doc.hops + 1,
+        };
+        check_at(&next, target, value, at)?;
+    }
     if let Some(t) = obj.get("type") {
         if !type_matches(t, value) {
             let want = match t {
@@ -138,8 +210,8 @@ fn check_at(schema: &Value, value: &Value, at: &mut String) -> Result<(), Schema
     match value {
         Value::String(s) => check_string(obj, s, schema, at)?,
         Value::Number(n) => check_number(obj, n.as_f64().unwrap_or(f64::NAN), schema, at)?,
-        Value::Object(map) => check_object(obj, map, at)?,
-        Value::Array(items) => check_array(obj, items, schema, at)?,
+        Value::Object(map) => check_object(doc, obj, map, at)?,
+        Value::Array(items) => check_array(doc, obj, items, schema, at)?,
         _ => {}
     }
     Ok(())
@@ -198,6 +270,7 @@ fn check_number(
 }
 
 fn check_object(
+    doc: &Doc<'_>,
     obj: &Map<String, Value>,
     map: &Map<String, Value>,
     at: &mut String,
@@ -229,7 +302,7 @@ fn check_object(
         at.push('/');
         at.push_str(&escape(name));
         let result = match properties.get(name) {
-            Some(sub) => check_at(sub, v, at),
+            Some(sub) => check_at(&doc.reset(), sub, v, at),
             None => match obj.get("additionalProperties") {
                 None | Some(Value::Bool(true)) => Ok(()),
                 Some(Value::Bool(false)) => {
@@ -248,7 +321,7 @@ fn check_object(
                         allowed: Some(allowed),
                     })
                 }
-                Some(sub) => check_at(sub, v, at),
+                Some(sub) => check_at(&doc.reset(), sub, v, at),
             },
         };
         at.truncate(len);
@@ -258,6 +331,7 @@ fn check_object(
 }
 
 fn check_array(
+    doc: &Doc<'_>,
     obj: &Map<String, Value>,
     items: &[Value],
     schema: &Value,
@@ -279,7 +353,7 @@ fn check_array(
             let len = at.len();
             at.push('/');
             at.push_str(&i.to_string());
-            let result = check_at(item_schema, v, at);
+            let result = check_at(&doc.reset(), item_schema, v, at);
             at.truncate(len);
             result?;
         }
@@ -482,5 +556,31 @@ mod tests {
     fn a_pattern_that_does_not_compile_refuses() {
         let s = json!({"type": "string", "pattern": "("});
         assert!(check(&s, &json!("anything")).is_err());
+    }
+
+    #[test]
+    fn references_within_the_schema_are_followed() {
+        let s = json!({
+            "type": "object",
+            "$defs": {"address": {"type": "object", "properties": {"city": {"type": "string"}}}},
+            "properties": {"address": {"$ref": "#/$defs/address"}},
+            "additionalProperties": false
+        });
+        assert!(unsupported_keywords(&s).is_empty());
+        assert!(check(&s, &json!({"address": {"city": "Oslo"}})).is_ok());
+        let e = check(&s, &json!({"address": {"city": 3}})).unwrap_err();
+        assert_eq!(e.pointer, "/address/city");
+        // A reference that goes nowhere, or round in a circle, refuses instead of looping.
+        let dangling = json!({"properties": {"a": {"$ref": "#/$defs/nope"}}});
+        assert!(check(&dangling, &json!({"a": 1})).is_err());
+        let cyclic = json!({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+        assert!(check(&cyclic, &json!(1)).is_err());
+        // Recursion through the value is fine: it ends with the value.
+        let tree = json!({"type": "object", "properties": {"child": {"$ref": "#"}}});
+        assert!(check(&tree, &json!({"child": {"child": {}}})).is_ok());
+        assert_eq!(
+            unsupported_keywords(&json!({"$ref": "https://example.com/s.json"})),
+            ["/$ref (only references within the schema)"]
+        );
     }
 }

@@ -40,6 +40,7 @@ impl Echo {
                 },
                 access: Access::Read,
                 progress: false,
+                talks: false,
             },
         }
     }
@@ -108,6 +109,7 @@ impl Slow {
                 },
                 access: Access::Read,
                 progress: true,
+                talks: false,
             },
         }
     }
@@ -143,7 +145,7 @@ impl Tool for Slow {
             }
             std::thread::sleep(step);
             done += 1;
-            (ctx.progress)(Progress {
+            ctx.progress(Progress {
                 progress: done as f64,
                 total: Some(steps as f64),
                 message: Some(format!("step {done}")),

@@ -32,7 +32,8 @@ fn prompts_list_get_and_complete_against_a_real_workspace() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["proposal", "apply", "archive"]);
+    // The OpenSpec prompts first; this server also has the test fixtures (ENABLE_TEST_TOOLS).
+    assert_eq!(names[..3], ["proposal", "apply", "archive"]);
 
     let got = alice.rpc(
         "prompts/get",

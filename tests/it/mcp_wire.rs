@@ -77,6 +77,7 @@ impl Writer {
                 annotations: Default::default(),
                 access: Access::Write,
                 progress: false,
+                talks: false,
             },
         }
     }
@@ -111,6 +112,7 @@ impl Blocker {
                 annotations: Default::default(),
                 access: Access::Read,
                 progress: true,
+                talks: false,
             },
             saw_cancel,
         }
@@ -168,11 +170,11 @@ impl ResourceProvider for Mem {
             return Ok(None);
         };
         if name == "a" || name == "b" {
-            Ok(Some(vec![ResourceContent {
-                uri: uri.into(),
-                mime_type: "text/plain".into(),
-                text: format!("content {name}"),
-            }]))
+            Ok(Some(vec![ResourceContent::text(
+                uri,
+                "text/plain",
+                format!("content {name}"),
+            )]))
         } else {
             Err(ResourceError::NotFound(uri.into()))
         }

@@ -30,12 +30,11 @@ fn call_at(
     args: Value,
 ) -> Result<Value, ToolError> {
     let cancelled = AtomicBool::new(false);
-    let mut sink = |_| {};
     let mut ctx = task_mcp::tools::ToolCtx {
         identity: who,
         now,
         cancelled: &cancelled,
-        progress: &mut sink,
+        client: &mut task_mcp::tools::NoClient,
     };
     reg.find(tool)
         .unwrap_or_else(|| panic!("no tool {tool}"))
@@ -427,7 +426,7 @@ fn resources_read_change_files_and_refuse_escapes() {
     .unwrap();
     call(&reg, "change_write", "u", json!({"slug": "res-one", "file": "specs/platform/billing/spec.md", "content": "## ADDED Requirements\n"})).unwrap();
     let p = reg.read_resource("change://res-one/proposal").unwrap();
-    assert!(p[0].text.starts_with("# Change: Res"));
+    assert!(p[0].text.as_deref().unwrap().starts_with("# Change: Res"));
     assert_eq!(p[0].mime_type, "text/markdown");
     assert_eq!(
         reg.read_resource("proposal://res-one").unwrap()[0].text,
@@ -436,20 +435,32 @@ fn resources_read_change_files_and_refuse_escapes() {
     assert!(
         reg.read_resource("task://res-one").unwrap()[0]
             .text
+            .as_deref()
+            .unwrap()
             .contains("- [ ] 1.1")
     );
-    let d: Value =
-        serde_json::from_str(&reg.read_resource("delta://res-one").unwrap()[0].text).unwrap();
+    let d: Value = serde_json::from_str(
+        reg.read_resource("delta://res-one").unwrap()[0]
+            .text
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(d["deltas"][0]["capability"], "platform/billing");
     assert_eq!(
         reg.read_resource("change://res-one/delta/platform/billing")
             .unwrap()[0]
-            .text,
-        "## ADDED Requirements\n"
+            .text
+            .as_deref(),
+        Some("## ADDED Requirements\n")
     );
-    let a: Value =
-        serde_json::from_str(&reg.read_resource("changes://active?pageSize=1").unwrap()[0].text)
-            .unwrap();
+    let a: Value = serde_json::from_str(
+        reg.read_resource("changes://active?pageSize=1").unwrap()[0]
+            .text
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(a["items"][0]["slug"], "res-one");
     assert!(matches!(
         reg.read_resource("change://res-one/design"),
@@ -503,7 +514,8 @@ fn symlinked_change_folders_are_refused() {
 /// argument says in words what it is for.
 #[test]
 fn every_declared_schema_is_enforced_and_every_argument_described() {
-    let (_d, reg) = setup();
+    let (_d, mut reg) = setup();
+    task_mcp::tools::conformance::register(&mut reg);
     for t in reg.tools() {
         let def = t.def();
         assert_eq!(

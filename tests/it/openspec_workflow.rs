@@ -202,6 +202,14 @@ fn the_whole_workflow_through_mcp_ends_in_the_tree_the_cli_would_make() {
         assert!(name_ok.is_match(name), "{name}");
         for key in ["inputSchema", "outputSchema"] {
             let s = &t[key];
+            // Only the conformance fixtures return plain content blocks, without an output schema.
+            if key == "outputSchema" && s.is_null() {
+                assert!(
+                    name.starts_with("test_") || name.starts_with("json_schema"),
+                    "{name}"
+                );
+                continue;
+            }
             assert_eq!(s["type"], "object", "{name} {key}");
             for k in ["oneOf", "anyOf", "allOf"] {
                 assert!(s.get(k).is_none(), "{name} {key} has top-level {k}");
