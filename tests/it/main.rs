@@ -34,6 +34,7 @@ mod openspec_process_crash;
 // OTLP export to a real collector socket, checked by the OTLP schema.
 mod trace_export;
 // MCP wire behaviour (brief §2.3 table), streams, sessions, legacy SSE, seed APIs.
+mod mcp_client;
 mod mcp_harness;
 // Prompts and completions against a real workspace.
 mod mcp_prompts;

@@ -23,18 +23,18 @@ use super::mcp_wire::{
 };
 
 /// A running stream function and the client end of its connection.
-struct Streamed {
-    client: TcpStream,
-    handle: JoinHandle<()>,
+pub(crate) struct Streamed {
+    pub(crate) client: TcpStream,
+    pub(crate) handle: JoinHandle<()>,
     drain: DrainSignal,
     decoder: ChunkedDecoder,
     sse: Reader,
-    events: Vec<Event>,
+    pub(crate) events: Vec<Event>,
     raw: Vec<u8>,
     eof: bool,
 }
 
-fn run(resp: Response) -> Streamed {
+pub(crate) fn run(resp: Response) -> Streamed {
     let Body::Stream(f) = resp.body else {
         panic!("not a stream: status {} {:?}", resp.status, resp.body);
     };
@@ -64,7 +64,7 @@ fn run(resp: Response) -> Streamed {
 
 impl Streamed {
     /// Reads once; false at end of stream.
-    fn read_some(&mut self) -> bool {
+    pub(crate) fn read_some(&mut self) -> bool {
         if self.eof {
             return false;
         }
@@ -83,7 +83,7 @@ impl Streamed {
     }
 
     /// Reads until `pred` holds for the events so far (or the stream ends).
-    fn until(&mut self, pred: impl Fn(&[Event], &[u8]) -> bool) {
+    pub(crate) fn until(&mut self, pred: impl Fn(&[Event], &[u8]) -> bool) {
         while !pred(&self.events, &self.raw) {
             if !self.read_some() {
                 break;
@@ -91,18 +91,18 @@ impl Streamed {
         }
     }
 
-    fn finish(mut self) -> (Vec<Event>, Vec<u8>) {
+    pub(crate) fn finish(mut self) -> (Vec<Event>, Vec<u8>) {
         while self.read_some() {}
         self.handle.join().unwrap();
         (self.events, self.raw)
     }
 }
 
-fn json_of(e: &Event) -> Value {
+pub(crate) fn json_of(e: &Event) -> Value {
     serde_json::from_str(&e.data).unwrap()
 }
 
-fn rpc(id: Value, method: &str, params: Value) -> String {
+pub(crate) fn rpc(id: Value, method: &str, params: Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
 }
 
@@ -448,7 +448,7 @@ fn seed_sse_sends_heartbeats_then_a_result_event() {
     assert_eq!(e["error"]["hint"], "Drop `fail`.");
 }
 
-fn open_legacy(f: &Fixture, extra: &[&str]) -> (Streamed, String) {
+pub(crate) fn open_legacy(f: &Fixture, extra: &[&str]) -> (Streamed, String) {
     let mut headers = vec!["Accept: text/event-stream"];
     headers.extend_from_slice(extra);
     let r = mcp::legacy::open_stream(&f.env, &head("GET", "/sse", &headers), &reader());
@@ -466,7 +466,7 @@ fn open_legacy(f: &Fixture, extra: &[&str]) -> (Streamed, String) {
     (s, sid)
 }
 
-fn post_message(f: &Fixture, sid: &str, body: &str) -> Response {
+pub(crate) fn post_message(f: &Fixture, sid: &str, body: &str) -> Response {
     let h = head("POST", &format!("/messages?sessionId={sid}"), &CLIENT);
     mcp::legacy::post_message(&f.env, &h, body.as_bytes(), &reader())
 }
