@@ -89,6 +89,9 @@ pub struct Access<'a> {
     pub bytes: usize,
     /// Time to the response head, in milliseconds.
     pub duration_ms: f64,
+    /// For a streamed answer, logged when the stream ended: how long it ran, in milliseconds
+    /// (`bytes` is then what the stream sent).
+    pub stream_ms: Option<f64>,
     /// Client address as believed (after trusted proxies).
     pub peer: std::net::IpAddr,
     /// Token identity, when authenticated.
@@ -110,10 +113,12 @@ pub fn access(a: &Access<'_>) {
 fn access_line(a: &Access<'_>, format: LogFormat) -> String {
     let ms = (a.duration_ms * 1000.0).round() / 1000.0;
     let ids = a.trace.map(|t| (t.trace_id_hex(), t.span_id_hex()));
+    let stream_ms = a.stream_ms.map(|s| (s * 1000.0).round() / 1000.0);
     if format == LogFormat::Text {
         let trace = ids.map_or(String::new(), |(t, s)| format!(" trace={t} span={s}"));
+        let stream = stream_ms.map_or(String::new(), |s| format!(" stream={s}ms"));
         return format!(
-            "{} {} {} {}B {ms}ms peer={} id={}{trace}",
+            "{} {} {} {}B {ms}ms{stream} peer={} id={}{trace}",
             a.method, a.route, a.status, a.bytes, a.peer, a.request_id
         );
     }
@@ -128,6 +133,9 @@ fn access_line(a: &Access<'_>, format: LogFormat) -> String {
     m.insert("status".into(), a.status.into());
     m.insert("bytes".into(), a.bytes.into());
     m.insert("duration_ms".into(), json!(ms));
+    if let Some(s) = stream_ms {
+        m.insert("stream_ms".into(), json!(s));
+    }
     m.insert("peer".into(), a.peer.to_string().into());
     if let Some(i) = a.identity {
         m.insert("identity".into(), i.into());
@@ -151,6 +159,7 @@ mod tests {
             status: 200,
             bytes: 42,
             duration_ms: 0.512_4,
+            stream_ms: None,
             peer: "198.51.100.7".parse().unwrap(),
             identity: Some("alice"),
             trace: None,
@@ -173,5 +182,22 @@ mod tests {
         assert_eq!(v["identity"], "alice");
         assert_eq!(v["duration_ms"], 0.512);
         assert!(v.get("traceId").is_none());
+        assert!(v.get("stream_ms").is_none());
+    }
+
+    #[test]
+    fn a_streamed_answer_names_its_length_and_duration() {
+        let a = Access {
+            bytes: 1234,
+            stream_ms: Some(2_500.25),
+            ..sample()
+        };
+        assert_eq!(
+            access_line(&a, LogFormat::Text),
+            "POST /mcp 200 1234B 0.512ms stream=2500.25ms peer=198.51.100.7 id=ab12-7"
+        );
+        let v: Value = serde_json::from_str(&access_line(&a, LogFormat::Json)).unwrap();
+        assert_eq!(v["bytes"], 1234);
+        assert_eq!(v["stream_ms"], 2500.25);
     }
 }

@@ -921,18 +921,45 @@ fn finish(
             span.set_error(resp.status.to_string(), "server error");
         }
     }
-    logging::access(&logging::Access {
-        request_id,
-        method: req.head.method.as_str(),
-        route,
-        status: resp.status,
-        bytes: resp.body_len(),
-        duration_ms: elapsed.as_secs_f64() * 1000.0,
-        // Behind a trusted proxy the log names the client, not the proxy.
-        peer: served.ip,
-        identity: caller.map(|c| c.identity.as_str()),
-        trace: span.as_ref().map(|s| &s.context),
-    });
+    if let crate::http::Body::Stream(_) = &resp.body {
+        // A stream's length is known when it ends: its access line is written then.
+        let (request_id, identity) = (request_id.to_string(), caller.map(|c| c.identity.clone()));
+        let trace = span.as_ref().map(|s| s.context.clone());
+        let method = req.head.method.as_str();
+        let peer = served.ip;
+        let head_ms = elapsed.as_secs_f64() * 1000.0;
+        let status = resp.status;
+        resp.wrap_stream(move |run, ctx| {
+            let started = std::time::Instant::now();
+            run(ctx);
+            logging::access(&logging::Access {
+                request_id: &request_id,
+                method,
+                route,
+                status,
+                bytes: usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX),
+                duration_ms: head_ms,
+                stream_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                peer,
+                identity: identity.as_deref(),
+                trace: trace.as_ref(),
+            });
+        });
+    } else {
+        logging::access(&logging::Access {
+            request_id,
+            method: req.head.method.as_str(),
+            route,
+            status: resp.status,
+            bytes: resp.body_len(),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            stream_ms: None,
+            // Behind a trusted proxy the log names the client, not the proxy.
+            peer: served.ip,
+            identity: caller.map(|c| c.identity.as_str()),
+            trace: span.as_ref().map(|s| &s.context),
+        });
+    }
     if let Some(span) = span {
         app.tracer.finish(span);
     }

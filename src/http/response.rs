@@ -101,7 +101,22 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Length of a complete body (0 for Empty and Stream).
+    /// Wraps a streamed body: `wrap` gets the original stream function and the context, and
+    /// runs it (for work after the stream ends, such as logging its length). No-op for other
+    /// bodies.
+    pub fn wrap_stream(
+        &mut self,
+        wrap: impl FnOnce(StreamFn, &mut crate::stream::StreamCtx<'_>) + Send + 'static,
+    ) {
+        if let Body::Stream(_) = &self.body {
+            let Body::Stream(inner) = std::mem::replace(&mut self.body, Body::Empty) else {
+                return;
+            };
+            self.body = Body::Stream(Box::new(move |ctx| wrap(inner, ctx)));
+        }
+    }
+
+    /// The length of a complete body (0 for streams, whose length is known only at their end).
     pub fn body_len(&self) -> usize {
         match &self.body {
             Body::Bytes(b) => b.len(),

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use super::options::ToolOptions;
-use super::{Access, Annotations, Registry, Tool, ToolCtx, ToolDef, ToolError};
+use super::{Access, Annotations, LogLevel, Registry, Tool, ToolCtx, ToolDef, ToolError};
 use crate::fsx;
 use crate::openspec::lock::{self, DirLock, Lease, LockError};
 use crate::openspec::unarchive::UnarchiveStep;
@@ -62,7 +62,28 @@ impl Tool for OpenSpecTool {
     }
 
     fn call(&self, args: &Value, ctx: &mut ToolCtx<'_>) -> Result<Value, ToolError> {
-        (self.run)(self, args, ctx)
+        let out = (self.run)(self, args, ctx);
+        if let Err(e) = &out
+            && e.code == "ELOCKED"
+        {
+            // Worth a person's notice: someone else is working on this change.
+            ctx.log(
+                LogLevel::Notice,
+                json!({"tool": self.def.name, "message": e.message, "lease": e.details}),
+            );
+        }
+        out
+    }
+}
+
+/// Sends each warning as a `warning` log message (the result carries them too; the log reaches
+/// a person watching the client's log view).
+fn log_warnings(ctx: &mut ToolCtx<'_>, tool: &str, slug: &str, warnings: &[String]) {
+    for w in warnings {
+        ctx.log(
+            LogLevel::Warning,
+            json!({"tool": tool, "slug": slug, "message": w}),
+        );
     }
 }
 
@@ -289,7 +310,7 @@ fn change_validate_def(_: &ToolOptions) -> ToolDef {
 fn change_validate(
     t: &OpenSpecTool,
     args: &Value,
-    _ctx: &mut ToolCtx<'_>,
+    ctx: &mut ToolCtx<'_>,
 ) -> Result<Value, ToolError> {
     let slug = str_arg(args, "slug")?;
     let report = t.ws.validate_change(slug, true).map_err(map_err)?;
@@ -305,13 +326,31 @@ fn change_validate(
             v
         }
     };
-    Ok(json!({
+    let result = json!({
         "apiVersion": API_VERSION,
         "slug": slug,
         "valid": report.valid && archive["ok"] == true,
         "strict": {"valid": report.valid, "issues": report.issues},
         "archive": archive,
-    }))
+    });
+    for issue in result["strict"]["issues"].as_array().into_iter().flatten() {
+        let level = match issue["level"].as_str() {
+            Some("ERROR") => LogLevel::Error,
+            Some("WARNING") => LogLevel::Warning,
+            _ => LogLevel::Info,
+        };
+        ctx.log(
+            level,
+            json!({"tool": "change_validate", "slug": slug, "path": issue["path"], "message": issue["message"]}),
+        );
+    }
+    if result["archive"]["ok"] == false {
+        ctx.log(
+            LogLevel::Error,
+            json!({"tool": "change_validate", "slug": slug, "message": result["archive"]["message"]}),
+        );
+    }
+    Ok(result)
 }
 
 /// `change_show`: `openspec show <id> --json` plus task progress and the lease.
@@ -485,7 +524,15 @@ fn change_archive(
     };
     lock::check_lease(&dir, ctx.identity, ms(ctx.now)).map_err(lock_err)?;
     if dry_run {
-        return archive_plan(t, slug, &dir, skip_specs, ctx.now);
+        let plan = archive_plan(t, slug, &dir, skip_specs, ctx.now)?;
+        let warnings: Vec<String> = plan["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(String::from))
+            .collect();
+        log_warnings(ctx, "change_archive", slug, &warnings);
+        return Ok(plan);
     }
     let guard = match DirLock::try_acquire(&dir) {
         Ok(g) if dir.is_dir() => g,
@@ -552,6 +599,11 @@ fn change_archive(
     drop(guard);
     let receipt = receipt_of(&report);
     let warnings = [report.warnings.clone(), advisories].concat();
+    log_warnings(ctx, "change_archive", slug, &warnings);
+    ctx.log(
+        LogLevel::Info,
+        json!({"tool": "change_archive", "slug": slug, "message": format!("archived as {}", report.archived_as)}),
+    );
     Ok(json!({
         "apiVersion": API_VERSION,
         "slug": slug,

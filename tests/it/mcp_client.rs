@@ -391,6 +391,17 @@ fn a_subscriber_hears_of_a_change_on_disk_and_nothing_after_unsubscribing() {
         &reader(),
     );
     let mut s = run(get);
+    // A call answered as JSON sends its log messages on the session's GET stream.
+    let r = post_in(
+        &f,
+        &sid,
+        &call(9, "change_validate", json!({"slug": "add-2fa"})),
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    s.until(|evs, _| {
+        evs.iter()
+            .any(|e| msg(e)["method"] == "notifications/message")
+    });
     let uri = "change://add-2fa/proposal";
     let sub = |method: &str, uri: &str| {
         body_json(&post_in(
@@ -514,4 +525,58 @@ fn stateless_subscriptions_say_they_are_not_kept() {
             .unwrap()
             .contains("MCP_SESSIONS=stateful")
     );
+}
+
+#[test]
+fn openspec_tools_log_their_findings_to_a_session_that_listens() {
+    let root = root_with_change();
+    let f = stateless(&root);
+    let (mut s, sid) = open_legacy(&f, &[]);
+    post_message(
+        &f,
+        &sid,
+        &rpc(
+            json!(1),
+            "initialize",
+            json!({"protocolVersion": "2024-11-05"}),
+        ),
+    );
+    // A change without deltas fails strict validation: each issue is logged at its level.
+    post_message(
+        &f,
+        &sid,
+        &call(2, "change_validate", json!({"slug": "add-2fa"})),
+    );
+    s.until(|evs, _| evs.iter().skip(1).any(|e| msg(e)["id"] == 2));
+    let msgs = messages(&s);
+    let result = msgs.iter().find(|m| m["id"] == 2).unwrap();
+    assert_eq!(result["result"]["structuredContent"]["valid"], false);
+    let logged: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .collect();
+    assert!(!logged.is_empty(), "{msgs:?}");
+    assert!(
+        logged
+            .iter()
+            .all(|m| m["params"]["data"]["tool"] == "change_validate")
+    );
+    assert!(logged.iter().any(|m| m["params"]["level"] == "error"));
+    // At `critical` nothing comes through.
+    post_message(
+        &f,
+        &sid,
+        &rpc(json!(3), "logging/setLevel", json!({"level": "critical"})),
+    );
+    post_message(
+        &f,
+        &sid,
+        &call(4, "change_validate", json!({"slug": "add-2fa"})),
+    );
+    s.until(|evs, _| evs.iter().skip(1).any(|e| msg(e)["id"] == 4));
+    let n = messages(&s)
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .count();
+    assert_eq!(n, logged.len());
 }

@@ -263,3 +263,41 @@ fn the_access_log_names_the_client_behind_a_trusted_proxy_not_the_proxy() {
     let _ = p.child.wait();
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_streamed_answer_is_logged_when_it_ends_with_the_bytes_it_sent() {
+    let root = temp_root();
+    let mut p = spawn(
+        &root,
+        &[
+            ("LOG_LEVEL", "info"),
+            ("LOG_FORMAT", "json"),
+            ("ENABLE_TEST_TOOLS", "true"),
+        ],
+    );
+    let cert = root.join(".task-mcp/tls-cert.pem");
+    let mut c = Client::connect(p.addr, &cert);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":2,"step_ms":20},"_meta":{"progressToken":"p"}}}"#;
+    c.send(format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    let head = c.read_stream_head();
+    assert_eq!(head.status, 200);
+    let mut payload = 0;
+    while let Some(chunk) = c.next_chunk() {
+        payload += chunk.len();
+    }
+    assert!(payload > 100, "{payload}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let access = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = p.log.recv_timeout(left).expect("an access log line");
+        if line.contains("\"route\":\"/mcp\"") {
+            break line;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&access).unwrap();
+    assert_eq!(v["bytes"], payload, "{access}");
+    assert!(v["stream_ms"].as_f64().unwrap() >= 40.0, "{access}");
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let _ = std::fs::remove_dir_all(root);
+}
