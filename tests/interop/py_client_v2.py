@@ -19,6 +19,7 @@ import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.types import PromptReference
 
 URL = os.environ["MCP_URL"]
 TOKEN = os.environ["MCP_TOKEN"]
@@ -132,7 +133,10 @@ async def main():
                 fail("resources/read", f"no contents for {resources[0].uri}")
         prompts = (await c.list_prompts()).prompts
         got = await c.get_prompt("proposal", {"request": "Add two-factor login"})
-        print(TAG, "prompts:", [p.name for p in prompts], "messages:", len(got.messages))
+        done = await c.complete(PromptReference(type="ref/prompt", name="archive"), {"name": "slug", "value": "add"})
+        print(TAG, "prompts:", [p.name for p in prompts], "messages:", len(got.messages), "slugs:", done.completion.values)
+        if "add-interop" not in done.completion.values:
+            fail("completion/complete", f"no add-interop in {done.completion.values}")
         if "archive" not in [p.name for p in prompts]:
             fail("prompts/list", "no archive prompt")
         if "change_open" not in got.messages[0].content.text:
