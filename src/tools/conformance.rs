@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::prompts::{Completion, PromptArg, PromptDef, PromptError, PromptProvider, text};
 use super::{
-    Access, Annotations, LogLevel, Progress, Registry, ResourceContent, ResourceError,
-    ResourceInfo, ResourceProvider, ResourceTemplate, Tool, ToolCtx, ToolDef, ToolError,
+    Effect, LogLevel, Progress, Registry, ResourceContent, ResourceError, ResourceInfo,
+    ResourceProvider, ResourceTemplate, Tool, ToolCtx, ToolDef, ToolError,
 };
 
 /// A 1×1 red PNG.
@@ -53,29 +53,16 @@ fn fixture(
     talks: bool,
     run: Run,
 ) -> Fixture {
-    Fixture {
-        def: ToolDef {
-            name,
-            alias: None,
-            title: name,
-            description,
-            input_schema: json!({
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": false,
-            }),
-            output_schema: Value::Null,
-            annotations: Annotations {
-                read_only_hint: true,
-                ..Annotations::default()
-            },
-            access: Access::Read,
-            progress,
-            talks,
-        },
-        run,
-    }
+    let mut def = ToolDef::new(name, name, Effect::Reads, description).input(json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    }));
+    def.output_schema = Value::Null;
+    def.progress = progress;
+    def.talks = talks;
+    Fixture { def, run }
 }
 
 fn text_block(s: impl Into<String>) -> Value {

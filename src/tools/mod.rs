@@ -76,7 +76,96 @@ pub struct ToolDef {
     pub talks: bool,
 }
 
+/// What a tool does to the repository. It sets both the role a caller needs ([`Access`]) and the
+/// hints a client sees ([`Annotations`]), so the two cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only: any role; `readOnlyHint` and `idempotentHint`.
+    Reads,
+    /// Creates what is missing and leaves what exists: writers; `idempotentHint`.
+    Creates,
+    /// Replaces or moves repository files: writers; `destructiveHint` and `idempotentHint`.
+    Overwrites,
+}
+
 impl ToolDef {
+    /// The one way our tools are defined: name, title, what it does to the repository and the
+    /// description a model reads. The schemas start as "an object with no arguments" and "an
+    /// object"; [`ToolDef::input`] and [`ToolDef::output`] replace them. The input schema given
+    /// here is the one `tools/list` shows and every call is checked against.
+    pub fn new(
+        name: &'static str,
+        title: &'static str,
+        effect: Effect,
+        description: &'static str,
+    ) -> Self {
+        let (access, annotations) = match effect {
+            Effect::Reads => (
+                Access::Read,
+                Annotations {
+                    read_only_hint: true,
+                    idempotent_hint: true,
+                    ..Annotations::default()
+                },
+            ),
+            Effect::Creates => (
+                Access::Write,
+                Annotations {
+                    idempotent_hint: true,
+                    ..Annotations::default()
+                },
+            ),
+            Effect::Overwrites => (
+                Access::Write,
+                Annotations {
+                    destructive_hint: true,
+                    idempotent_hint: true,
+                    ..Annotations::default()
+                },
+            ),
+        };
+        Self {
+            name,
+            alias: None,
+            title,
+            description,
+            input_schema: empty_object_schema(),
+            output_schema: json!({"type": "object"}),
+            annotations,
+            access,
+            progress: false,
+            talks: false,
+        }
+    }
+
+    /// Also answers to `alias` (the seed's dotted name, `change.open`).
+    #[must_use]
+    pub fn alias(mut self, alias: &'static str) -> Self {
+        self.alias = Some(alias);
+        self
+    }
+
+    /// The arguments' JSON Schema: an object root, in the subset [`schema::check`] knows.
+    #[must_use]
+    pub fn input(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+
+    /// The JSON Schema of the result's `structuredContent`.
+    #[must_use]
+    pub fn output(mut self, schema: Value) -> Self {
+        self.output_schema = schema;
+        self
+    }
+
+    /// The tool reports progress (see [`ToolDef::progress`]).
+    #[must_use]
+    pub fn reports_progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
     /// The `Tool` object of `tools/list`.
     pub fn to_json(&self) -> Value {
         let mut annotations = serde_json::to_value(self.annotations).unwrap_or(Value::Null);

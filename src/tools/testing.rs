@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Access, Annotations, Progress, Tool, ToolCtx, ToolDef, ToolError};
+use super::{Effect, Progress, Tool, ToolCtx, ToolDef, ToolError};
 
 /// Echoes `text` back. Read-only: the cheapest possible tool, for benchmarks.
 pub struct Echo {
@@ -18,30 +18,23 @@ impl Echo {
     /// The echo tool.
     pub fn new() -> Self {
         Self {
-            def: ToolDef {
-                name: "echo",
-                alias: Some("test.echo"),
-                title: "Echo",
-                description: "Echo the text back (a test tool).",
-                input_schema: json!({
-                    "type": "object",
-                    "properties": {"text": {"type": "string", "maxLength": 65536}},
-                    "additionalProperties": false
-                }),
-                output_schema: json!({
-                    "type": "object",
-                    "properties": {"text": {"type": "string"}},
-                    "required": ["text"]
-                }),
-                annotations: Annotations {
-                    read_only_hint: true,
-                    idempotent_hint: true,
-                    ..Annotations::default()
-                },
-                access: Access::Read,
-                progress: false,
-                talks: false,
-            },
+            def: ToolDef::new(
+                "echo",
+                "Echo",
+                Effect::Reads,
+                "Echo the text back (a test tool).",
+            )
+            .alias("test.echo")
+            .input(json!({
+                "type": "object",
+                "properties": {"text": {"type": "string", "maxLength": 65536}},
+                "additionalProperties": false
+            }))
+            .output(json!({
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"]
+            })),
         }
     }
 }
@@ -83,34 +76,28 @@ impl Slow {
     /// The slow tool.
     pub fn new() -> Self {
         Self {
-            def: ToolDef {
-                name: "slow",
-                alias: Some("test.slow"),
-                title: "Slow",
-                description: "Wait in steps, reporting progress (a test tool).",
-                input_schema: json!({
-                    "type": "object",
-                    "properties": {
-                        "steps": {"type": "integer", "minimum": 0, "maximum": 1000},
-                        "step_ms": {"type": "integer", "minimum": 0, "maximum": 60000},
-                        "fail": {"type": "boolean"}
-                    },
-                    "additionalProperties": false
-                }),
-                output_schema: json!({
-                    "type": "object",
-                    "properties": {"steps": {"type": "integer"}, "cancelled": {"type": "boolean"}},
-                    "required": ["steps", "cancelled"]
-                }),
-                annotations: Annotations {
-                    read_only_hint: true,
-                    idempotent_hint: true,
-                    ..Annotations::default()
+            def: ToolDef::new(
+                "slow",
+                "Slow",
+                Effect::Reads,
+                "Wait in steps, reporting progress (a test tool).",
+            )
+            .alias("test.slow")
+            .input(json!({
+                "type": "object",
+                "properties": {
+                    "steps": {"type": "integer", "minimum": 0, "maximum": 1000},
+                    "step_ms": {"type": "integer", "minimum": 0, "maximum": 60000},
+                    "fail": {"type": "boolean"}
                 },
-                access: Access::Read,
-                progress: true,
-                talks: false,
-            },
+                "additionalProperties": false
+            }))
+            .output(json!({
+                "type": "object",
+                "properties": {"steps": {"type": "integer"}, "cancelled": {"type": "boolean"}},
+                "required": ["steps", "cancelled"]
+            }))
+            .reports_progress(),
         }
     }
 }
