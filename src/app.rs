@@ -12,7 +12,7 @@ use crate::health::{HealthRegistry, HealthRunner, HealthStatus, checks};
 use crate::pool::PoolStats;
 use crate::stream::DrainSignal;
 use crate::tls::LiveConfig;
-use crate::tools::{Access, Registry};
+use crate::tools::Registry;
 use crate::trace::{ExporterSettings, Resource, Sampler, Tracer};
 
 /// Live counters of the server itself.
@@ -30,14 +30,7 @@ pub struct Counters {
     pub next_conn_id: AtomicU64,
 }
 
-/// Who is calling, once authenticated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// The token's name (never the token).
-    pub identity: String,
-    /// The most this caller may do.
-    pub grants: Access,
-}
+pub use crate::access::Caller;
 
 /// Everything shared across connections.
 pub struct App {

@@ -31,6 +31,7 @@
 #![allow(clippy::collapsible_if, clippy::type_complexity)]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod clock;

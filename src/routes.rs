@@ -208,23 +208,19 @@ fn route_match(
     match (&head.method, head.path.as_str()) {
         (Method::Get | Method::Head, "/metrics") => metrics(app),
         (Method::Get, "/status/stream") => status_stream(app),
-        (_, "/mcp") => crate::mcp::http::handle(&app.mcp, head, &req.body, &mcp_caller(caller)),
-        (Method::Get, "/sse") => {
-            crate::mcp::legacy::open_stream(&app.mcp, head, &mcp_caller(caller))
-        }
-        (Method::Post, "/sse") => {
-            crate::mcp::seed::post_sse(&app.mcp, head, &req.body, &mcp_caller(caller))
-        }
+        (_, "/mcp") => crate::mcp::http::handle(&app.mcp, head, &req.body, caller),
+        (Method::Get, "/sse") => crate::mcp::legacy::open_stream(&app.mcp, head, caller),
+        (Method::Post, "/sse") => crate::mcp::seed::post_sse(&app.mcp, head, &req.body, caller),
         (Method::Post, "/messages") => {
-            crate::mcp::legacy::post_message(&app.mcp, head, &req.body, &mcp_caller(caller))
+            crate::mcp::legacy::post_message(&app.mcp, head, &req.body, caller)
         }
         (Method::Get, "/sse/stats") => match admin("/sse/stats") {
             Err(resp) => resp,
-            Ok(()) => crate::mcp::legacy::stats(&app.mcp, &mcp_caller(caller)),
+            Ok(()) => crate::mcp::legacy::stats(&app.mcp, caller),
         },
         (Method::Post, "/sse/broadcast") => match admin("/sse/broadcast") {
             Err(resp) => resp,
-            Ok(()) => crate::mcp::legacy::broadcast(&app.mcp, &req.body, &mcp_caller(caller)),
+            Ok(()) => crate::mcp::legacy::broadcast(&app.mcp, &req.body, caller),
         },
         (Method::Get, "/security/metrics") => match admin("/security/metrics") {
             Err(resp) => resp,
@@ -247,13 +243,6 @@ fn route_match(
             "See the README for the endpoints.",
             None,
         ),
-    }
-}
-
-fn mcp_caller(c: &Caller) -> crate::mcp::Caller {
-    crate::mcp::Caller {
-        identity: c.identity.clone(),
-        grants: c.grants,
     }
 }
 
@@ -566,14 +555,9 @@ fn require_admin(
 }
 
 fn caller_of(id: &Identity) -> Caller {
-    use crate::security::auth::Role;
     Caller {
         identity: id.name.clone(),
-        grants: match id.role {
-            Role::Reader => Access::Read,
-            Role::Writer => Access::Write,
-            Role::Admin => Access::Admin,
-        },
+        grants: id.role,
     }
 }
 

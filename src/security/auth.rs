@@ -30,27 +30,16 @@ use ring::digest::{SHA256, digest};
 use serde::Deserialize;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use crate::access::Access;
 use crate::security::{hex_decode, hex_lower};
-use crate::tools::Access;
-
-/// What an identity may do. Ordered: each role may do everything the ones before it may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Read-only tools.
-    Reader,
-    /// Read and write tools.
-    Writer,
-    /// Everything, including admin tools and `/security/metrics`.
-    Admin,
-}
 
 /// An authenticated caller. Holds no secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The identity name (`token-1`, `ci-bot`): safe to log, used as the rate-limit key.
     pub name: String,
-    /// What it may do.
-    pub role: Role,
+    /// What it may do (its role).
+    pub role: Access,
     /// Its own requests per minute, overriding `RATE_LIMIT` (never 0).
     pub rate_limit_per_min: Option<u32>,
 }
@@ -139,37 +128,6 @@ pub enum ConfigError {
     Io(std::io::Error),
     /// `AUTH_TOKENS_FILE` is not the documented JSON.
     Json(serde_json::Error),
-}
-
-impl Role {
-    /// True when this role may call something that needs `needed`.
-    pub fn allows(&self, needed: Access) -> bool {
-        let rank = match needed {
-            Access::Read => Role::Reader,
-            Access::Write => Role::Writer,
-            Access::Admin => Role::Admin,
-        };
-        *self >= rank
-    }
-
-    /// `reader`, `writer` or `admin`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Writer => "writer",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses `reader`, `writer` or `admin` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "reader" => Some(Role::Reader),
-            "writer" => Some(Role::Writer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
 }
 
 impl AuthError {
@@ -275,11 +233,12 @@ impl TokenStore {
             let raw = raw.trim();
             let parts: Vec<&str> = raw.split(':').collect();
             let (name, role, token) = match parts.as_slice() {
-                [token] => (format!("token-{position}"), Role::Admin, *token),
-                [name, token] => ((*name).to_owned(), Role::Admin, *token),
+                [token] => (format!("token-{position}"), Access::Admin, *token),
+                [name, token] => ((*name).to_owned(), Access::Admin, *token),
                 [name, role, token] => (
                     (*name).to_owned(),
-                    Role::parse(role).ok_or_else(|| ConfigError::BadRole((*role).to_owned()))?,
+                    Access::parse_role(role)
+                        .ok_or_else(|| ConfigError::BadRole((*role).to_owned()))?,
                     *token,
                 ),
                 _ => return Err(ConfigError::BadTokenChars { position }),
@@ -303,7 +262,8 @@ impl TokenStore {
     pub fn add_file_json(&mut self, json: &str) -> Result<(), ConfigError> {
         let entries: Vec<FileEntry> = serde_json::from_str(json).map_err(ConfigError::Json)?;
         for e in entries {
-            let role = Role::parse(&e.role).ok_or_else(|| ConfigError::BadRole(e.role.clone()))?;
+            let role =
+                Access::parse_role(&e.role).ok_or_else(|| ConfigError::BadRole(e.role.clone()))?;
             let digest = hex_decode::<32>(&e.sha256)
                 .ok_or_else(|| ConfigError::BadDigest(e.name.clone()))?;
             if e.rate_limit == Some(0) {
@@ -378,7 +338,7 @@ impl TokenStore {
     fn insert(
         &mut self,
         name: String,
-        role: Role,
+        role: Access,
         rate_limit_per_min: Option<u32>,
         digest: [u8; 32],
         short: bool,
@@ -715,10 +675,10 @@ mod tests {
             None,
         )
         .unwrap();
-        let cases: &[(&str, &str, Role)] = &[
-            ("aaaaaaaaaaaaaaaaaaaa", "token-1", Role::Admin),
-            ("bbbbbbbbbbbbbbbbbbbb", "bob", Role::Admin),
-            ("cccccccccccccccccccc", "carol", Role::Reader),
+        let cases: &[(&str, &str, Access)] = &[
+            ("aaaaaaaaaaaaaaaaaaaa", "token-1", Access::Admin),
+            ("bbbbbbbbbbbbbbbbbbbb", "bob", Access::Admin),
+            ("cccccccccccccccccccc", "carol", Access::Read),
         ];
         for (token, name, role) in cases {
             let id = s.verify(token).unwrap();
@@ -734,11 +694,11 @@ mod tests {
         let s = store();
         let ci = s.verify("ci-token-0123456789").unwrap();
         assert_eq!(ci.name, "ci");
-        assert_eq!(ci.role, Role::Writer);
+        assert_eq!(ci.role, Access::Write);
         assert_eq!(ci.rate_limit_per_min, Some(120));
         assert_eq!(
             s.verify("view-token-0123456789").unwrap().role,
-            Role::Reader
+            Access::Read
         );
         assert_eq!(s.verify("raw-token-abcdefgh").unwrap().name, "token-1");
         assert_eq!(s.verify("ops-token-abcdefgh").unwrap().name, "ops");
@@ -1001,22 +961,19 @@ mod tests {
 
     #[test]
     fn roles_allow_their_level_and_below() {
-        let cases: &[(Role, Access, bool)] = &[
-            (Role::Reader, Access::Read, true),
-            (Role::Reader, Access::Write, false),
-            (Role::Reader, Access::Admin, false),
-            (Role::Writer, Access::Read, true),
-            (Role::Writer, Access::Write, true),
-            (Role::Writer, Access::Admin, false),
-            (Role::Admin, Access::Read, true),
-            (Role::Admin, Access::Write, true),
-            (Role::Admin, Access::Admin, true),
+        let cases: &[(Access, Access, bool)] = &[
+            (Access::Read, Access::Read, true),
+            (Access::Read, Access::Write, false),
+            (Access::Read, Access::Admin, false),
+            (Access::Write, Access::Read, true),
+            (Access::Write, Access::Write, true),
+            (Access::Write, Access::Admin, false),
+            (Access::Admin, Access::Read, true),
+            (Access::Admin, Access::Write, true),
+            (Access::Admin, Access::Admin, true),
         ];
         for (role, access, want) in cases {
             assert_eq!(role.allows(*access), *want, "{role:?} {access:?}");
-        }
-        for r in [Role::Reader, Role::Writer, Role::Admin] {
-            assert_eq!(Role::parse(r.as_str()), Some(r));
         }
     }
 

@@ -11,10 +11,10 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::mcp::{AuditEvent as McpAuditEvent, RequestScope};
 use crate::security::audit::{AuditConfig, AuditError, AuditEvent, AuditLog, EventKind};
 use crate::security::connlimit::{ConnGuard, ConnLimiter, DEFAULT_MAX_TRACKED};
 use crate::security::cors::{CorsError, HostPolicy, OriginPolicy};
+use crate::security::events::{AuditEvent as McpAuditEvent, RequestScope};
 use crate::security::ipnet::{self, Cidr, CidrError, IpPolicy};
 use crate::security::ratelimit::{Decision, Key, Limiter, Quota};
 use crate::security::redis::{FailMode, RedisConfig, RedisError, RedisLimiter};

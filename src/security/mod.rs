@@ -43,6 +43,7 @@ pub mod audit;
 pub mod auth;
 pub mod connlimit;
 pub mod cors;
+pub mod events;
 pub mod gate;
 pub mod ipnet;
 pub mod ratelimit;

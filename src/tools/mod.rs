@@ -21,17 +21,7 @@ pub mod resources;
 pub mod schema;
 pub mod testing;
 
-/// What a caller must be allowed to do to call a tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    /// Reads only: any authenticated role may call it.
-    Read,
-    /// Writes to the repository: writers and admins.
-    Write,
-    /// Administrative: admins only.
-    Admin,
-}
+pub use crate::access::Access;
 
 /// MCP tool annotations (hints for the client; never trusted for security).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
