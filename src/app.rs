@@ -158,17 +158,18 @@ impl App {
         ));
         let tracer = tracer(&config)?;
         metrics.attach_tracer(tracer.stats_handle());
-        let sessions = match config.sessions {
-            crate::config::Sessions::Stateless => crate::mcp::SessionsMode::Stateless,
-            crate::config::Sessions::Stateful => crate::mcp::SessionsMode::Stateful {
-                key: session_key(&config.state_dir().join("session-key"))?,
-            },
+        let session_key = match config.sessions {
+            crate::config::Sessions::Stateless => [0; 32],
+            crate::config::Sessions::Stateful => {
+                session_key(&config.state_dir().join("session-key"))?
+            }
         };
         let settings = crate::mcp::Settings {
             heartbeat: config.heartbeat,
             max_response_bytes: config.max_response_bytes,
             max_streams: config.max_streams,
-            sessions,
+            sessions: config.sessions,
+            session_key,
             max_stream_age: config.max_stream_age,
             client_request_timeout: config.client_request_timeout,
             max_subscriptions: config.max_subscriptions,

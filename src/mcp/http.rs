@@ -16,7 +16,7 @@ use super::methods::{self, Reply};
 use super::run::{ToolEvent, ToolJob, cancel, forward_to, is_cancelled, progress_notification};
 use super::session::{self, SessionError};
 use super::{
-    Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, StreamKind,
+    Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, Sessions, StreamKind,
     StreamSlot, client, lock, rpc_error_response, seed,
 };
 use crate::http::{Head, Method, Response, media_essence};
@@ -92,10 +92,8 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
     // Step 11: sessions (stateful mode only; stateless ignores any incoming id).
     let mut scope = String::new();
     let mut session_version = None;
-    if let SessionsMode::Stateful { key } = &env.settings.sessions
-        && !is_initialize
-    {
-        match check_session(env, key, head, caller) {
+    if env.settings.sessions == Sessions::Stateful && !is_initialize {
+        match check_session(env, head, caller) {
             Ok((id, claims)) => {
                 scope = id;
                 session_version = Some(claims.version);
@@ -113,7 +111,8 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
             let negotiated = is_initialize.then(|| methods::negotiate(req.params.as_ref()));
             let init_params = is_initialize.then(|| req.params.clone()).flatten();
             let session_header = match (&env.settings.sessions, negotiated) {
-                (SessionsMode::Stateful { key }, Some(v)) => {
+                (Sessions::Stateful, Some(v)) => {
+                    let key = &env.settings.session_key;
                     match session::mint(key, &caller.identity, v, SystemTime::now()) {
                         Ok(id) => Some(id),
                         Err(e) => {
@@ -157,9 +156,9 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
 /// `GET /mcp`: 405 when stateless; in stateful mode the session's standalone stream: log messages
 /// of its calls answered as JSON, resource updates and list changes, and keep-alive comments.
 pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
-    let SessionsMode::Stateful { key } = &env.settings.sessions else {
+    if env.settings.sessions != Sessions::Stateful {
         return method_not_allowed(env);
-    };
+    }
     if !Accept::from_head(head).sse {
         return rpc_error_response(
             406,
@@ -168,7 +167,7 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
             "Not Acceptable: Accept must allow text/event-stream",
         );
     }
-    let (sid, _) = match check_session(env, key, head, caller) {
+    let (sid, _) = match check_session(env, head, caller) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -214,10 +213,10 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
 
 /// `DELETE /mcp`: 405 when stateless; in stateful mode ends the session (200) for good.
 pub fn delete(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
-    let SessionsMode::Stateful { key } = &env.settings.sessions else {
+    if env.settings.sessions != Sessions::Stateful {
         return method_not_allowed(env);
-    };
-    let (sid, claims) = match check_session(env, key, head, caller) {
+    }
+    let (sid, claims) = match check_session(env, head, caller) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -234,8 +233,8 @@ pub fn delete(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
 /// 405 with the `Allow` header of the current mode.
 pub fn method_not_allowed(env: &McpEnv) -> Response {
     let allow = match env.settings.sessions {
-        SessionsMode::Stateless => "POST, OPTIONS",
-        SessionsMode::Stateful { .. } => "GET, POST, DELETE, OPTIONS",
+        Sessions::Stateless => "POST, OPTIONS",
+        Sessions::Stateful => "GET, POST, DELETE, OPTIONS",
     };
     rpc_error_response(405, None, ErrorCode::TRANSPORT, "Method not allowed.")
         .with_header("Allow", allow)
@@ -302,7 +301,6 @@ impl Drop for GetStreamGuard {
 /// expired, deleted or bound to another identity.
 fn check_session(
     env: &McpEnv,
-    key: &[u8; 32],
     head: &Head,
     caller: &Caller,
 ) -> Result<(String, session::Claims), Response> {
@@ -315,7 +313,7 @@ fn check_session(
         ));
     };
     let verdict = session::verify(
-        key,
+        &env.settings.session_key,
         sid,
         &caller.identity,
         SystemTime::now(),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::run::{ToolEvent, ToolJob, call_result};
 use super::{
-    Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, SessionsMode, base64url, client,
+    Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, Sessions, base64url, client,
 };
 use crate::rpc::{ErrorCode, ErrorObject, Id, Notification, Request, Response};
 use crate::tools::{LogLevel, ResourceError, Tool, ToolError};
@@ -30,8 +30,7 @@ pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) ->
     let result = match req.method.as_str() {
         "initialize" => {
             client::initialized(env, scope, &caller.identity, req.params.as_ref());
-            let sessions =
-                !scope.is_empty() || matches!(env.settings.sessions, SessionsMode::Stateful { .. });
+            let sessions = !scope.is_empty() || env.settings.sessions == Sessions::Stateful;
             Ok(initialize_result(negotiate(req.params.as_ref()), sessions))
         }
         "ping" => Ok(json!({})),

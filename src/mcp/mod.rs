@@ -32,17 +32,7 @@ pub mod session;
 
 pub use crate::access::Caller;
 
-/// Whether Streamable HTTP keeps sessions.
-#[derive(Clone)]
-pub enum SessionsMode {
-    /// No `Mcp-Session-Id`; `GET`/`DELETE /mcp` answer 405 (the default; brief §0.3).
-    Stateless,
-    /// Signed session ids (HMAC-SHA256 under `key`), an optional GET stream, DELETE.
-    Stateful {
-        /// The persistent signing key; ids minted under it survive a restart.
-        key: [u8; 32],
-    },
-}
+pub use crate::config::Sessions;
 
 /// The MCP layer's settings. Every limit has its unit in its name; [`Settings::default`] holds
 /// the safe defaults.
@@ -57,7 +47,10 @@ pub struct Settings {
     /// beyond it new ones get 503 (`MAX_STREAMS`).
     pub max_streams: usize,
     /// Streamable HTTP session mode (`MCP_SESSIONS`).
-    pub sessions: SessionsMode,
+    pub sessions: Sessions,
+    /// The persistent key stateful session ids are signed with (HMAC-SHA256), so ids minted
+    /// before a restart stay valid; unused when stateless.
+    pub session_key: [u8; 32],
     /// How long a stateful session id stays valid after it was issued.
     pub session_max_age: Duration,
     /// Messages queued for one stream before progress is dropped (final answers wait).
@@ -86,7 +79,8 @@ impl Default for Settings {
             heartbeat: config.heartbeat,
             max_response_bytes: config.max_response_bytes,
             max_streams: config.max_streams,
-            sessions: SessionsMode::Stateless,
+            sessions: Sessions::Stateless,
+            session_key: [0; 32],
             session_max_age: Duration::from_secs(24 * 60 * 60),
             mailbox_capacity: 64,
             max_stream_age: config.max_stream_age,

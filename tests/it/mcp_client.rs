@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use task_mcp::http::Response;
-use task_mcp::mcp::{self, McpEnv, SessionsMode, Settings};
+use task_mcp::mcp::{self, McpEnv, Sessions, Settings};
 use task_mcp::openspec::Workspace;
 use task_mcp::tools::Registry;
 use task_mcp::tools::options::ToolOptions;
@@ -21,7 +21,7 @@ use super::openspec_cli::workspace;
 const V: &str = "MCP-Protocol-Version: 2025-11-25";
 
 /// A server with the OpenSpec tools over `root` and the conformance fixtures.
-fn server(root: &Path, sessions: SessionsMode, timeout: Duration) -> Fixture {
+fn server(root: &Path, sessions: Sessions, timeout: Duration) -> Fixture {
     let mut reg = Registry::new();
     let ws = Arc::new(Workspace::open(root).unwrap());
     task_mcp::tools::openspec::register(&mut reg, ws, ToolOptions::default());
@@ -29,6 +29,7 @@ fn server(root: &Path, sessions: SessionsMode, timeout: Duration) -> Fixture {
     let hooks = Arc::new(Recorder::default());
     let settings = Settings {
         sessions,
+        session_key: [7; 32],
         heartbeat: Duration::from_millis(50),
         client_request_timeout: timeout,
         max_subscriptions: 2,
@@ -43,15 +44,11 @@ fn server(root: &Path, sessions: SessionsMode, timeout: Duration) -> Fixture {
 }
 
 fn stateless(root: &Path) -> Fixture {
-    server(root, SessionsMode::Stateless, Duration::from_secs(10))
+    server(root, Sessions::Stateless, Duration::from_secs(10))
 }
 
 fn stateful(root: &Path) -> Fixture {
-    server(
-        root,
-        SessionsMode::Stateful { key: [7; 32] },
-        Duration::from_secs(10),
-    )
+    server(root, Sessions::Stateful, Duration::from_secs(10))
 }
 
 fn root_with_change() -> PathBuf {
@@ -314,7 +311,7 @@ fn elicitation_needs_the_declared_capability_and_a_stream() {
 #[test]
 fn an_unanswered_request_times_out_with_a_clear_error() {
     let root = root_with_change();
-    let f = server(&root, SessionsMode::Stateless, Duration::from_millis(200));
+    let f = server(&root, Sessions::Stateless, Duration::from_millis(200));
     let (events, _) = run(post(
         &f,
         &CLIENT,

@@ -19,7 +19,7 @@ use task_mcp::http::body::ChunkedDecoder;
 use task_mcp::http::request::{Framing, HeadLimits, parse_head};
 use task_mcp::http::response::LAST_CHUNK;
 use task_mcp::http::{Body, Method, Response};
-use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, SessionsMode, Settings};
+use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, Sessions, Settings};
 use task_mcp::stream::{DrainSignal, StreamCtx};
 use task_mcp::tools::testing::{Echo, Slow};
 use task_mcp::tools::{Access, Registry};
@@ -33,11 +33,12 @@ fn mcp_interop_harness() {
     reg.add_tool(Arc::new(Echo::new()));
     reg.add_tool(Arc::new(Slow::new()));
     let sessions = match std::env::var("MCP_SESSIONS").as_deref() {
-        Ok("stateful") => SessionsMode::Stateful { key: [3; 32] },
-        _ => SessionsMode::Stateless,
+        Ok("stateful") => Sessions::Stateful,
+        _ => Sessions::Stateless,
     };
     let settings = Settings {
         sessions,
+        session_key: [3; 32],
         heartbeat: Duration::from_millis(1_000),
         ..Settings::default()
     };

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 
 use task_mcp::http::request::{HeadLimits, parse_head};
 use task_mcp::http::{Body, Head, Response};
-use task_mcp::mcp::{
-    self, AuditEvent, Caller, McpEnv, McpHooks, SessionsMode, Settings, StreamKind,
-};
+use task_mcp::mcp::{self, AuditEvent, Caller, McpEnv, McpHooks, Sessions, Settings, StreamKind};
 use task_mcp::tools::testing::{Echo, Slow};
 use task_mcp::tools::{
     Access, Registry, ResourceContent, ResourceError, ResourceInfo, ResourceProvider,
@@ -214,7 +212,8 @@ pub fn fixture() -> Fixture {
 
 pub fn stateful() -> Fixture {
     fixture_with(Settings {
-        sessions: SessionsMode::Stateful { key: [9; 32] },
+        sessions: Sessions::Stateful,
+        session_key: [9; 32],
         heartbeat: Duration::from_millis(40),
         ..Settings::default()
     })
