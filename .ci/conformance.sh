@@ -26,7 +26,6 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$repo/tests/conformance"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 artifacts="$target_dir/ci-artifacts/conformance"
-ready_timeout_s=30
 expected_failures="dns-rebinding-protection"
 
 log() { printf 'conformance: %s\n' "$*" >&2; }
@@ -52,19 +51,9 @@ fi
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 work="$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")"
-server_pid=""
-stop_server() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
 cleanup() {
   local rc=$?
-  stop_server
+  server_stop
   rm -rf "$work"
   exit $rc
 }
@@ -77,26 +66,18 @@ run_mode() {
   local mode=$1
   local root="$work/$mode" log_file="$artifacts/server-$mode.log"
   mkdir -p "$root/openspec/specs" "$root/openspec/changes"
-  (cd "$root" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" \
-    AUTH_TOKENS="conformance:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 MCP_SESSIONS="$mode" \
-    "$bin" serve) >"$log_file" 2>&1 &
-  server_pid=$!
-  local deadline=$((SECONDS + ready_timeout_s)) port=""
-  until port="$(grep -o -m1 'listening on https://127\.0\.0\.1:[0-9]*' "$log_file" | grep -o '[0-9]*$')"; do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      log "the $mode server exited before it listened:"; cat "$log_file" >&2; exit 1
-    fi
-    if ((SECONDS > deadline)); then log "the $mode server did not listen within ${ready_timeout_s}s"; exit 1; fi
-    sleep 0.1
-  done
-  local url="https://127.0.0.1:$port/mcp"
+  cd "$root"
+  server_start "$mode" "$bin" "$log_file" TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" \
+    AUTH_TOKENS="conformance:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 MCP_SESSIONS="$mode" || exit 1
+  cd "$repo"
+  local url="https://127.0.0.1:$server_port/mcp"
   log "$mode: running every server scenario against $url"
   # The suite's own exit status counts dns-rebinding-protection; verdict.mjs judges instead.
   TASK_MCP_TOKEN="$token" NODE_EXTRA_CA_CERTS="$root/.task-mcp/tls-cert.pem" \
     NODE_OPTIONS="--import $dir/auth.mjs" \
     timeout 600 "$node22" "$suite" server --url "$url" --suite all -o "$artifacts/$mode" \
     >"$artifacts/suite-$mode.txt" 2>&1 || true
-  stop_server
+  server_stop
   echo "=== conformance ($mode)"
   if ! EXPECTED="$expected_failures" STRICT_WARNINGS="${STRICT_WARNINGS:-0}" "$node22" "$dir/verdict.mjs" "$artifacts/$mode"; then
     failed+=("$mode")

@@ -36,7 +36,7 @@ dir="$repo/tests/interop"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 artifacts="$target_dir/ci-artifacts/interop"
 client_timeout_s="${MCP_INTEROP_CLIENT_TIMEOUT_S:-90}"
-ready_timeout_s="${MCP_INTEROP_READY_TIMEOUT_S:-30}"
+ready_timeout_s="${MCP_INTEROP_READY_TIMEOUT_S:-30}"  # read by server_start (lib.sh)
 started_s=$SECONDS
 
 log() { printf 'interop: %s\n' "$*" >&2; }
@@ -72,21 +72,10 @@ install_clients() {
 
 # --- server ----------------------------------------------------------------------------------
 work=""
-server_pid=""
-
-stop_server() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
 
 cleanup() {
   local rc=$?
-  stop_server
+  server_stop
   if [[ -n "$work" ]]; then rm -rf "$work"; fi
   exit $rc
 }
@@ -102,17 +91,11 @@ start_server() {
   # One active change, for the clients' slug completion.
   mkdir -p "$root/openspec/changes/add-interop"
   printf '# Change: Interop\n\n## Why\nA change for completions.\n' >"$root/openspec/changes/add-interop/proposal.md"
-  (cd "$root" && exec env HOST=127.0.0.1 PORT=0 TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" AUTH_TOKENS="interop:$token" \
-    ENABLE_TEST_TOOLS=true "$@" "$bin" serve) >"$log_file" 2>&1 &
-  server_pid=$!
-  local deadline=$((SECONDS + ready_timeout_s)) port=""
-  until port="$(grep -o -m1 'listening on https://127\.0\.0\.1:[0-9]*' "$log_file" | grep -o '[0-9]*$')"; do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      log "the $name server exited before it listened:"; cat "$log_file" >&2; exit 1
-    fi
-    if ((SECONDS > deadline)); then log "the $name server did not listen within ${ready_timeout_s}s"; exit 1; fi
-    sleep 0.1
-  done
+  cd "$root"
+  server_start "$name" "$bin" "$log_file" TASK_MCP_ROOT="$root" STATE_DIR="$root/.task-mcp" \
+    AUTH_TOKENS="interop:$token" ENABLE_TEST_TOOLS=true "$@" || exit 1
+  cd "$repo"
+  local port=$server_port
   export MCP_URL="https://127.0.0.1:$port/mcp" MCP_SSE_URL="https://127.0.0.1:$port/sse"
   export MCP_CA="$root/.task-mcp/tls-cert.pem"
   log "$name server on $MCP_URL (pid $server_pid)"
@@ -195,12 +178,12 @@ else
 
   start_server stateless HEARTBEAT_MS=100
   run_clients stateless
-  stop_server
+  server_stop
   check_server_log stateless
 
   start_server stateful MCP_SESSIONS=stateful
   run_clients stateful
-  stop_server
+  server_stop
   check_server_log stateful
 fi
 
