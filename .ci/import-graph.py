@@ -17,7 +17,6 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 # Circles not yet broken, each as the sorted module names in it.
 KNOWN_CIRCLES = [
-    ["app", "conn", "routes"],
     ["http::response", "stream"],
 ]
 

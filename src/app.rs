@@ -154,7 +154,7 @@ impl App {
         let tool_names: Vec<&'static str> = registry.tools().iter().map(|t| t.def().name).collect();
         let metrics = Arc::new(crate::metrics::Metrics::new(
             &tool_names,
-            crate::routes::ROUTES,
+            crate::routes::table::ROUTES,
         ));
         let tracer = tracer(&config)?;
         metrics.attach_tracer(tracer.stats_handle());

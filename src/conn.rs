@@ -16,23 +16,8 @@ use rustls::ServerConnection;
 use crate::app::App;
 use crate::http::request::{Framing, HeadLimits, parse_head};
 use crate::http::response::LAST_CHUNK;
-use crate::http::{Body, Head, HttpError, Response};
+use crate::http::{Body, HttpError, Request, Response};
 use crate::stream::{DrainSignal, Io, StreamCtx};
-
-/// A complete request, as handlers see it.
-#[derive(Debug)]
-pub struct Request {
-    /// The head.
-    pub head: Head,
-    /// The whole body (already de-chunked, within MAX_BODY_BYTES).
-    pub body: Vec<u8>,
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// When the whole request (head and body) had arrived.
-    pub received: Instant,
-    /// Served over TLS.
-    pub tls: bool,
-}
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
 pub type Handler = fn(&App, &Request) -> Response;
@@ -591,7 +576,7 @@ fn write_continue<C: Conn>(io: &mut C) -> bool {
 
 /// Answers an HTTP-level refusal with the error JSON and closes.
 fn reject<C: Conn>(app: &App, io: &mut C, e: &HttpError) {
-    let resp = crate::routes::refusal(e.status(), e.code(), &e.to_string(), e.hint());
+    let resp = crate::routes::answers::refusal(e.status(), e.code(), &e.to_string(), e.hint());
     let mut out = Vec::new();
     resp.write_all(
         &mut out,

@@ -11,7 +11,7 @@ pub mod body;
 pub mod request;
 pub mod response;
 
-pub use request::{Head, Method};
+pub use request::{Head, Method, Request};
 pub use response::{Body, Response};
 
 /// Why a request was refused at the HTTP layer. Each variant maps to one status in

@@ -2,6 +2,9 @@
 //! with the framing already decided (length, chunked, keep-alive) and every smuggling shape
 //! refused.
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use super::HttpError;
 
 /// The request method. Unknown tokens are kept so the router can answer 405 or 501.
@@ -409,6 +412,21 @@ fn is_token(s: &str) -> bool {
 
 /// Header slots parsed on the stack (`MAX_HEADERS` defaults to 64); larger limits use the heap.
 const STACK_HEADERS: usize = 64;
+
+/// A complete request, as handlers see it.
+#[derive(Debug)]
+pub struct Request {
+    /// The head.
+    pub head: Head,
+    /// The whole body (already de-chunked, within MAX_BODY_BYTES).
+    pub body: Vec<u8>,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// When the whole request (head and body) had arrived.
+    pub received: Instant,
+    /// Served over TLS.
+    pub tls: bool,
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,42 +4,30 @@
 //! cross-cutting step is a call in `pipeline`, in the order it runs.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 
 use crate::app::{App, Caller};
-use crate::clock;
-use crate::conn::Request;
-use crate::health::HealthStatus;
-use crate::http::{Method, Response};
-use crate::logging;
+use crate::http::{Method, Request, Response};
 use crate::security::auth::Identity;
 use crate::security::ratelimit::{Decision, Key};
 use crate::tools::Access;
 use crate::trace::{Span, attr};
 
-/// Route templates, the only values the `route` label and the access log ever take.
-pub const ROUTES: &[&str] = &[
-    "/",
-    "/static/*",
-    "/health/live",
-    "/health/ready",
-    "/health/metrics",
-    "/metrics",
-    "/mcp",
-    "/sse",
-    "/sse/stats",
-    "/sse/broadcast",
-    "/messages",
-    "/status/stream",
-    "/security/metrics",
-    "/debug/vars",
-    "/.well-known/*",
-    "other",
-];
+pub mod answers;
+mod ops;
+pub mod table;
+
+pub use answers::{error_response, refusal};
+pub use ops::status_json;
+pub use table::{ROUTES, route_of};
+
+use answers::{Served, finish, request_id};
+use ops::{
+    debug_vars, health_detail, live, method_not_allowed, metrics, page, ready, security_metrics,
+    status_stream,
+};
 
 /// Serves one request on the main (TLS) port.
 pub fn handle(app: &App, req: &Request) -> Response {
@@ -85,14 +73,6 @@ pub fn handle_metrics_port(app: &App, req: &Request) -> Response {
     };
     finish(app, req, &mut resp, &served, None, None);
     resp
-}
-
-/// What `finish` records of a request besides its answer.
-struct Served<'a> {
-    request_id: &'a str,
-    route: &'static str,
-    /// The client as believed (after trusted proxies).
-    ip: IpAddr,
 }
 
 /// Every step a request on the TLS port goes through, in the order it runs.
@@ -243,18 +223,6 @@ fn route_match(
             "See the README for the endpoints.",
             None,
         ),
-    }
-}
-
-/// Names the route template of a path, for metrics labels and logs.
-pub fn route_of(_method: &Method, path: &str) -> &'static str {
-    match path {
-        "/" => "/",
-        "/health/live" | "/healthz" => "/health/live",
-        "/health/ready" | "/readyz" => "/health/ready",
-        p if p.starts_with("/static/") => "/static/*",
-        p if p.starts_with("/.well-known/") => "/.well-known/*",
-        p => ROUTES.iter().find(|r| **r == p).copied().unwrap_or("other"),
     }
 }
 
@@ -568,387 +536,6 @@ fn resource_metadata_url(app: &App) -> Option<&str> {
         .map(|m| m.url.as_str())
 }
 
-/// `GET /security/metrics` (admin): authentication, rate limits, top offenders, audit head.
-fn security_metrics(app: &App) -> Response {
-    let sec = &app.security;
-    let mut body = sec
-        .metrics
-        .to_json(crate::security::secmetrics::DEFAULT_TOP_N);
-    let (seq, hash) = sec.audit.head();
-    body["audit"] =
-        json!({"lastSeq": seq, "lastHash": hash, "writeErrors": sec.audit.write_errors()});
-    body["rateLimit"]["buckets"] = json!(sec.rate_buckets());
-    body["inFlight"] = json!(sec.in_flight());
-    Response::json(200, &body)
-}
-
-fn method_not_allowed(allow: &'static str) -> Response {
-    error_response(
-        405,
-        "METHOD_NOT_ALLOWED",
-        "Method not allowed on this path.",
-        &format!("Use {allow}."),
-        None,
-    )
-    .with_header("Allow", allow)
-}
-
-fn live(app: &App) -> Response {
-    Response::json(
-        200,
-        &json!({"status": "ok", "uptimeSeconds": app.started.elapsed().as_secs()}),
-    )
-}
-
-/// 200 while no health check is UNHEALTHY and the server is not draining, else 503; the body
-/// names the checks that fail.
-fn ready(app: &App) -> Response {
-    let draining = app.is_draining();
-    let snap = app.health.snapshot(std::time::Instant::now());
-    let failing: Vec<Value> = snap
-        .checks
-        .iter()
-        .filter(|c| c.status == HealthStatus::Unhealthy)
-        .map(|c| json!({"name": c.name, "detail": c.detail}))
-        .collect();
-    if snap.is_ready(draining) {
-        return Response::json(200, &json!({"status": "ready", "health": snap.status}));
-    }
-    let mut reasons: Vec<String> = failing
-        .iter()
-        .filter_map(|c| c["name"].as_str().map(|n| format!("{n} unhealthy")))
-        .collect();
-    if draining {
-        reasons.insert(0, "draining".into());
-    }
-    Response::json(
-        503,
-        &json!({"status": "not_ready", "health": snap.status, "reasons": reasons, "failing": failing}),
-    )
-}
-
-/// Every health check with its detail; 503 when not ready (so a plain HTTP probe can use it).
-fn health_detail(app: &App) -> Response {
-    let draining = app.is_draining();
-    let snap = app.health.snapshot(std::time::Instant::now());
-    let mut body = snap.to_json(draining);
-    let t = app.tracer.stats();
-    body["tracer"] = json!({
-        "enabled": app.tracer.is_enabled(),
-        "breaker": t.breaker.as_str(),
-        "queued": app.tracer.queue_len(),
-        "exportedSpans": t.exported_spans,
-        "droppedSpans": t.dropped_total(),
-        "failedExports": t.failed_requests,
-    });
-    Response::json(if snap.is_ready(draining) { 200 } else { 503 }, &body)
-}
-
-fn metrics(app: &App) -> Response {
-    let mut body = String::with_capacity(16 * 1024);
-    app.metrics.render(&mut body);
-    Response::bytes(
-        200,
-        "text/plain; version=0.0.4; charset=utf-8",
-        body.into_bytes(),
-    )
-}
-
-/// Live statistics for the status page: an `event: stats` every second, keep-alive comments
-/// between, until the client leaves or the server drains.
-fn status_stream(app: &App) -> Response {
-    if app.counters.streams.load(Ordering::Acquire) >= app.config.max_streams {
-        return error_response(
-            503,
-            "TOO_MANY_STREAMS",
-            "Too many open streams.",
-            "Retry later (MAX_STREAMS).",
-            None,
-        )
-        .with_header("Retry-After", "5");
-    }
-    let app = app.self_arc();
-    Response::stream(
-        "text/event-stream",
-        Box::new(move |ctx| {
-            let mut last = (
-                std::time::Instant::now(),
-                app.counters.requests.load(Ordering::Relaxed),
-            );
-            let mut buf = Vec::new();
-            loop {
-                let now = std::time::Instant::now();
-                let total = app.counters.requests.load(Ordering::Relaxed);
-                let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
-                let rate = (total - last.1) as f64 / secs;
-                last = (now, total);
-                buf.clear();
-                let stats = status_json(&app, total, rate);
-                if crate::sse::write_event(&mut buf, Some("stats"), None, &stats.to_string())
-                    .is_err()
-                    || ctx.send(&buf).is_err()
-                {
-                    return;
-                }
-                match ctx.sleep(std::time::Duration::from_secs(1)) {
-                    crate::stream::Wait::Timeout => {}
-                    _ => return,
-                }
-            }
-        }),
-    )
-    .with_header("Cache-Control", "no-cache")
-    .with_header("X-Accel-Buffering", "no")
-}
-
-/// The statistics object of `/status/stream`.
-pub fn status_json(app: &App, total: u64, rate: f64) -> Value {
-    let c = &app.counters;
-    let health = app.health.snapshot(std::time::Instant::now());
-    let m = app.metrics.snapshot();
-    let ms = |s: Option<f64>| s.map_or(0.0, |v| (v * 1e6).round() / 1e3);
-    let by_transport: serde_json::Map<String, Value> = m
-        .open_streams
-        .iter()
-        .map(|(t, n)| (t.as_str().to_string(), json!(n)))
-        .collect();
-    json!({
-        "ts": clock::unix_millis(SystemTime::now()),
-        "uptimeSeconds": app.started.elapsed().as_secs(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "requests": {"total": total, "ratePerSec": (rate * 10.0).round() / 10.0, "errors4xx": m.client_errors_total, "errors5xx": m.server_errors_total},
-        "latencyMs": {"p50": ms(m.latency_p50_seconds), "p90": ms(m.latency_p90_seconds), "p99": ms(m.latency_p99_seconds)},
-        "streams": {"open": c.streams.load(Ordering::Relaxed), "byTransport": by_transport},
-        "connections": {"open": c.connections.load(Ordering::Relaxed)},
-        "tools": {"active": m.tool_active, "total": m.tool_executions_total, "errors": m.tool_errors_total},
-        "health": {
-            "status": health_word(health.status),
-            "checks": health.checks.iter().map(|k| json!({"name": k.name, "status": health_word(k.status), "detail": k.detail})).collect::<Vec<_>>(),
-        },
-    })
-}
-
-/// Live internals for operators (`DEBUG_ENDPOINTS=true`, admin): threads, the worker pool,
-/// connections by state, streams by transport, health, and the trace exporter.
-fn debug_vars(app: &App) -> Response {
-    let c = &app.counters;
-    let pool = app.pool.get();
-    let load =
-        |a: Option<&std::sync::atomic::AtomicUsize>| a.map_or(0, |a| a.load(Ordering::Relaxed));
-    let workers = load(pool.map(|p| &p.threads));
-    let busy = load(pool.map(|p| &p.busy));
-    let connections = c.connections.load(Ordering::Relaxed);
-    let streams = c.streams.load(Ordering::Relaxed);
-    let in_flight = app.security.in_flight();
-    let m = app.metrics.snapshot();
-    let by_transport: serde_json::Map<String, Value> = m
-        .open_streams
-        .iter()
-        .map(|(t, n)| (t.as_str().to_string(), json!(n)))
-        .collect();
-    let health = app.health.snapshot(std::time::Instant::now());
-    let t = app.tracer.stats();
-    let threads = crate::metrics::ProcessStats::read().and_then(|p| p.threads);
-    Response::json(
-        200,
-        &json!({
-            "uptimeSeconds": app.started.elapsed().as_secs(),
-            "threads": threads,
-            "pool": {
-                "workers": workers,
-                "busy": busy,
-                "idle": workers.saturating_sub(busy),
-                "max": app.pool_max.load(Ordering::Relaxed),
-                "panics": load(pool.map(|p| &p.panics)),
-                // Connections are handed to an idle worker or refused, never queued.
-                "queueDepth": 0,
-            },
-            "connections": {
-                "open": connections,
-                "active": in_flight,
-                "streaming": streams,
-                "idle": connections.saturating_sub(in_flight.max(streams)),
-                "refusedTotal": c.refused.load(Ordering::Relaxed),
-            },
-            "streams": {"open": streams, "byTransport": by_transport},
-            "requests": {"total": c.requests.load(Ordering::Relaxed), "inFlight": in_flight},
-            "tools": {"active": m.tool_active, "total": m.tool_executions_total},
-            "health": {
-                "status": health.status,
-                "ready": health.is_ready(app.is_draining()),
-                "checks": health.checks.iter().map(|k| json!({"name": k.name, "status": k.status})).collect::<Vec<_>>(),
-            },
-            "tracer": {
-                "enabled": app.tracer.is_enabled(),
-                "queued": app.tracer.queue_len(),
-                "breaker": t.breaker.as_str(),
-                "exportedSpans": t.exported_spans,
-                "droppedQueueFull": t.dropped_queue_full,
-                "droppedBreakerOpen": t.dropped_breaker_open,
-                "failedSpans": t.failed_spans,
-                "exportRequests": t.export_requests,
-                "failedExports": t.failed_requests,
-            },
-        }),
-    )
-}
-
-/// The status page and its same-origin assets (open: the page asks for a token itself).
-fn page(path: &str) -> Option<Response> {
-    let asset = crate::page::asset(path)?;
-    Some(
-        Response::bytes(200, asset.content_type, asset.body.to_vec())
-            .with_header("Content-Security-Policy", crate::page::CSP)
-            .with_header("Cache-Control", "no-cache"),
-    )
-}
-
-/// The seed's error JSON: `{"apiVersion","error":{code,message,hint},"requestId","timestamp",
-/// "correlationId"}`; `requestId` and `correlationId` are filled in by `finish`.
-pub fn error_response(
-    status: u16,
-    code: &str,
-    message: &str,
-    hint: &str,
-    details: Option<Value>,
-) -> Response {
-    let mut err = json!({"code": code, "message": message, "hint": hint});
-    if let Some(d) = details {
-        err["details"] = d;
-    }
-    let mut r = Response::json(
-        status,
-        &json!({"apiVersion": "1.0.0", "error": err, "timestamp": clock::rfc3339(SystemTime::now())}),
-    );
-    r.set_header("X-Error-Body", "seed");
-    r
-}
-
-/// An error answered before a request could be routed (the connection layer's refusals): the
-/// error JSON with a fresh request id and the usual headers; the connection closes after it.
-pub fn refusal(status: u16, code: &str, message: &str, hint: &str) -> Response {
-    let id = fresh_request_id();
-    let mut r = Response::json(
-        status,
-        &json!({"apiVersion": "1.0.0", "error": {"code": code, "message": message, "hint": hint},
-                "requestId": id, "timestamp": clock::rfc3339(SystemTime::now()), "correlationId": id}),
-    );
-    r.set_header("X-Request-Id", id);
-    r.set_header("X-Content-Type-Options", "nosniff");
-    r.set_header("Cache-Control", "no-store");
-    r.close = true;
-    r
-}
-
-/// Adds the headers every answer carries, fills the error body's ids, logs the access line.
-fn finish(
-    app: &App,
-    req: &Request,
-    resp: &mut Response,
-    served: &Served<'_>,
-    caller: Option<&Caller>,
-    mut span: Option<Span>,
-) {
-    let Served {
-        request_id, route, ..
-    } = *served;
-    // Error bodies get the request id; the marker header is internal and removed.
-    if let Some(pos) = resp
-        .headers
-        .iter()
-        .position(|(n, v)| *n == "X-Error-Body" && v == "seed")
-    {
-        resp.headers.remove(pos);
-        if let crate::http::Body::Bytes(b) = &mut resp.body {
-            if let Ok(mut v) = serde_json::from_slice::<Value>(b) {
-                v["requestId"] = Value::String(request_id.to_string());
-                v["correlationId"] = Value::String(request_id.to_string());
-                *b = serde_json::to_vec(&v).unwrap_or_default();
-            }
-        }
-    }
-    resp.set_header("X-Request-Id", request_id);
-    resp.set_header("X-Content-Type-Options", "nosniff");
-    resp.set_header("Referrer-Policy", "no-referrer");
-    if req.tls {
-        resp.set_header(
-            "Strict-Transport-Security",
-            "max-age=31536000; includeSubDomains",
-        );
-    }
-    let is_html = resp
-        .header("Content-Type")
-        .is_some_and(|t| t.starts_with("text/html"));
-    let is_sse = resp
-        .header("Content-Type")
-        .is_some_and(|t| t.starts_with("text/event-stream"));
-    if is_html {
-        resp.set_header("X-Frame-Options", "DENY");
-    } else if !is_sse && resp.header("Cache-Control").is_none() {
-        resp.set_header("Cache-Control", "no-store");
-    }
-    if resp.header("Content-Security-Policy").is_none() {
-        resp.set_header(
-            "Content-Security-Policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        );
-    }
-    let elapsed = req.received.elapsed();
-    app.metrics
-        .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
-    if let Some(span) = &mut span {
-        let mut traceparent = String::with_capacity(55);
-        crate::trace::format_traceparent(&span.context, &mut traceparent);
-        resp.set_header("traceparent", traceparent);
-        span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, resp.status);
-        if resp.status >= 500 {
-            span.set_error(resp.status.to_string(), "server error");
-        }
-    }
-    if let crate::http::Body::Stream(_) = &resp.body {
-        // A stream's length is known when it ends: its access line is written then.
-        let (request_id, identity) = (request_id.to_string(), caller.map(|c| c.identity.clone()));
-        let trace = span.as_ref().map(|s| s.context.clone());
-        let method = req.head.method.as_str();
-        let peer = served.ip;
-        let head_ms = elapsed.as_secs_f64() * 1000.0;
-        let status = resp.status;
-        resp.wrap_stream(move |run, ctx| {
-            let started = std::time::Instant::now();
-            run(ctx);
-            logging::access(&logging::Access {
-                request_id: &request_id,
-                method,
-                route,
-                status,
-                bytes: usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX),
-                duration_ms: head_ms,
-                stream_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-                peer,
-                identity: identity.as_deref(),
-                trace: trace.as_ref(),
-            });
-        });
-    } else {
-        logging::access(&logging::Access {
-            request_id,
-            method: req.head.method.as_str(),
-            route,
-            status: resp.status,
-            bytes: resp.body_len(),
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
-            stream_ms: None,
-            // Behind a trusted proxy the log names the client, not the proxy.
-            peer: served.ip,
-            identity: caller.map(|c| c.identity.as_str()),
-            trace: span.as_ref().map(|s| &s.context),
-        });
-    }
-    if let Some(span) = span {
-        app.tracer.finish(span);
-    }
-}
-
 /// The server span of one request: continues a valid `traceparent` (with its `tracestate`),
 /// else starts a new trace; a malformed header is ignored. Starts when the head was read.
 fn request_span(app: &App, req: &Request, route: &'static str, ip: IpAddr) -> Span {
@@ -998,40 +585,4 @@ fn request_span(app: &App, req: &Request, route: &'static str, ip: IpAddr) -> Sp
         }
     }
     span
-}
-
-/// The word the status page shows for a health status.
-fn health_word(s: HealthStatus) -> &'static str {
-    match s {
-        HealthStatus::Healthy => "HEALTHY",
-        HealthStatus::Degraded => "DEGRADED",
-        HealthStatus::Unhealthy => "UNHEALTHY",
-    }
-}
-
-/// The client's X-Request-Id when well-formed, else a fresh one.
-fn request_id(req: &Request) -> String {
-    if let Some(id) = req.head.header("x-request-id") {
-        if !id.is_empty()
-            && id.len() <= 128
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        {
-            return id.to_string();
-        }
-    }
-    fresh_request_id()
-}
-
-/// A new request id: a random per-process prefix and a counter (unique, cheap, not secret).
-fn fresh_request_id() -> String {
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let prefix = PREFIX.get_or_init(|| {
-        // A failed source still gives unique ids within the process (the counter); only the
-        // prefix, which tells processes apart, falls back to the pid.
-        crate::random::hex(6).unwrap_or_else(|_| format!("{:012x}", std::process::id()))
-    });
-    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
