@@ -1,15 +1,14 @@
 //! Start-up, the accept loops, signals and graceful shutdown.
 //!
 //! `run` prepares the workspace, TLS and tokens, binds, then accepts connections and hands each
-//! to the worker pool. Over a cap, connections go to a single "refuser" thread that answers 503
-//! and closes, so a flood never queues behind real work. SIGTERM/SIGINT start draining:
-//! readiness fails, the listener closes, idle connections and streams are woken to end, and
-//! in-flight requests get `SHUTDOWN_GRACE_MS` to finish; a second signal exits at once. SIGHUP
-//! reloads the certificate.
+//! to the worker pool (the loop and its refusals are in `accept.rs`). SIGTERM/SIGINT start
+//! draining: readiness fails, the listener closes, idle connections and streams are woken to end,
+//! and in-flight requests get `SHUTDOWN_GRACE_MS` to finish; a second signal exits at once.
+//! SIGHUP reloads the certificate.
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +17,14 @@ use std::time::{Duration, Instant};
 
 use crate::app::{App, is_loopback};
 use crate::config::Config;
-use crate::conn::{self, ConnGuard, Handler};
+use crate::conn::{self};
 use crate::pool::Pool;
-use crate::security::gate::Admission;
 use crate::tls::{self, CertSource, LiveConfig, TlsError};
 use crate::tools::{self, Registry};
+
+mod accept;
+
+use accept::{accept_loop, spawn_refuser};
 
 /// Why the server could not start or run.
 #[derive(Debug)]
@@ -302,110 +304,6 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
     Ok(0)
 }
 
-type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard);
-
-fn accept_loop(
-    app: Arc<App>,
-    listener: TcpListener,
-    pool: Arc<Pool>,
-    refuser: Option<crossbeam_channel::Sender<TcpStream>>,
-    serve: Serve,
-    handler: Handler,
-) {
-    for incoming in listener.incoming() {
-        if app.is_draining() {
-            break;
-        }
-        let sock = match incoming {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                log::warn!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let Ok(peer) = sock.peer_addr() else { continue };
-        // IP_ALLOW / IP_DENY and MAX_CONNECTIONS_PER_IP, before a single byte is read.
-        let per_ip = match app.security.admit(peer.ip()) {
-            Admission::Admitted(slot) => slot,
-            Admission::Denied => {
-                app.counters.refused.fetch_add(1, Ordering::Relaxed);
-                drop(sock);
-                continue;
-            }
-            Admission::OverPerIpCap => {
-                refuse(&app, &refuser, sock);
-                continue;
-            }
-        };
-        let open = app.counters.connections.load(Ordering::Acquire);
-        if open >= app.config.max_connections {
-            refuse(&app, &refuser, sock);
-            continue;
-        }
-        if pool.is_saturated() {
-            // Every worker holds a connection: a 503 tells the client to come back, where a
-            // bare close would look like a network fault.
-            refuse(&app, &refuser, sock);
-            continue;
-        }
-        let guard = ConnGuard::new(&app, per_ip);
-        let app2 = Arc::clone(&app);
-        let job = Box::new(move || serve(app2, sock, peer, handler, guard));
-        if let Err(job) = pool.submit(job) {
-            // Lost the race with `is_saturated` (a worker became busy in between): dropping the
-            // job closes the socket and releases its count.
-            drop(job);
-            app.counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn refuse(app: &App, refuser: &Option<crossbeam_channel::Sender<TcpStream>>, sock: TcpStream) {
-    app.counters.refused.fetch_add(1, Ordering::Relaxed);
-    if let Some(tx) = refuser {
-        // A full refuser queue means a flood: just close.
-        let _ = tx.try_send(sock);
-    }
-}
-
-/// One thread answers over-cap connections: a short handshake, 503, close.
-fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
-    let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(REFUSER_QUEUE);
-    let _ = std::thread::Builder::new().name("refuser".into()).spawn(move || {
-        for sock in rx {
-            let deadline = Instant::now() + REFUSER_TIMEOUT;
-            let _ = sock.set_read_timeout(Some(REFUSER_TIMEOUT));
-            let _ = sock.set_write_timeout(Some(REFUSER_TIMEOUT));
-            let Ok(mut conn) = rustls::ServerConnection::new(app.tls.current()) else { continue };
-            let mut s = sock;
-            while conn.is_handshaking() && Instant::now() < deadline {
-                if conn.complete_io(&mut s).is_err() {
-                    break;
-                }
-            }
-            if conn.is_handshaking() {
-                continue;
-            }
-            let body = br#"{"apiVersion":"1.0.0","error":{"code":"OVERLOADED","message":"Too many connections.","hint":"Retry shortly (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)."}}"#;
-            let head = format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let mut stream = rustls::Stream::new(&mut conn, &mut s);
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
-            conn.send_close_notify();
-            let _ = conn.complete_io(&mut s);
-        }
-    });
-    tx
-}
-
-/// Over-cap connections waiting for their 503; beyond this a flood is simply closed.
-const REFUSER_QUEUE: usize = 64;
-/// Time the refuser gives one over-cap client for the handshake and the answer.
-const REFUSER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Workers kept alive even when idle, and how long an extra idle worker lives.
 const MIN_WORKERS: usize = 4;
 const WORKER_IDLE_RETIRE: Duration = Duration::from_secs(30);
