@@ -20,10 +20,17 @@ fn schemas() -> &'static Vec<Value> {
         std::fs::create_dir_all(dir.join("openspec/changes")).unwrap();
         let ws = Arc::new(task_mcp::openspec::Workspace::open(&dir).unwrap());
         let mut reg = Registry::new();
-        openspec::register(&mut reg, ws, task_mcp::tools::options::ToolOptions::default());
+        openspec::register(
+            &mut reg,
+            ws,
+            task_mcp::tools::options::ToolOptions::default(),
+        );
         reg.add_tool(Arc::new(task_mcp::tools::testing::Echo::new()));
         reg.add_tool(Arc::new(task_mcp::tools::testing::Slow::new()));
-        reg.tools().iter().map(|t| t.def().input_schema.clone()).collect()
+        reg.tools()
+            .iter()
+            .map(|t| t.def().input_schema.clone())
+            .collect()
     })
 }
 

@@ -48,6 +48,7 @@ pub mod gate;
 pub mod ipnet;
 pub mod ratelimit;
 pub mod redis;
+pub mod resp;
 pub mod secmetrics;
 
 /// Lower-case hex of `bytes`.
