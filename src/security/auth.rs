@@ -463,8 +463,8 @@ pub fn extract_credential<'h>(
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == "token" || k == "access_token" {
-                let decoded =
-                    percent_decode(v).ok_or(AuthError::Malformed(Malformed::BadQueryEncoding))?;
+                let decoded = crate::security::percent_decode(v, true)
+                    .ok_or(AuthError::Malformed(Malformed::BadQueryEncoding))?;
                 let token = check_token(&decoded)?;
                 merge(&mut found, token, CredentialSource::Query)?;
             }
@@ -596,30 +596,6 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(hex_decode::<1>(hex)?[0]);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn push_resource_metadata(v: &mut String, resource_metadata: Option<&str>) {

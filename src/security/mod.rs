@@ -62,6 +62,31 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes `%XX` escapes (and, for form-encoded query values, `+` as a space) into UTF-8 text;
+/// `None` for a broken escape or bytes that are not UTF-8.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                out.push(hex_decode::<1>(s.get(i + 1..i + 3)?)?[0]);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Decodes hex (either case) into exactly `N` bytes.
 pub(crate) fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
     let bytes = s.as_bytes();
@@ -121,6 +146,16 @@ impl TestRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_decode_and_plus_is_a_space_only_in_forms() {
+        assert_eq!(percent_decode("a%2Fb+c", true).as_deref(), Some("a/b c"));
+        assert_eq!(percent_decode("a%2fb+c", false).as_deref(), Some("a/b+c"));
+        assert_eq!(percent_decode("%C3%A9", false).as_deref(), Some("é"));
+        for bad in ["%", "%4", "%zz", "%FF"] {
+            assert_eq!(percent_decode(bad, false), None, "{bad}");
+        }
+    }
 
     #[test]
     fn hex_round_trips_and_rejects_bad_input() {

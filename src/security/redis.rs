@@ -126,9 +126,13 @@ impl RedisUrl {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
-                let u = percent_decode(u).ok_or_else(|| bad("bad user encoding"))?;
+                let u = crate::security::percent_decode(u, false)
+                    .ok_or_else(|| bad("bad user encoding"))?;
                 let p = match p {
-                    Some(p) => Some(percent_decode(p).ok_or_else(|| bad("bad password encoding"))?),
+                    Some(p) => Some(
+                        crate::security::percent_decode(p, false)
+                            .ok_or_else(|| bad("bad password encoding"))?,
+                    ),
                     None => None,
                 };
                 // `redis://secret@host` is the password-only form, as redis-cli reads it.
@@ -527,23 +531,6 @@ fn decision_from_reply(reply: Reply, quota: Quota, cost: u32) -> Result<Decision
         retry_after: (!allowed && cost <= quota.burst())
             .then(|| Duration::from_micros(micros(*retry_us).max(1))),
     })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(crate::security::hex_decode::<1>(hex)?[0]);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The GCRA token bucket in Redis. KEYS[1] = bucket; ARGV = interval µs, burst, cost.
