@@ -64,8 +64,10 @@ pub struct App {
     pub mcp: Arc<crate::mcp::McpEnv>,
     /// The Prometheus exporter.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// The accepted tokens (digests only).
-    pub tokens: crate::security::auth::TokenStore,
+    /// The accepted tokens (digests only); SIGHUP or a change of `AUTH_TOKENS_FILE` reloads them.
+    pub tokens: crate::security::auth::LiveTokens,
+    /// Watches the certificate, key and tokens file for changes (see [`App::watch_secrets`]).
+    secrets_watch: Mutex<Option<crate::watch::Watcher>>,
     /// Named health checks; `/health/ready` follows them.
     pub health: HealthRegistry,
     /// The thread running the health checks (stopped when the `App` drops).
@@ -137,13 +139,9 @@ impl App {
         cert_fingerprint: Option<String>,
     ) -> std::io::Result<Arc<App>> {
         let drain = DrainSignal::new()?;
-        let file_json = match &config.auth_tokens_file {
-            Some(p) => Some(std::fs::read_to_string(p)?),
-            None => None,
-        };
-        let tokens = crate::security::auth::TokenStore::from_config(
-            &config.auth_tokens.join(","),
-            file_json.as_deref(),
+        let tokens = crate::security::auth::LiveTokens::new(
+            config.auth_tokens.join(","),
+            config.auth_tokens_file.clone(),
         )
         .map_err(|e| {
             std::io::Error::new(
@@ -242,12 +240,74 @@ impl App {
             me,
             mcp,
             metrics,
-            tokens: crate::security::auth::TokenStore::default(),
+            tokens: crate::security::auth::LiveTokens::fixed(Default::default()),
+            secrets_watch: Mutex::new(None),
             health: HealthRegistry::new(HEALTH_CHECK_TIMEOUT),
             health_runner: Mutex::new(None),
             tracer: Tracer::disabled(),
             security,
         }
+    }
+
+    /// Re-reads the certificate and key and `AUTH_TOKENS_FILE` (SIGHUP, or a change on disk). A
+    /// refused file is logged and counted; the old one stays in use, and nothing in flight is
+    /// touched: connections keep the TLS session they have, requests the identity they were given.
+    pub fn reload_secrets(&self, cause: &str) {
+        use crate::metrics::Reloaded;
+        match self.tls.reload() {
+            Ok(()) => {
+                self.metrics.reloaded(Reloaded::Tls, true);
+                log::info!("certificate reloaded ({cause})");
+            }
+            Err(e) => {
+                self.metrics.reloaded(Reloaded::Tls, false);
+                log::error!("certificate reload ({cause}) failed, keeping the old one: {e}");
+            }
+        }
+        if self.tokens.file().is_some() {
+            match self.tokens.reload() {
+                Ok(n) => {
+                    self.metrics.reloaded(Reloaded::Tokens, true);
+                    log::info!("tokens reloaded ({cause}): {n} identities");
+                }
+                Err(e) => {
+                    self.metrics.reloaded(Reloaded::Tokens, false);
+                    log::error!(
+                        "AUTH_TOKENS_FILE reload ({cause}) failed, keeping the old tokens: {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Watches the configured certificate, key and `AUTH_TOKENS_FILE` and reloads them when
+    /// they change on disk, including a Kubernetes Secret update (its `..data` link swapped).
+    ///
+    /// # Errors
+    /// No inotify instance or thread could be had.
+    pub fn watch_secrets(&self) -> std::io::Result<()> {
+        let files: Vec<std::path::PathBuf> = [
+            self.config.tls_cert.clone(),
+            self.config.tls_key.clone(),
+            self.config.auth_tokens_file.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let me = self.me.clone();
+        let w = crate::watch::spawn_files(&files, crate::watch::Settings::default(), move || {
+            if let Some(app) = me.upgrade() {
+                app.reload_secrets("file changed");
+            }
+        })?;
+        *self
+            .secrets_watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w);
+        Ok(())
     }
 
     /// Registers the standard health checks (workspace, disk, memory, worker pool, trace

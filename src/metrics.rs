@@ -101,6 +101,8 @@ pub struct Metrics {
     connections_active: AtomicI64,
     /// `tls_handshake_failures_total`.
     tls_handshake_failures: AtomicU64,
+    /// `config_reloads_total`, by [`Reloaded`] × (ok, error).
+    reloads: [AtomicU64; 4],
     /// `tool_executions_total`, indexed by `tool * 2 + (0 ok | 1 error)`.
     tool_runs: Box<[AtomicU64]>,
     /// `tool_execution_duration_seconds`, one per tool slot.
@@ -212,6 +214,15 @@ impl HealthLevel {
     }
 }
 
+/// What a reload was of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The certificate and key.
+    Tls = 0,
+    /// `AUTH_TOKENS_FILE`.
+    Tokens = 1,
+}
+
 impl Metrics {
     /// All series for these tools and routes, zeroed. Names outside the lists are counted under
     /// `other`; a duplicate name is harmless (the first slot wins).
@@ -228,6 +239,7 @@ impl Metrics {
             active_requests: AtomicI64::new(0),
             connections_active: AtomicI64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            reloads: Default::default(),
             tool_runs: atomics(tool_slots * 2),
             tool_durations: (0..tool_slots)
                 .map(|_| Histogram::new(TOOL_BUCKETS))
@@ -316,6 +328,12 @@ impl Metrics {
     /// A TLS handshake failed (bad client hello, timeout, plaintext on the TLS port...).
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reload of the certificate or the tokens file: `ok` false when the new one was refused
+    /// (the old one stays in use).
+    pub fn reloaded(&self, what: Reloaded, ok: bool) {
+        self.reloads[what as usize * 2 + usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// One authentication decision.
@@ -499,7 +517,25 @@ impl Metrics {
             name,
             &[],
             Value::Unsigned(self.tls_handshake_failures.load(Ordering::Relaxed)),
-        )
+        )?;
+        let name = "config_reloads_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "Reloads of the certificate and the tokens file (SIGHUP or a change on disk), by outcome; on error the old one stays in use.",
+        )?;
+        for (i, what) in ["tls", "tokens"].into_iter().enumerate() {
+            for (j, outcome) in ["ok", "error"].into_iter().enumerate() {
+                sample(
+                    out,
+                    name,
+                    &[("what", what), ("outcome", outcome)],
+                    Value::Unsigned(self.reloads[i * 2 + j].load(Ordering::Relaxed)),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// The tool families.

@@ -1,6 +1,7 @@
 //! Watches the workspace's `openspec/` tree with one inotify instance, on one thread, and reports
 //! changes in batches: whoever made them (a tool, the `openspec` CLI, a `git checkout`), the
-//! server hears of them without polling.
+//! server hears of them without polling. [`spawn_files`] does the same for a few single files
+//! (the certificate, the key, the tokens file).
 //!
 //! Every directory of the tree gets a watch (new ones as they appear); a batch ends when the tree
 //! has been quiet for [`Settings::settle`], so an atomic write (temporary file, rename) or a
@@ -105,6 +106,85 @@ pub fn spawn(
                 let c = tree.drain(&mut buf);
                 let p = pending.get_or_insert_with(Change::default);
                 p.listed |= c.listed;
+            }
+        })?;
+    Ok(Watcher {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// Watches single files (each through its folder, so a file replaced by a rename, or a
+/// Kubernetes Secret volume whose `..data` link is swapped, is seen too); `on_change` runs on the
+/// watcher's thread once per quiet batch of changes to any of them.
+///
+/// # Errors
+/// The inotify instance or the thread could not be created.
+pub fn spawn_files(
+    files: &[PathBuf],
+    settings: Settings,
+    mut on_change: impl FnMut() + Send + 'static,
+) -> std::io::Result<Watcher> {
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+    let mut names: HashMap<i32, Vec<Vec<u8>>> = HashMap::new();
+    for f in files {
+        let dir = match f.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let Some(name) = f.file_name() else { continue };
+        let wd = inotify::add_watch(
+            &fd,
+            &dir,
+            WatchFlags::CLOSE_WRITE
+                | WatchFlags::MOVED_TO
+                | WatchFlags::CREATE
+                | WatchFlags::DELETE
+                | WatchFlags::ONLYDIR,
+        )?;
+        names.entry(wd).or_default().push(name.as_bytes().to_vec());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("watch-files".into())
+        .spawn(move || {
+            let mut buf = vec![MaybeUninit::<u8>::uninit(); 4096];
+            let mut pending = false;
+            while !stop2.load(Ordering::Relaxed) {
+                let wait = if pending { settings.settle } else { STOP_POLL };
+                if !readable(&fd, wait) {
+                    if std::mem::take(&mut pending) {
+                        on_change();
+                    }
+                    continue;
+                }
+                let mut reader = inotify::Reader::new(fd.as_fd(), &mut buf);
+                loop {
+                    let ev = match reader.next() {
+                        Ok(ev) => ev,
+                        Err(Errno::AGAIN | Errno::INTR) => break,
+                        Err(e) => {
+                            log::warn!("reading file events: {e}");
+                            break;
+                        }
+                    };
+                    if ev.events().contains(ReadFlags::QUEUE_OVERFLOW) {
+                        pending = true;
+                        continue;
+                    }
+                    let Some(name) = ev.file_name().map(|n| n.to_bytes()) else {
+                        continue;
+                    };
+                    // Our files, or the `..data` link and `..<timestamp>` folders of a
+                    // Kubernetes Secret volume, through which the files are symlinks.
+                    let ours = names
+                        .get(&ev.wd())
+                        .is_some_and(|ns| ns.iter().any(|n| n == name));
+                    if ours || name.starts_with(b"..") {
+                        pending = true;
+                    }
+                }
             }
         })?;
     Ok(Watcher {
@@ -310,6 +390,33 @@ mod tests {
         std::fs::write(root.join("openspec/changes/b/specs/x.md"), "z").unwrap();
         assert_eq!(next(&rx), Change { listed: true });
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn single_files_are_seen_when_rewritten_renamed_over_or_swapped_like_a_k8s_secret() {
+        let dir = temp("files");
+        std::fs::write(dir.join("tokens.json"), "[]").unwrap();
+        std::fs::write(dir.join("other.txt"), "x").unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let _w = spawn_files(&[dir.join("tokens.json")], Settings::default(), move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+        let next = || rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        std::fs::write(dir.join("tokens.json"), "[ ]").unwrap();
+        assert!(next(), "a rewrite");
+        std::fs::write(dir.join("tokens.json.tmp"), "[]").unwrap();
+        std::fs::rename(dir.join("tokens.json.tmp"), dir.join("tokens.json")).unwrap();
+        assert!(next(), "an atomic replace");
+        // Kubernetes: the files are links through `..data`, which is swapped by a rename.
+        std::fs::create_dir(dir.join("..2026_12_05")).unwrap();
+        std::os::unix::fs::symlink("..2026_12_05", dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        assert!(next(), "a ..data swap");
+        // Other files in the folder are not ours: nothing more is reported.
+        std::fs::write(dir.join("other.txt"), "y").unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

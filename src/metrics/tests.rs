@@ -164,6 +164,12 @@ fn a_small_scenario_renders_exactly_the_expected_exposition() {
              # HELP tls_handshake_failures_total TLS handshakes that failed.\n\
              # TYPE tls_handshake_failures_total counter\n\
              tls_handshake_failures_total 1\n\
+             # HELP config_reloads_total Reloads of the certificate and the tokens file (SIGHUP or a change on disk), by outcome; on error the old one stays in use.\n\
+             # TYPE config_reloads_total counter\n\
+             config_reloads_total{what=\"tls\",outcome=\"ok\"} 0\n\
+             config_reloads_total{what=\"tls\",outcome=\"error\"} 0\n\
+             config_reloads_total{what=\"tokens\",outcome=\"ok\"} 0\n\
+             config_reloads_total{what=\"tokens\",outcome=\"error\"} 0\n\
              # HELP tool_executions_total Tool executions finished, by tool and status (ok or error).\n\
              # TYPE tool_executions_total counter\n\
              tool_executions_total{tool=\"change_open\",status=\"ok\"} 1\n\
@@ -663,6 +669,7 @@ const EXPORTED_FAMILIES: &[&str] = &[
     "http_server_active_requests",
     "http_server_connections_active",
     "tls_handshake_failures_total",
+    "config_reloads_total",
     "tool_executions_total",
     "tool_execution_duration_seconds",
     "tool_active_executions",
@@ -721,4 +728,17 @@ fn status_snapshot_counts_running_tools() {
     m.tool_finished("slow", true, ms(1));
     m.tool_finished("slow", false, ms(1));
     assert_eq!(m.snapshot().tool_active, 0);
+}
+
+#[test]
+fn reloads_count_by_what_and_outcome() {
+    let m = Metrics::new(&["echo"], &["/mcp"]);
+    m.reloaded(super::Reloaded::Tokens, false);
+    m.reloaded(super::Reloaded::Tls, true);
+    m.reloaded(super::Reloaded::Tls, true);
+    let mut out = String::new();
+    m.encode(&mut out, None).unwrap();
+    assert!(out.contains("config_reloads_total{what=\"tokens\",outcome=\"error\"} 1\n"));
+    assert!(out.contains("config_reloads_total{what=\"tls\",outcome=\"ok\"} 2\n"));
+    assert!(out.contains("config_reloads_total{what=\"tls\",outcome=\"error\"} 0\n"));
 }

@@ -386,7 +386,7 @@ fn authenticate(
         .headers
         .iter()
         .map(|h| (h.name.as_str(), h.value.as_slice()));
-    let err = match app.tokens.authenticate(
+    let err = match app.tokens.current().authenticate(
         headers,
         req.head.query.as_deref(),
         app.config.allow_query_token,

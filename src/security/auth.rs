@@ -24,7 +24,8 @@
 //! challenge that names the scheme we take.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use ring::digest::{SHA256, digest};
 use serde::Deserialize;
@@ -191,6 +192,67 @@ impl Credential {
     /// The token (never log it).
     pub fn token(&self) -> &str {
         &self.token
+    }
+}
+
+/// The tokens in use, replaceable while the server runs: SIGHUP or a change of
+/// `AUTH_TOKENS_FILE` re-reads them, and each request authenticates against the store current
+/// when it arrives. A file that does not parse is refused and the old store stays.
+pub struct LiveTokens {
+    inline: String,
+    file: Option<PathBuf>,
+    current: RwLock<Arc<TokenStore>>,
+}
+
+impl LiveTokens {
+    /// Loads `AUTH_TOKENS` (`inline`) and the file once.
+    ///
+    /// # Errors
+    /// As [`TokenStore::load`].
+    pub fn new(inline: String, file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let store = TokenStore::load(&inline, file.as_deref())?;
+        Ok(Self {
+            inline,
+            file,
+            current: RwLock::new(Arc::new(store)),
+        })
+    }
+
+    /// A store that never changes (tests).
+    pub fn fixed(store: TokenStore) -> Self {
+        Self {
+            inline: String::new(),
+            file: None,
+            current: RwLock::new(Arc::new(store)),
+        }
+    }
+
+    /// The store for a request arriving now.
+    pub fn current(&self) -> Arc<TokenStore> {
+        match self.current.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// `AUTH_TOKENS_FILE`, when configured.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Re-reads the file; returns how many identities the new store holds. Without a file there
+    /// is nothing to re-read (`AUTH_TOKENS` comes from the environment, fixed at start).
+    ///
+    /// # Errors
+    /// Why the new file was refused; the old store stays in use.
+    pub fn reload(&self) -> Result<usize, ConfigError> {
+        let store = TokenStore::load(&self.inline, self.file.as_deref())?;
+        let n = store.len();
+        match self.current.write() {
+            Ok(mut c) => *c = Arc::new(store),
+            Err(p) => *p.into_inner() = Arc::new(store),
+        }
+        Ok(n)
     }
 }
 

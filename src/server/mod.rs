@@ -4,7 +4,7 @@
 //! to the worker pool (the loop and its refusals are in `accept.rs`). SIGTERM/SIGINT start
 //! draining: readiness fails, the listener closes, idle connections and streams are woken to end,
 //! and in-flight requests get `SHUTDOWN_GRACE_MS` to finish; a second signal exits at once.
-//! SIGHUP reloads the certificate.
+//! SIGHUP, or a change of the files on disk, reloads the certificate and `AUTH_TOKENS_FILE`.
 
 use std::fmt;
 use std::fs;
@@ -223,6 +223,9 @@ pub fn start(
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
     app.start_health()
         .map_err(|e| ServerError::Io("starting the health checks".into(), e))?;
+    if let Err(e) = app.watch_secrets() {
+        log::warn!("not watching the certificate and tokens file ({e}): send SIGHUP to reload");
+    }
     let refuser = spawn_refuser(Arc::clone(&app));
     if let Some(l) = metrics_listener {
         let app2 = Arc::clone(&app);
@@ -289,7 +292,7 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
     log::info!("listening on {}", running.addr);
     for warning in app
         .security
-        .warnings(&app.tokens, app.config.allow_query_token)
+        .warnings(&app.tokens.current(), app.config.allow_query_token)
     {
         log::warn!("{warning}");
     }
@@ -321,10 +324,7 @@ fn wait_for_signals(app: &Arc<App>) {
     };
     for sig in signals.forever() {
         match sig {
-            SIGHUP => match app.tls.reload() {
-                Ok(()) => log::info!("certificate reloaded"),
-                Err(e) => log::error!("certificate reload failed, keeping the old one: {e}"),
-            },
+            SIGHUP => app.reload_secrets("SIGHUP"),
             _ => {
                 log::info!("signal {sig}: draining");
                 // A second TERM/INT during the drain exits at once.

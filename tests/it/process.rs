@@ -301,3 +301,91 @@ fn a_streamed_answer_is_logged_when_it_ends_with_the_bytes_it_sent() {
     let _ = p.child.wait();
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// Waits for a stderr line containing `needle` (the server logs each reload).
+fn await_log(p: &Proc, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = p
+            .log
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn editing_the_tokens_file_takes_effect_without_a_restart_and_a_bad_file_keeps_the_old_one() {
+    use task_mcp::security::auth::hash_token;
+    let root = temp_root();
+    let file = root.join("tokens.json");
+    let entry = |name: &str, token: &str| serde_json::json!({"name": name, "sha256": hash_token(token), "role": "reader"});
+    let (old_token, new_token) = ("old-token-0123456789abcdef", "new-token-0123456789abcdef");
+    std::fs::write(
+        &file,
+        serde_json::json!([entry("old", old_token)]).to_string(),
+    )
+    .unwrap();
+    let mut p = spawn(
+        &root,
+        &[
+            ("AUTH_TOKENS", ""),
+            ("AUTH_TOKENS_FILE", file.to_str().unwrap()),
+            ("LOG_LEVEL", "info"),
+        ],
+    );
+    let cert = root.join(".task-mcp/tls-cert.pem");
+    let status = |token: &str| {
+        let mut c = Client::connect(p.addr, &cert);
+        c.send(
+            format!(
+                "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        c.read_reply().expect("an answer")
+    };
+    assert_eq!(status(old_token).status, 200);
+    assert_eq!(status(new_token).status, 401);
+    // Replaced the way editors and config tools do: a new file renamed over the old one.
+    let tmp = root.join("tokens.json.new");
+    std::fs::write(
+        &tmp,
+        serde_json::json!([entry("new", new_token)]).to_string(),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    await_log(&p, "tokens reloaded (file changed): 1 identities");
+    assert_eq!(status(new_token).status, 200);
+    assert_eq!(
+        status(old_token).status,
+        401,
+        "a removed token is refused at once"
+    );
+    // A broken file is refused: the tokens in use stay, and the failure is counted.
+    std::fs::write(&file, "[{\"name\": ").unwrap();
+    await_log(&p, "AUTH_TOKENS_FILE reload (file changed) failed");
+    let metrics = status(new_token);
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.contains("config_reloads_total{what=\"tokens\",outcome=\"error\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("config_reloads_total{what=\"tokens\",outcome=\"ok\"} 1"));
+    // SIGHUP reloads too.
+    std::fs::write(
+        &file,
+        serde_json::json!([entry("old", old_token)]).to_string(),
+    )
+    .unwrap();
+    signal(&p, "HUP");
+    await_log(&p, "tokens reloaded");
+    assert_eq!(status(old_token).status, 200);
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let _ = std::fs::remove_dir_all(root);
+}
