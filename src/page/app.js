@@ -253,6 +253,7 @@ const state = {
   changesPage: 0, // the last page of change_list shown; 0 = none yet
   framesPinned: true, // the frames list follows new frames
   changesTimer: 0,
+  auditDenied: false,
   rpcId: 0,
 };
 
@@ -425,8 +426,13 @@ async function connect(token, fromStorage) {
   setTools(res.body.result?.tools || []);
   runStats(gen);
   loadChanges(false);
+  state.auditDenied = false;
+  loadAudit();
   clearInterval(state.changesTimer);
-  state.changesTimer = setInterval(() => loadChanges(false), CHANGES_POLL_MS);
+  state.changesTimer = setInterval(() => {
+    loadChanges(false);
+    loadAudit();
+  }, CHANGES_POLL_MS);
   $("main").focus();
 }
 
@@ -443,6 +449,8 @@ function forget() {
     "streams-open", "conns-open", "tools-total", "tools-errors", "uptime"]) $(id).textContent = "—";
   $("version").textContent = "";
   $("changes").replaceChildren();
+  $("audit-card").hidden = true;
+  $("audit").tBodies[0].replaceChildren();
   state.changesPage = 0;
   $("frames").replaceChildren();
   $("result").textContent = "";
@@ -737,6 +745,49 @@ async function loadChanges(more) {
   $("changes-more").hidden = data.hasMore !== true;
   const n = $("changes").children.length;
   status.textContent = n === 0 ? "No active changes." : `${n} active change${n === 1 ? "" : "s"}`;
+}
+
+/** Entries shown in the audit card. */
+const AUDIT_ROWS = 20;
+
+/**
+ * Loads the latest audit entries. Only an admin token may read them: for any other the card stays
+ * hidden (the server answers 403), and the page asks no more this session.
+ */
+async function loadAudit() {
+  const gen = state.gen;
+  if (state.auditDenied) return;
+  let res;
+  try {
+    res = await fetch(`/security/audit?limit=${AUDIT_ROWS}`, { headers: authHeaders(), cache: "no-store" });
+  } catch (e) {
+    if (gen === state.gen) $("audit-status").textContent = `Could not load the audit log: ${e.message}`;
+    return;
+  }
+  if (gen !== state.gen) return;
+  if (res.status === 403) {
+    state.auditDenied = true;
+    $("audit-card").hidden = true;
+    return;
+  }
+  const body = await readJson(res);
+  if (res.status !== 200) {
+    $("audit-status").textContent = `Could not load the audit log: ${describeError(body, res.status)}`;
+    return;
+  }
+  const records = Array.isArray(body.records) ? body.records.slice().reverse() : [];
+  const rows = records.map((r) =>
+    el("tr", {},
+      el("td", {}, String(r.ts ?? "")),
+      el("td", {}, String(r.event ?? "")),
+      el("td", {}, String(r.identity ?? "—")),
+      el("td", {}, [r.tool, r.slug].filter(Boolean).join(" ") || "—"),
+      el("td", {}, String(r.outcome ?? ""))));
+  $("audit").tBodies[0].replaceChildren(...rows);
+  $("audit-card").hidden = false;
+  $("audit-status").textContent = records.length === 0
+    ? "No audit entries yet."
+    : `${records.length} latest of ${body.head?.seq ?? records.length} · chain head ${String(body.head?.hash ?? "").slice(0, 12)}…`;
 }
 
 /** One change of change_list (`name`, `status`, `completedTasks`, `totalTasks`, `lastModified`, `locked`). */

@@ -25,8 +25,8 @@ pub use table::{ROUTES, route_of};
 
 use answers::{Served, finish, request_id};
 use ops::{
-    debug_vars, health_detail, live, method_not_allowed, metrics, page, ready, security_metrics,
-    status_stream,
+    debug_vars, health_detail, live, method_not_allowed, metrics, page, ready, security_audit,
+    security_metrics, status_stream,
 };
 
 /// Serves one request on the main (TLS) port.
@@ -205,6 +205,10 @@ fn route_match(
         (Method::Get, "/security/metrics") => match admin("/security/metrics") {
             Err(resp) => resp,
             Ok(()) => security_metrics(app),
+        },
+        (Method::Get, "/security/audit") => match admin("/security/audit") {
+            Err(resp) => resp,
+            Ok(()) => security_audit(app, head.query.as_deref()),
         },
         (_, "/sse") => method_not_allowed("GET, POST"),
         (Method::Get, "/debug/vars") if app.config.debug_endpoints => match admin("/debug/vars") {

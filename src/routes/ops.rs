@@ -27,6 +27,38 @@ pub(super) fn security_metrics(app: &App) -> Response {
     Response::json(200, &body)
 }
 
+/// `GET /security/audit` (admin): the audit ring's records, filtered by `identity`, `event`,
+/// `since` and `limit`, oldest first, with the chain's head. Without `AUDIT_LOG` this is the only
+/// place the records can be read.
+pub(super) fn security_audit(app: &App, query: Option<&str>) -> Response {
+    use crate::security::audit_query::{AuditQuery, PARAMS};
+    let audit = &app.security.audit;
+    let q = match AuditQuery::parse(query, audit.ring_size()) {
+        Ok(q) => q,
+        Err(why) => {
+            return error_response(
+                400,
+                "BAD_QUERY",
+                &why,
+                &format!("Filter with {}.", PARAMS.join(", ")),
+                None,
+            );
+        }
+    };
+    let records = q.apply(audit.recent(usize::MAX));
+    let (seq, hash) = audit.head();
+    Response::json(
+        200,
+        &json!({
+            "count": records.len(),
+            "records": records,
+            "ringSize": audit.ring_size(),
+            "head": {"seq": seq, "hash": hash},
+            "file": app.config.audit_log.is_some(),
+        }),
+    )
+}
+
 pub(super) fn method_not_allowed(allow: &'static str) -> Response {
     error_response(
         405,

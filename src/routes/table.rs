@@ -19,6 +19,7 @@ pub const ROUTES: &[&str] = &[
     "/messages",
     "/status/stream",
     "/security/metrics",
+    "/security/audit",
     "/debug/vars",
     "/.well-known/*",
     "other",

@@ -354,6 +354,15 @@ impl AuditLog {
         inner.ring.iter().skip(skip).cloned().collect()
     }
 
+    /// How many records the ring keeps.
+    pub fn ring_size(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cfg
+            .ring_size
+    }
+
     /// `(seq, hash)` of the last record (`(0, 64 zeros)` before the first).
     pub fn head(&self) -> (u64, String) {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

@@ -40,6 +40,7 @@
 //! | audit ring size (not a setting) | 1000 | [`audit::AuditConfig::ring_size`] |
 
 pub mod audit;
+pub mod audit_query;
 pub mod auth;
 pub mod connlimit;
 pub mod cors;

@@ -306,6 +306,14 @@ test("more changes than one page: Load more adds the next page and a refresh kee
   assert.match(await text("#changes-status"), new RegExp(`^${total} active changes`));
 });
 
+test("an admin token sees the latest audit entries, the wrong token's refusal among them", async () => {
+  await until("the audit card", async () => (await page.locator("#audit-card").isVisible()) && (await page.locator("#audit tbody tr").count()) >= 1);
+  const events = await page.locator("#audit tbody td:nth-child(2)").allInnerTexts();
+  assert.ok(events.includes("auth_failure"), `audit events shown: ${events}`);
+  assert.match(await text("#audit-status"), /chain head [0-9a-f]{12}/);
+  await page.locator("#audit-card").screenshot({ path: path.join(ARTIFACTS, "audit.png") });
+});
+
 test("forget token clears it and returns to the gate", async () => {
   phase = "forget";
   await page.click("#forget");

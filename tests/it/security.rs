@@ -381,6 +381,7 @@ fn each_role_against_each_tool_and_admin_endpoint() {
     // Admin endpoints: reader and writer get 403 with an insufficient_scope challenge.
     let admin_paths = [
         ("GET", "/security/metrics", ""),
+        ("GET", "/security/audit", ""),
         ("GET", "/sse/stats", ""),
         ("GET", "/debug/vars", ""),
         (
@@ -428,7 +429,52 @@ fn each_role_against_each_tool_and_admin_endpoint() {
         .iter()
         .filter(|r| r.outcome.ends_with("needs mcp:admin"))
         .count();
-    assert_eq!(endpoint_refusals, 8);
+    assert_eq!(endpoint_refusals, 10);
+
+    // The same ring over HTTP, for an admin, filtered.
+    let r = send(
+        &s,
+        "GET",
+        "/security/audit?identity=wes&event=tool_call",
+        &[&bearer(ADMIN)],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(v["records"][0]["tool"], "change_open");
+    assert_eq!(v["records"][0]["slug"], "add-thing");
+    assert!(v["head"]["seq"].as_u64().unwrap() >= 11);
+    let r = send(
+        &s,
+        "GET",
+        "/security/audit?identity=rita&limit=2",
+        &[&bearer(ADMIN)],
+        "",
+    );
+    let v = r.json();
+    assert_eq!(v["count"], 2);
+    assert!(
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["identity"] == "rita")
+    );
+    let r = send(
+        &s,
+        "GET",
+        "/security/audit?since=soon",
+        &[&bearer(ADMIN)],
+        "",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RFC 3339")
+    );
 }
 
 // --- rate limits --------------------------------------------------------------------------
