@@ -78,7 +78,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
     for (i, tool) in TOOLS.iter().enumerate() {
         m.tool_started(tool);
-        m.tool_finished(tool, i % 3 != 0, Duration::from_millis(i as u64 + 1));
+        let outcome = if i % 3 != 0 {
+            task_mcp::metrics::ToolOutcome::Ok
+        } else {
+            task_mcp::metrics::ToolOutcome::ClientError("ENOCHANGE")
+        };
+        m.tool_finished(tool, outcome, Duration::from_millis(i as u64 + 1));
     }
     m.stream_opened(Transport::Sse);
     m.stream_sent(Transport::Sse, 512);

@@ -104,9 +104,21 @@ impl crate::mcp::McpHooks for MetricsHooks {
         self.tracer.start_tool(name, SystemTime::now());
     }
 
-    fn tool_finished(&self, name: &str, ok: bool, elapsed: Duration) {
-        self.metrics.tool_finished(name, ok, elapsed);
-        let error = (!ok).then_some("tool_error");
+    fn tool_finished(
+        &self,
+        name: &str,
+        outcome: Result<(), &crate::tools::ToolError>,
+        elapsed: Duration,
+    ) {
+        use crate::metrics::ToolOutcome;
+        use crate::tools::Fault;
+        let measured = match outcome {
+            Ok(()) => ToolOutcome::Ok,
+            Err(e) if e.fault() == Fault::Client => ToolOutcome::ClientError(&e.code),
+            Err(e) => ToolOutcome::ServerError(&e.code),
+        };
+        self.metrics.tool_finished(name, measured, elapsed);
+        let error = outcome.err().map(|e| e.code.as_str());
         self.tracer.finish_tool(error, SystemTime::now());
     }
 

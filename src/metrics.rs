@@ -105,6 +105,8 @@ pub struct Metrics {
     reloads: [AtomicU64; 4],
     /// `tool_executions_total`, indexed by `tool * 2 + (0 ok | 1 error)`.
     tool_runs: Box<[AtomicU64]>,
+    /// `tool_errors_total`, by the code's index in `tools::ERROR_CODES` (the last: any other).
+    tool_error_codes: Box<[AtomicU64]>,
     /// `tool_execution_duration_seconds`, one per tool slot.
     tool_durations: Box<[Histogram]>,
     /// `tool_active_executions`, one per tool slot.
@@ -214,6 +216,20 @@ impl HealthLevel {
     }
 }
 
+/// How a tool call ended, with its error code when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolOutcome<'a> {
+    /// It succeeded.
+    Ok,
+    /// The caller's mistake (`tools::Fault::Client`): a bad argument, a missing change, a lock.
+    ClientError(&'a str),
+    /// The server failed (`tools::Fault::Server`): only these spend the error budget.
+    ServerError(&'a str),
+}
+
+/// The `status` label values of `tool_executions_total`, in slot order.
+const TOOL_STATUSES: [&str; 3] = ["ok", "client_error", "server_error"];
+
 /// What a reload was of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reloaded {
@@ -240,7 +256,8 @@ impl Metrics {
             connections_active: AtomicI64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             reloads: Default::default(),
-            tool_runs: atomics(tool_slots * 2),
+            tool_runs: atomics(tool_slots * 3),
+            tool_error_codes: atomics(crate::tools::ERROR_CODES.len() + 1),
             tool_durations: (0..tool_slots)
                 .map(|_| Histogram::new(TOOL_BUCKETS))
                 .collect(),
@@ -292,10 +309,23 @@ impl Metrics {
     }
 
     /// A tool call ended: the active gauge drops, the outcome and duration are recorded.
-    pub fn tool_finished(&self, tool: &str, ok: bool, elapsed: Duration) {
+    pub fn tool_finished(&self, tool: &str, outcome: ToolOutcome<'_>, elapsed: Duration) {
         let slot = self.tool_slot(tool);
         self.tool_active[slot].fetch_sub(1, Ordering::Relaxed);
-        self.tool_runs[slot * 2 + usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        let (status, code) = match outcome {
+            ToolOutcome::Ok => (0, None),
+            ToolOutcome::ClientError(c) => (1, Some(c)),
+            ToolOutcome::ServerError(c) => (2, Some(c)),
+        };
+        self.tool_runs[slot * 3 + status].fetch_add(1, Ordering::Relaxed);
+        if let Some(code) = code {
+            let codes = crate::tools::ERROR_CODES;
+            let i = codes
+                .iter()
+                .position(|(c, _)| *c == code)
+                .unwrap_or(codes.len());
+            self.tool_error_codes[i].fetch_add(1, Ordering::Relaxed);
+        }
         self.tool_durations[slot].observe(elapsed);
     }
 
@@ -427,11 +457,11 @@ impl Metrics {
             self.tool_runs
                 .iter()
                 .skip(outcome)
-                .step_by(2)
+                .step_by(3)
                 .map(|c| c.load(Ordering::Relaxed))
                 .sum()
         };
-        let tool_errors_total = tool_runs(1);
+        let tool_errors_total = tool_runs(1) + tool_runs(2);
         Snapshot {
             requests_total,
             client_errors_total,
@@ -545,11 +575,11 @@ impl Metrics {
             out,
             name,
             Kind::Counter,
-            "Tool executions finished, by tool and status (ok or error).",
+            "Tool executions finished, by tool and status (ok, client_error: the caller's mistake, server_error: the server failed).",
         )?;
         for slot in 0..self.tool_slots() {
-            for (outcome, status) in ["ok", "error"].into_iter().enumerate() {
-                let n = self.tool_runs[slot * 2 + outcome].load(Ordering::Relaxed);
+            for (outcome, status) in TOOL_STATUSES.into_iter().enumerate() {
+                let n = self.tool_runs[slot * 3 + outcome].load(Ordering::Relaxed);
                 sample(
                     out,
                     name,
@@ -557,6 +587,32 @@ impl Metrics {
                     Value::Unsigned(n),
                 )?;
             }
+        }
+        let name = "tool_errors_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "Failed tool executions, by error code and fault (client or server); codes outside the known list are `other`.",
+        )?;
+        let codes = crate::tools::ERROR_CODES;
+        for (i, n) in self.tool_error_codes.iter().enumerate() {
+            let (code, fault) = codes.get(i).map_or(("other", "server"), |(c, f)| {
+                (
+                    *c,
+                    if *f == crate::tools::Fault::Client {
+                        "client"
+                    } else {
+                        "server"
+                    },
+                )
+            });
+            sample(
+                out,
+                name,
+                &[("code", code), ("fault", fault)],
+                Value::Unsigned(n.load(Ordering::Relaxed)),
+            )?;
         }
         let name = "tool_execution_duration_seconds";
         header(

@@ -119,6 +119,30 @@ def table(title, queries, unit="short", description=""):
     return panel
 
 
+def alert_list(title, description):
+    """Grafana's alert list: the alerts of Prometheus' rules (data-source managed) for this job."""
+    return {
+        "type": "alertlist",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "options": {
+            "viewMode": "list",
+            "groupMode": "default",
+            "groupBy": [],
+            "maxItems": 20,
+            "sortOrder": 3,
+            "dashboardAlerts": False,
+            "alertName": "",
+            "alertInstanceLabelFilter": '{job="task-mcp"}',
+            "datasource": "${datasource}",
+            "folder": None,
+            "stateFilter": {"firing": True, "pending": True, "noData": False, "normal": False,
+                            "error": True},
+        },
+    }
+
+
 def steps(*pairs):
     """steps("green", None, "orange", 0.5, "red", 1) -> threshold steps."""
     it = iter(pairs)
@@ -238,8 +262,11 @@ def overview(add, row):
              f'sum(increase(http_server_request_duration_seconds_bucket{{job="task-mcp",le="0.2"}}[30d])) / sum(increase(http_server_request_duration_seconds_count{{job="task-mcp"}}[30d]))',
              "percentunit", "Target at least 95%.", steps("red", None, "green", 0.95)), 6, 4)
     add(stat("Tool success, 30 days",
-             f'1 - sum(increase(tool_executions_total{{job="task-mcp",status="error"}}[30d])) / sum(increase(tool_executions_total{{job="task-mcp"}}[30d]))',
-             "percentunit", "Target 99.9%.", steps("red", None, "green", 0.999)), 6, 4)
+             f'1 - sum(increase(tool_executions_total{{job="task-mcp",status="server_error"}}[30d])) / sum(increase(tool_executions_total{{job="task-mcp"}}[30d]))',
+             "percentunit", "Target 99.9%. Only server faults count; callers' mistakes are client errors.",
+             steps("red", None, "green", 0.999)), 6, 4)
+    add(alert_list("Firing and pending alerts",
+                   "The Prometheus alerts of this job, firing or pending (monitoring/RUNBOOKS.md)."), 24, 6)
     add(timeseries("Error budget burn rate (availability)", [
         ("task_mcp:http_errors:ratio_rate1h / 0.001", "1h"),
         ("task_mcp:http_errors:ratio_rate6h / 0.001", "6h"),
@@ -315,10 +342,17 @@ def tools(add, row):
     add(timeseries("Executions by tool", [
         (f"sum by (tool) (rate(tool_executions_total{{{SEL},tool=~\"$tool\"}}[{RATE}]))", "{{tool}}"),
     ], "ops", stack=True))
-    add(timeseries("Error ratio by tool", [
-        (f'sum by (tool) (rate(tool_executions_total{{{SEL},tool=~"$tool",status="error"}}[{RATE}])) / sum by (tool) (rate(tool_executions_total{{{SEL},tool=~"$tool"}}[{RATE}]))', "{{tool}}"),
-    ], "percentunit", "Target below 0.1%.",
+    add(timeseries("Server error ratio by tool", [
+        (f'sum by (tool) (rate(tool_executions_total{{{SEL},tool=~"$tool",status="server_error"}}[{RATE}])) / sum by (tool) (rate(tool_executions_total{{{SEL},tool=~"$tool"}}[{RATE}]))', "{{tool}}"),
+    ], "percentunit", "The tool SLI: the server's faults only. Target below 0.1%.",
         thresholds={"mode": "absolute", "steps": steps("green", None, "red", 0.001)}))
+    add(timeseries("Client errors by code", [
+        (f'sum by (code) (rate(tool_errors_total{{{SEL},fault="client"}}[{RATE}]))', "{{code}}"),
+    ], "ops", "Callers' mistakes (bad slugs, locks, invalid arguments): no budget, a ticket when they triple.",
+        stack=True))
+    add(timeseries("Server errors by code", [
+        (f'sum by (code) (rate(tool_errors_total{{{SEL},fault="server"}}[{RATE}]))', "{{code}}"),
+    ], "ops", "The server's faults (I/O, internal): these spend the tool error budget.", stack=True))
     add(timeseries("Active executions", [
         (f"sum by (tool) (tool_active_executions{{{SEL},tool=~\"$tool\"}})", "{{tool}}"),
     ]))

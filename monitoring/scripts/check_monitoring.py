@@ -183,6 +183,11 @@ def check_dashboards(checker, directory):
         for panel in panels_of(doc):
             if panel.get("type") == "row":
                 continue
+            if panel.get("type") == "alertlist":
+                # No query of its own: it lists the rules' alerts, filtered to this job.
+                if "task-mcp" not in panel.get("options", {}).get("alertInstanceLabelFilter", ""):
+                    checker.findings.append(f"{file}:{panel.get('title')}: alert list not filtered to the job")
+                continue
             where = f"{file}:{panel.get('title')}"
             if not panel.get("datasource"):
                 checker.findings.append(f"{where}: no data source")

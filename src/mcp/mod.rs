@@ -127,8 +127,14 @@ pub use crate::security::events::{AuditEvent, RequestScope, request_scope, with_
 pub trait McpHooks: Send + Sync {
     /// A tool call began.
     fn tool_started(&self, _name: &str) {}
-    /// A tool call ended; `ok` is false for tool errors and refusals.
-    fn tool_finished(&self, _name: &str, _ok: bool, _elapsed: Duration) {}
+    /// A tool call ended, with its error when it failed.
+    fn tool_finished(
+        &self,
+        _name: &str,
+        _outcome: Result<(), &crate::tools::ToolError>,
+        _elapsed: Duration,
+    ) {
+    }
     /// A stream opened.
     fn stream_opened(&self, _kind: StreamKind) {}
     /// A stream closed.

@@ -99,7 +99,8 @@ impl ToolJob {
         });
         let outcome = outcome.and_then(|v| limit_size(v, env.settings.max_response_bytes));
         let elapsed = started.elapsed();
-        env.hooks.tool_finished(def.name, outcome.is_ok(), elapsed);
+        env.hooks
+            .tool_finished(def.name, outcome.as_ref().map(|_| ()), elapsed);
         if def.access >= Access::Write {
             env.hooks.audit(&AuditEvent::ToolCall {
                 identity: &self.identity,

@@ -102,8 +102,12 @@ fn a_small_scenario_renders_exactly_the_expected_exposition() {
     m.tls_handshake_failed();
     m.tool_started("change_open");
     m.tool_started("change_open");
-    m.tool_finished("change_open", true, ms(40));
-    m.tool_finished("change_open", false, ms(600));
+    m.tool_finished("change_open", ToolOutcome::Ok, ms(40));
+    m.tool_finished(
+        "change_open",
+        ToolOutcome::ClientError("ENOCHANGE"),
+        ms(600),
+    );
     m.stream_opened(Transport::Ndjson);
     m.stream_sent(Transport::Ndjson, 120);
     m.stream_sent(Transport::Ndjson, 30);
@@ -170,12 +174,57 @@ fn a_small_scenario_renders_exactly_the_expected_exposition() {
              config_reloads_total{what=\"tls\",outcome=\"error\"} 0\n\
              config_reloads_total{what=\"tokens\",outcome=\"ok\"} 0\n\
              config_reloads_total{what=\"tokens\",outcome=\"error\"} 0\n\
-             # HELP tool_executions_total Tool executions finished, by tool and status (ok or error).\n\
+             # HELP tool_executions_total Tool executions finished, by tool and status (ok, client_error: the caller's mistake, server_error: the server failed).\n\
              # TYPE tool_executions_total counter\n\
              tool_executions_total{tool=\"change_open\",status=\"ok\"} 1\n\
-             tool_executions_total{tool=\"change_open\",status=\"error\"} 1\n\
+             tool_executions_total{tool=\"change_open\",status=\"client_error\"} 1\n\
+             tool_executions_total{tool=\"change_open\",status=\"server_error\"} 0\n\
              tool_executions_total{tool=\"other\",status=\"ok\"} 0\n\
-             tool_executions_total{tool=\"other\",status=\"error\"} 0\n\
+             tool_executions_total{tool=\"other\",status=\"client_error\"} 0\n\
+             tool_executions_total{tool=\"other\",status=\"server_error\"} 0\n\
+             # HELP tool_errors_total Failed tool executions, by error code and fault (client or server); codes outside the known list are `other`.\n\
+             # TYPE tool_errors_total counter\n\
+             tool_errors_total{code=\"EBADARGS\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBAD\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EINVALID_ARGUMENTS\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSLUG\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ENOCHANGE\",fault=\"client\"} 1\n\
+             tool_errors_total{code=\"EARCHIVED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ENOTARCHIVED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EEXISTS\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ELOCKED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EPATH_ESCAPE\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_PROPOSAL_MISSING\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_SPECS_MISSING\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_SPECS_INVALID\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_SIZE_EXCEEDED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_SECURITY_VIOLATION\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EBADSHAPE_CONTENT_BINARY\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ERESPONSE_TOO_LARGE\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ECLIENT_CAPABILITY\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ECLIENT_REFUSED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ECLIENT_TIMEOUT\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ENO_STREAM\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ECANCELLED\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"ETEST\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_change_not_found\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_change_name_invalid\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_change_symlink\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_confirmation_required\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_target_exists\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_tasks_incomplete\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_validation_failed\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"archive_spec_validation_failed\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"unarchive_specs_changed\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"unarchive_no_record\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"unarchive_change_exists\",fault=\"client\"} 0\n\
+             tool_errors_total{code=\"EINTERNAL\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"EIO\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"ESHUTDOWN\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"archive_spec_update_failed\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"archive_error\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"unarchive_io\",fault=\"server\"} 0\n\
+             tool_errors_total{code=\"other\",fault=\"server\"} 0\n\
              # HELP tool_execution_duration_seconds Tool execution time, in seconds.\n\
              # TYPE tool_execution_duration_seconds histogram\n";
     want += &expected_histogram(
@@ -267,7 +316,7 @@ fn histogram_buckets_in_the_exposition_are_cumulative_and_end_at_the_count() {
     let durations = [0, 1, 2, 7, 7, 90, 150, 199, 201, 480, 999, 4_000, 60_000];
     for d in durations {
         m.request_finished("GET", "/mcp", 200, ms(d));
-        m.tool_finished("t", true, ms(d));
+        m.tool_finished("t", ToolOutcome::Ok, ms(d));
     }
     let out = encoded(&m);
     for (name, labels) in [
@@ -303,7 +352,7 @@ fn histogram_buckets_in_the_exposition_are_cumulative_and_end_at_the_count() {
 fn label_values_are_escaped_in_samples() {
     let tool: &'static str = "we\"ird\\tool\nname";
     let m = Metrics::new(&[tool], &[]);
-    m.tool_finished(tool, true, ms(1));
+    m.tool_finished(tool, ToolOutcome::Ok, ms(1));
     m.set_health("quote\"check", HealthLevel::Unhealthy);
     let out = encoded(&m);
     assert!(
@@ -333,8 +382,8 @@ fn unknown_methods_routes_tools_and_statuses_collapse_into_bounded_buckets() {
         let route: &'static str = Box::leak(format!("/r{i}").into_boxed_str());
         m.request_finished("PUT", route, 200, ms(1));
     }
-    m.tool_finished("unknown-a", false, ms(1));
-    m.tool_finished("unknown-b", false, ms(1));
+    m.tool_finished("unknown-a", ToolOutcome::ServerError("EIO"), ms(1));
+    m.tool_finished("unknown-b", ToolOutcome::ServerError("EIO"), ms(1));
     let out = encoded(&m);
     for line in [
         "http_server_requests_total{method=\"other\",route=\"other\",status=\"4xx\"} 1\n",
@@ -342,7 +391,7 @@ fn unknown_methods_routes_tools_and_statuses_collapse_into_bounded_buckets() {
         "http_server_requests_total{method=\"other\",route=\"other\",status=\"other\"} 2\n",
         "http_server_requests_total{method=\"POST\",route=\"other\",status=\"503\"} 1\n",
         "http_server_requests_total{method=\"PUT\",route=\"other\",status=\"200\"} 100\n",
-        "tool_executions_total{tool=\"other\",status=\"error\"} 2\n",
+        "tool_executions_total{tool=\"other\",status=\"server_error\"} 2\n",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
@@ -421,7 +470,15 @@ fn concurrent_recording_loses_no_counts() {
                     m.tool_started("t");
                     m.stream_opened(Transport::Sse);
                     m.stream_sent(Transport::Sse, 10);
-                    m.tool_finished("t", (r + i) % 2 == 0, ms(r % 50));
+                    m.tool_finished(
+                        "t",
+                        if (r + i) % 2 == 0 {
+                            ToolOutcome::Ok
+                        } else {
+                            ToolOutcome::ServerError("EIO")
+                        },
+                        ms(r % 50),
+                    );
                     m.request_finished(
                         "POST",
                         "/mcp",
@@ -645,7 +702,7 @@ fn scenario_touching_every_family() -> Metrics {
     m.connection_opened();
     m.tls_handshake_failed();
     m.tool_started("change_open");
-    m.tool_finished("change_open", true, ms(30));
+    m.tool_finished("change_open", ToolOutcome::Ok, ms(30));
     for t in Transport::ALL {
         m.stream_opened(t);
         m.stream_sent(t, 64);
@@ -671,6 +728,7 @@ const EXPORTED_FAMILIES: &[&str] = &[
     "tls_handshake_failures_total",
     "config_reloads_total",
     "tool_executions_total",
+    "tool_errors_total",
     "tool_execution_duration_seconds",
     "tool_active_executions",
     "streaming_active_connections",
@@ -723,10 +781,10 @@ fn status_snapshot_counts_running_tools() {
     m.tool_started("slow");
     m.tool_started("echo");
     m.tool_started("slow");
-    m.tool_finished("echo", true, ms(1));
+    m.tool_finished("echo", ToolOutcome::Ok, ms(1));
     assert_eq!(m.snapshot().tool_active, 2);
-    m.tool_finished("slow", true, ms(1));
-    m.tool_finished("slow", false, ms(1));
+    m.tool_finished("slow", ToolOutcome::Ok, ms(1));
+    m.tool_finished("slow", ToolOutcome::ServerError("EIO"), ms(1));
     assert_eq!(m.snapshot().tool_active, 0);
 }
 

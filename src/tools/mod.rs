@@ -225,6 +225,72 @@ impl ToolError {
     }
 }
 
+/// Whose fault a failed call is: the caller's (a bad argument, a missing change, a lock held by
+/// someone else, a refusal by rule) or the server's (I/O, a bug, shutting down). Only server
+/// faults spend the error budget; client faults are the model's mistakes, shown apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller can fix it.
+    Client,
+    /// The server failed.
+    Server,
+}
+
+/// Every error code the tools emit, with its fault. A code missing here counts as a server
+/// fault (a test keeps the list complete).
+pub const ERROR_CODES: &[(&str, Fault)] = &[
+    ("EBADARGS", Fault::Client),
+    ("EBAD", Fault::Client),
+    ("EINVALID_ARGUMENTS", Fault::Client),
+    ("EBADSLUG", Fault::Client),
+    ("ENOCHANGE", Fault::Client),
+    ("EARCHIVED", Fault::Client),
+    ("ENOTARCHIVED", Fault::Client),
+    ("EEXISTS", Fault::Client),
+    ("ELOCKED", Fault::Client),
+    ("EPATH_ESCAPE", Fault::Client),
+    ("EBADSHAPE_PROPOSAL_MISSING", Fault::Client),
+    ("EBADSHAPE_SPECS_MISSING", Fault::Client),
+    ("EBADSHAPE_SPECS_INVALID", Fault::Client),
+    ("EBADSHAPE_SIZE_EXCEEDED", Fault::Client),
+    ("EBADSHAPE_SECURITY_VIOLATION", Fault::Client),
+    ("EBADSHAPE_CONTENT_BINARY", Fault::Client),
+    ("ERESPONSE_TOO_LARGE", Fault::Client),
+    ("ECLIENT_CAPABILITY", Fault::Client),
+    ("ECLIENT_REFUSED", Fault::Client),
+    ("ECLIENT_TIMEOUT", Fault::Client),
+    ("ENO_STREAM", Fault::Client),
+    ("ECANCELLED", Fault::Client),
+    ("ETEST", Fault::Client),
+    ("archive_change_not_found", Fault::Client),
+    ("archive_change_name_invalid", Fault::Client),
+    ("archive_change_symlink", Fault::Client),
+    ("archive_confirmation_required", Fault::Client),
+    ("archive_target_exists", Fault::Client),
+    ("archive_tasks_incomplete", Fault::Client),
+    ("archive_validation_failed", Fault::Client),
+    ("archive_spec_validation_failed", Fault::Client),
+    ("unarchive_specs_changed", Fault::Client),
+    ("unarchive_no_record", Fault::Client),
+    ("unarchive_change_exists", Fault::Client),
+    ("EINTERNAL", Fault::Server),
+    ("EIO", Fault::Server),
+    ("ESHUTDOWN", Fault::Server),
+    ("archive_spec_update_failed", Fault::Server),
+    ("archive_error", Fault::Server),
+    ("unarchive_io", Fault::Server),
+];
+
+impl ToolError {
+    /// Whose fault this error is ([`ERROR_CODES`]; an unlisted code is the server's).
+    pub fn fault(&self) -> Fault {
+        ERROR_CODES
+            .iter()
+            .find(|(c, _)| *c == self.code)
+            .map_or(Fault::Server, |(_, f)| *f)
+    }
+}
+
 impl std::fmt::Display for ToolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -620,4 +686,44 @@ impl Registry {
 /// The no-argument input schema.
 pub fn empty_object_schema() -> Value {
     json!({"type": "object", "properties": {}, "additionalProperties": false})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error code written anywhere in the tools, the engine or the MCP layer is classified
+    /// explicitly, so a new code cannot quietly count against the error budget (or escape it).
+    #[test]
+    fn every_error_code_in_the_source_has_a_fault() {
+        let code =
+            regex::Regex::new(r#""(E[A-Z_]{3,}|archive_[a-z_]+|unarchive_[a-z_]+)""#).unwrap();
+        // Strings of that shape that are not tool error codes.
+        let not_codes = ["ERROR", "ENEVER_SEEN"];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![root.join("tools"), root.join("openspec"), root.join("mcp")];
+        let mut missing = Vec::new();
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for c in code.captures_iter(&text) {
+                        let c = &c[1];
+                        if !not_codes.contains(&c) && !ERROR_CODES.iter().any(|(k, _)| *k == c) {
+                            missing.push(format!("{c} ({})", p.display()));
+                        }
+                    }
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "unclassified error codes: {missing:?}");
+        assert_eq!(ToolError::new("ENOCHANGE", "x").fault(), Fault::Client);
+        assert_eq!(ToolError::new("EIO", "x").fault(), Fault::Server);
+        assert_eq!(ToolError::new("ENEVER_SEEN", "x").fault(), Fault::Server);
+    }
 }

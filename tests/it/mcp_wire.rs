@@ -27,8 +27,13 @@ impl McpHooks for Recorder {
     fn tool_started(&self, name: &str) {
         self.push(format!("started {name}"));
     }
-    fn tool_finished(&self, name: &str, ok: bool, _elapsed: Duration) {
-        self.push(format!("finished {name} {ok}"));
+    fn tool_finished(
+        &self,
+        name: &str,
+        outcome: Result<(), &task_mcp::tools::ToolError>,
+        _elapsed: Duration,
+    ) {
+        self.push(format!("finished {name} {}", outcome.is_ok()));
     }
     fn stream_opened(&self, kind: StreamKind) {
         self.push(format!("opened {}", kind.as_str()));

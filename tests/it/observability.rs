@@ -577,3 +577,34 @@ fn tls_handshake_failures_are_counted_in_the_scrape() {
     );
     srv.stop();
 }
+
+#[test]
+fn a_models_mistake_counts_as_a_client_error_and_spends_no_error_budget() {
+    let srv = TestServer::start(&[]);
+    let call = |name: &str, args: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "arguments": args}})
+        .to_string();
+        srv.request(&format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nAccept: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    // A slug that names no change, and an argument the tool does not take.
+    let r = call("change_show", json!({"slug": "no-such-change"}));
+    assert_eq!(r.json()["result"]["isError"], true);
+    let r = call("change_show", json!({"slug": "x-y-z", "colour": "red"}));
+    assert_eq!(r.json()["result"]["isError"], true);
+    let metrics = get_with(&srv, "/metrics", "").text();
+    for line in [
+        "tool_executions_total{tool=\"change_show\",status=\"client_error\"} 2\n",
+        "tool_executions_total{tool=\"change_show\",status=\"server_error\"} 0\n",
+        "tool_errors_total{code=\"ENOCHANGE\",fault=\"client\"} 1\n",
+        "tool_errors_total{code=\"EINVALID_ARGUMENTS\",fault=\"client\"} 1\n",
+        "tool_errors_total{code=\"other\",fault=\"server\"} 0\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}
