@@ -246,6 +246,9 @@ def monitoring_refs(services):
         for job in cfg.get("scrape_configs", []):
             for sc in job.get("static_configs", []):
                 targets += sc.get("targets", [])
+            # DNS discovery names a service; each of its replicas becomes a target.
+            for sd in job.get("dns_sd_configs", []):
+                targets += [f"{n}:{sd.get('port')}" for n in sd.get("names", [])]
         for am in cfg.get("alerting", {}).get("alertmanagers", []):
             for sc in am.get("static_configs", []):
                 targets += sc.get("targets", [])
