@@ -17,7 +17,9 @@
 #               systemd-analyze security --offline with an exposure ceiling, and every system call
 #               the server makes (strace: start, requests, SIGTERM) allowed by SystemCallFilter=
 #   k8s         kubernetes-validate --strict on every manifest (schemas ship in the package),
-#               then cross-reference checks (deploy/lint.py k8s)
+#               then cross-reference checks (deploy/lint.py k8s); deploy/k8s/monitoring
+#               regenerated without drift, its ServiceMonitor and PrometheusRule validated against
+#               the CRD schemas (npm @kubernetes-models/prometheus-operator), its rules by promtool
 #   compose     docker-compose.yml against the compose-spec JSON schema (check-jsonschema's
 #               vendored copy), mounted files exist, collector config is coherent
 #   dockerfile  hadolint; the build context left by .dockerignore still compiles
@@ -390,8 +392,28 @@ step_k8s() {
     for f in "$ROOT"/deploy/k8s/*.yaml; do
         [ "$(basename "$f")" = kustomization.yaml ] || files+=("$f")
     done
-    "$VENV/bin/kubernetes-validate" --strict "${files[@]}" || return 1
-    "$VENV/bin/python" "$ROOT/deploy/lint.py" k8s
+    "$VENV/bin/kubernetes-validate" --strict "${files[@]}" "$ROOT/deploy/k8s/monitoring/dashboards.yaml" || return 1
+    "$VENV/bin/python" "$ROOT/deploy/lint.py" k8s || return 1
+    step_k8s_monitoring
+}
+
+# deploy/k8s/monitoring: generated from monitoring/ without drift, the Prometheus Operator
+# resources valid against their CRD schemas (npm @kubernetes-models/prometheus-operator, pinned in
+# deploy/k8s/check/package-lock.json), and the PrometheusRule's rules accepted by promtool.
+step_k8s_monitoring() {
+    local mon="$ROOT/deploy/k8s/monitoring" chk="$ROOT/deploy/k8s/check"
+    "$VENV/bin/python" "$ROOT/deploy/k8s/gen-monitoring.py" --check || return 1
+    log "  ok   deploy/k8s/monitoring matches monitoring/ (gen-monitoring.py --check)"
+    command -v npm >/dev/null || need_apt nodejs npm || return 1
+    (cd "$chk" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    node "$chk/validate.mjs" "$mon/servicemonitor.yaml" "$mon/prometheusrule.yaml" || return 1
+    command -v promtool >/dev/null || need_apt prometheus || return 1
+    "$VENV/bin/python" - "$mon/prometheusrule.yaml" "$WORK/k8s-rules.yml" <<'PY' || return 1
+import sys, yaml
+groups = [g for d in yaml.safe_load_all(open(sys.argv[1])) if d for g in d["spec"]["groups"]]
+yaml.safe_dump({"groups": groups}, open(sys.argv[2], "w"), sort_keys=False)
+PY
+    promtool check rules "$WORK/k8s-rules.yml" || return 1
 }
 
 step_compose() {
