@@ -126,8 +126,34 @@ impl crate::mcp::McpHooks for MetricsHooks {
         self.metrics.stream_opened(Self::transport(kind));
     }
 
-    fn stream_closed(&self, kind: crate::mcp::StreamKind) {
-        self.metrics.stream_closed(Self::transport(kind));
+    fn stream_closed(&self, kind: crate::mcp::StreamKind, lifetime: Duration) {
+        self.metrics.stream_closed(Self::transport(kind), lifetime);
+    }
+
+    fn stream_first_event(&self, kind: crate::mcp::StreamKind, after: Duration) {
+        self.metrics
+            .stream_first_event(Self::transport(kind), after);
+    }
+
+    fn rpc_finished(
+        &self,
+        method: &str,
+        via: crate::mcp::Via,
+        outcome: Result<(), crate::tools::Fault>,
+        elapsed: Duration,
+    ) {
+        use crate::metrics::{RpcOutcome, RpcTransport};
+        let transport = match via {
+            crate::mcp::Via::StreamableHttp => RpcTransport::StreamableHttp,
+            crate::mcp::Via::LegacySse => RpcTransport::LegacySse,
+        };
+        let outcome = match outcome {
+            Ok(()) => RpcOutcome::Ok,
+            Err(crate::tools::Fault::Client) => RpcOutcome::ClientError,
+            Err(crate::tools::Fault::Server) => RpcOutcome::ServerError,
+        };
+        self.metrics
+            .mcp_request(method, transport, outcome, elapsed);
     }
 
     fn stream_sent(&self, kind: crate::mcp::StreamKind, bytes: usize) {

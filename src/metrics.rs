@@ -34,7 +34,7 @@ mod histogram;
 pub mod process;
 
 use exposition::{Kind, Value, header, sample};
-use histogram::{HTTP_BUCKETS, Histogram, HistogramSnapshot, TOOL_BUCKETS};
+use histogram::{HTTP_BUCKETS, Histogram, HistogramSnapshot, STREAM_BUCKETS, TOOL_BUCKETS};
 pub use process::ProcessStats;
 
 /// The streaming transports, each a `transport` label value.
@@ -105,6 +105,14 @@ pub struct Metrics {
     reloads: [AtomicU64; 4],
     /// `tool_executions_total`, indexed by `tool * 2 + (0 ok | 1 error)`.
     tool_runs: Box<[AtomicU64]>,
+    /// `mcp_requests_total`, by method × transport × outcome.
+    mcp_requests: Box<[AtomicU64]>,
+    /// `mcp_request_duration_seconds`, by method.
+    mcp_durations: Box<[Histogram]>,
+    /// `streaming_duration_seconds`, by transport: how long streams stayed open.
+    stream_lifetimes: Box<[Histogram]>,
+    /// `streaming_first_event_seconds`, by transport: time from opening to the first event.
+    stream_first_event: Box<[Histogram]>,
     /// `tool_errors_total`, by the code's index in `tools::ERROR_CODES` (the last: any other).
     tool_error_codes: Box<[AtomicU64]>,
     /// `tool_execution_duration_seconds`, one per tool slot.
@@ -227,6 +235,49 @@ pub enum ToolOutcome<'a> {
     ServerError(&'a str),
 }
 
+/// MCP request methods with a label of their own; any other is `other` (bounded labels).
+pub const MCP_METHODS: [&str; 14] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "other",
+];
+
+/// The transport an MCP request arrived on: the `transport` label of `mcp_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcTransport {
+    /// `POST /mcp`.
+    StreamableHttp = 0,
+    /// `POST /messages` of a legacy `/sse` session.
+    LegacySse = 1,
+}
+
+const RPC_TRANSPORTS: [&str; 2] = ["streamable_http", "legacy_sse"];
+
+/// How an MCP request ended: the `outcome` label of `mcp_requests_total` (a JSON-RPC error is the
+/// caller's fault unless it is an internal error; a `tools/call` takes its tool's outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcOutcome {
+    /// Answered with a result.
+    Ok = 0,
+    /// The caller's mistake (unknown method, bad params, refused).
+    ClientError = 1,
+    /// The server failed.
+    ServerError = 2,
+}
+
+const RPC_OUTCOMES: [&str; 3] = ["ok", "client_error", "server_error"];
+
 /// The `status` label values of `tool_executions_total`, in slot order.
 const TOOL_STATUSES: [&str; 3] = ["ok", "client_error", "server_error"];
 
@@ -258,6 +309,19 @@ impl Metrics {
             reloads: Default::default(),
             tool_runs: atomics(tool_slots * 3),
             tool_error_codes: atomics(crate::tools::ERROR_CODES.len() + 1),
+            mcp_requests: atomics(MCP_METHODS.len() * RPC_TRANSPORTS.len() * RPC_OUTCOMES.len()),
+            mcp_durations: MCP_METHODS
+                .iter()
+                .map(|_| Histogram::new(HTTP_BUCKETS))
+                .collect(),
+            stream_lifetimes: TRANSPORTS
+                .iter()
+                .map(|_| Histogram::new(STREAM_BUCKETS))
+                .collect(),
+            stream_first_event: TRANSPORTS
+                .iter()
+                .map(|_| Histogram::new(HTTP_BUCKETS))
+                .collect(),
             tool_durations: (0..tool_slots)
                 .map(|_| Histogram::new(TOOL_BUCKETS))
                 .collect(),
@@ -329,13 +393,37 @@ impl Metrics {
         self.tool_durations[slot].observe(elapsed);
     }
 
+    /// One MCP request answered (for `tools/call`: when its tool finished).
+    pub fn mcp_request(
+        &self,
+        method: &str,
+        transport: RpcTransport,
+        outcome: RpcOutcome,
+        elapsed: Duration,
+    ) {
+        let m = MCP_METHODS
+            .iter()
+            .position(|k| *k == method)
+            .unwrap_or(MCP_METHODS.len() - 1);
+        let i =
+            (m * RPC_TRANSPORTS.len() + transport as usize) * RPC_OUTCOMES.len() + outcome as usize;
+        self.mcp_requests[i].fetch_add(1, Ordering::Relaxed);
+        self.mcp_durations[m].observe(elapsed);
+    }
+
+    /// A stream's first event went out `after` its opening.
+    pub fn stream_first_event(&self, t: Transport, after: Duration) {
+        self.stream_first_event[t as usize].observe(after);
+    }
+
     /// A stream of transport `t` opened.
     pub fn stream_opened(&self, t: Transport) {
         self.streams_open[t as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A stream of transport `t` closed.
-    pub fn stream_closed(&self, t: Transport) {
+    pub fn stream_closed(&self, t: Transport, lifetime: Duration) {
+        self.stream_lifetimes[t as usize].observe(lifetime);
         self.streams_open[t as usize].fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -650,6 +738,63 @@ impl Metrics {
 
     /// The streaming families.
     fn encode_streaming(&self, out: &mut dyn Write) -> fmt::Result {
+        for (name, help, hists) in [
+            (
+                "streaming_duration_seconds",
+                "How long streams stayed open, by transport, in seconds.",
+                &self.stream_lifetimes,
+            ),
+            (
+                "streaming_first_event_seconds",
+                "Time from a stream's opening to its first event, by transport, in seconds.",
+                &self.stream_first_event,
+            ),
+        ] {
+            header(out, name, Kind::Histogram, help)?;
+            for (t, h) in TRANSPORTS.iter().zip(hists.iter()) {
+                exposition::histogram(
+                    out,
+                    name,
+                    &[("transport", t.as_str())],
+                    h.bounds(),
+                    &h.snapshot(),
+                )?;
+            }
+        }
+        let name = "mcp_requests_total";
+        header(
+            out,
+            name,
+            Kind::Counter,
+            "MCP requests answered, by method (unknown ones `other`), transport and outcome (ok, client_error, server_error).",
+        )?;
+        for (m, method) in MCP_METHODS.iter().enumerate() {
+            for (t, transport) in RPC_TRANSPORTS.iter().enumerate() {
+                for (o, outcome) in RPC_OUTCOMES.iter().enumerate() {
+                    let i = (m * RPC_TRANSPORTS.len() + t) * RPC_OUTCOMES.len() + o;
+                    sample(
+                        out,
+                        name,
+                        &[
+                            ("method", method),
+                            ("transport", transport),
+                            ("outcome", outcome),
+                        ],
+                        Value::Unsigned(self.mcp_requests[i].load(Ordering::Relaxed)),
+                    )?;
+                }
+            }
+        }
+        let name = "mcp_request_duration_seconds";
+        header(
+            out,
+            name,
+            Kind::Histogram,
+            "MCP request time by method, in seconds (tools/call: until its tool finished).",
+        )?;
+        for (method, h) in MCP_METHODS.iter().zip(self.mcp_durations.iter()) {
+            exposition::histogram(out, name, &[("method", method)], h.bounds(), &h.snapshot())?;
+        }
         let name = "streaming_active_connections";
         header(out, name, Kind::Gauge, "Streams open, by transport.")?;
         for t in TRANSPORTS {

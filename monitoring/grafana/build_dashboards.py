@@ -315,6 +315,17 @@ def api(add, row):
         (f'sum(rate(http_server_requests_total{{{SEL},route=~"$route",status=~"5.."}}[{RATE}])) / sum(rate(http_server_requests_total{{{SEL},route=~"$route"}}[{RATE}]))', "5xx"),
     ], "percentunit", "4xx are client errors and spend no budget; 5xx do.",
         thresholds={"mode": "absolute", "steps": steps("green", None, "red", 0.01)}))
+    row("MCP methods")
+    add(timeseries("MCP requests by method", [
+        (f"sum by (method) (rate(mcp_requests_total{{{SEL}}}[{RATE}]))", "{{method}}"),
+    ], "reqps", "JSON-RPC requests by method, both transports; tools/call counted when its tool ends.",
+        stack=True))
+    add(timeseries("MCP errors by method and outcome", [
+        (f'sum by (method, outcome) (rate(mcp_requests_total{{{SEL},outcome!="ok"}}[{RATE}]))', "{{method}} {{outcome}}"),
+    ], "reqps", "client_error: the caller's mistake (bad params, unknown method); server_error: ours."))
+    add(timeseries("MCP p95 by method", [
+        (quantile(0.95, "mcp_request_duration_seconds", ["method"]), "{{method}}"),
+    ], "s"), 24, 8)
     row("Latency")
     add(timeseries("p95 latency by route", [
         (quantile(0.95, "http_server_request_duration_seconds", ["route"], ',route=~"$route"'), "{{route}}"),
@@ -394,6 +405,15 @@ def streaming(add, row):
     add(timeseries("Streams per instance", [
         (f"sum by (instance) (streaming_active_connections{{{SEL}}})", "{{instance}}"),
     ]), 24, 8)
+    row("Timing")
+    add(timeseries("Time to first event, p95", [
+        (quantile(0.95, "streaming_first_event_seconds", ["transport"], ',transport=~"$transport"'), "{{transport}}"),
+    ], "s", "The streaming SLO: p95 under 100 ms from a stream's opening to its first event.",
+        thresholds={"mode": "absolute", "steps": steps("green", None, "red", 0.1)}))
+    add(timeseries("Stream lifetime, p50 and p95", [
+        (quantile(0.5, "streaming_duration_seconds", ["transport"], ',transport=~"$transport"'), "p50 {{transport}}"),
+        (quantile(0.95, "streaming_duration_seconds", ["transport"], ',transport=~"$transport"'), "p95 {{transport}}"),
+    ], "s", "How long streams stay open: seconds for SSE answers, hours for held GET and legacy streams."))
 
 
 def infrastructure(add, row):

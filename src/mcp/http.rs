@@ -17,7 +17,7 @@ use super::run::{ToolEvent, ToolJob, cancel, forward_to, is_cancelled, progress_
 use super::session::{self, SessionError};
 use super::{
     Caller, DEFAULT_NEGOTIATED_VERSION, McpEnv, SUPPORTED_VERSIONS, Sessions, StreamKind,
-    StreamSlot, client, lock, rpc_error_response, seed,
+    StreamSlot, Via, client, lock, rpc_error_response, seed,
 };
 use crate::http::{Head, Method, Response, media_essence};
 use crate::rpc::{self, ErrorCode, ErrorObject, Id, Message, Parsed};
@@ -127,7 +127,11 @@ pub fn post(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Res
                 }
                 _ => None,
             };
-            let mut resp = answer(env, &accept, methods::request(env, caller, &scope, req));
+            let mut resp = answer(
+                env,
+                &accept,
+                methods::request(env, caller, &scope, Via::StreamableHttp, req),
+            );
             if let Some(sid) = session_header {
                 client::initialized(env, &sid, &caller.identity, init_params.as_ref());
                 resp.set_header("Mcp-Session-Id", sid);
@@ -402,7 +406,7 @@ fn batch(
     for item in items {
         match item {
             Ok(Message::Request(req)) => {
-                let resp = match methods::request(env, caller, scope, req) {
+                let resp = match methods::request(env, caller, scope, Via::StreamableHttp, req) {
                     Reply::Now(r) => r,
                     Reply::Call(id, job) => methods::run_now(id, *job),
                 };

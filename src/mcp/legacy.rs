@@ -220,49 +220,51 @@ pub fn post_message(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller
         }
     };
     match msg {
-        Message::Request(req) => match methods::request(env, caller, &sid, req) {
-            Reply::Now(resp) => {
-                push(env, &sid, "message", &resp.to_value());
-            }
-            Reply::Call(id, job) => {
-                let token = job.progress_token.clone();
-                let flag = job.cancel_flag();
-                let env2 = Arc::clone(env);
-                let sid2 = sid.clone();
-                let mut last = f64::NEG_INFINITY;
-                let started = job.streamed().spawn(move |ev| match ev {
-                    // A cancelled request gets nothing more: no progress, no response.
-                    _ if is_cancelled(&flag) => {}
-                    ToolEvent::Progress(p) => {
-                        if let Some(t) = &token
-                            && p.progress > last
-                        {
-                            last = p.progress;
-                            push(&env2, &sid2, "message", &progress_notification(t, &p));
+        Message::Request(req) => {
+            match methods::request(env, caller, &sid, super::Via::LegacySse, req) {
+                Reply::Now(resp) => {
+                    push(env, &sid, "message", &resp.to_value());
+                }
+                Reply::Call(id, job) => {
+                    let token = job.progress_token.clone();
+                    let flag = job.cancel_flag();
+                    let env2 = Arc::clone(env);
+                    let sid2 = sid.clone();
+                    let mut last = f64::NEG_INFINITY;
+                    let started = job.streamed().spawn(move |ev| match ev {
+                        // A cancelled request gets nothing more: no progress, no response.
+                        _ if is_cancelled(&flag) => {}
+                        ToolEvent::Progress(p) => {
+                            if let Some(t) = &token
+                                && p.progress > last
+                            {
+                                last = p.progress;
+                                push(&env2, &sid2, "message", &progress_notification(t, &p));
+                            }
                         }
-                    }
-                    ToolEvent::Message(m) => {
-                        push(&env2, &sid2, "message", &m);
-                    }
-                    ToolEvent::Finished(outcome) => {
-                        push(
-                            &env2,
-                            &sid2,
-                            "message",
-                            &finish_call(id.clone(), &outcome).to_value(),
+                        ToolEvent::Message(m) => {
+                            push(&env2, &sid2, "message", &m);
+                        }
+                        ToolEvent::Finished(outcome) => {
+                            push(
+                                &env2,
+                                &sid2,
+                                "message",
+                                &finish_call(id.clone(), &outcome).to_value(),
+                            );
+                        }
+                    });
+                    if !started {
+                        return rpc_error_response(
+                            503,
+                            None,
+                            ErrorCode::TRANSPORT,
+                            "Service Unavailable: could not start the tool",
                         );
                     }
-                });
-                if !started {
-                    return rpc_error_response(
-                        503,
-                        None,
-                        ErrorCode::TRANSPORT,
-                        "Service Unavailable: could not start the tool",
-                    );
                 }
             }
-        },
+        }
         Message::Notification(n) => methods::notification(env, caller, &sid, &n),
         Message::Response(r) => {
             client::deliver(env, &caller.identity, r);

@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::run::{ToolEvent, ToolJob, call_result};
 use super::{
-    Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, Sessions, base64url, client,
+    Caller, Inflight, LATEST_VERSION, McpEnv, SUPPORTED_VERSIONS, Sessions, Via, base64url, client,
 };
 use crate::rpc::{ErrorCode, ErrorObject, Id, Notification, Request, Response};
-use crate::tools::{LogLevel, ResourceError, Tool, ToolError};
+use crate::tools::{Fault, LogLevel, ResourceError, Tool, ToolError};
 
 /// What to do with a request.
 pub enum Reply {
@@ -25,7 +25,36 @@ pub enum Reply {
 
 /// Dispatches one request. `scope` separates in-flight calls of one identity across legacy or
 /// stateful sessions (empty in stateless mode).
-pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) -> Reply {
+pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, via: Via, req: Request) -> Reply {
+    let started = std::time::Instant::now();
+    let method = req.method.clone();
+    let mut reply = dispatch(env, caller, scope, req);
+    match &mut reply {
+        Reply::Now(resp) => {
+            let outcome = resp
+                .outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| fault_of(e.code));
+            env.hooks
+                .rpc_finished(&method, via, outcome, started.elapsed());
+        }
+        // Reported when the tool finishes, with its outcome (`ToolJob::run_inline`).
+        Reply::Call(_, job) => job.rpc = Some((via, started)),
+    }
+    reply
+}
+
+/// Whose fault a JSON-RPC error answer is: the server's only for an internal or transport error.
+fn fault_of(code: ErrorCode) -> Fault {
+    if code == ErrorCode::INTERNAL_ERROR || code == ErrorCode::TRANSPORT {
+        Fault::Server
+    } else {
+        Fault::Client
+    }
+}
+
+fn dispatch(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) -> Reply {
     let id = req.id.clone();
     let result = match req.method.as_str() {
         "initialize" => {
@@ -218,6 +247,7 @@ pub(crate) fn job(
         trace: crate::trace::current(),
         request: super::request_scope(),
         peer,
+        rpc: None,
     }
 }
 

@@ -93,6 +93,15 @@ impl Default for Settings {
     }
 }
 
+/// The transport an MCP request came by (a bounded label set for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /mcp`.
+    StreamableHttp,
+    /// `POST /messages` of a legacy session.
+    LegacySse,
+}
+
 /// Which kind of stream a hook call is about (a bounded label set for metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamKind {
@@ -137,8 +146,20 @@ pub trait McpHooks: Send + Sync {
     }
     /// A stream opened.
     fn stream_opened(&self, _kind: StreamKind) {}
-    /// A stream closed.
-    fn stream_closed(&self, _kind: StreamKind) {}
+    /// A stream closed after `lifetime`.
+    fn stream_closed(&self, _kind: StreamKind, _lifetime: Duration) {}
+    /// A stream's first event went out `after` it opened.
+    fn stream_first_event(&self, _kind: StreamKind, _after: Duration) {}
+    /// An MCP request was answered (a `tools/call` when its tool finished): its method, the
+    /// transport, `Err(fault)` for an error answer, and how long it took.
+    fn rpc_finished(
+        &self,
+        _method: &str,
+        _via: Via,
+        _outcome: Result<(), crate::tools::Fault>,
+        _elapsed: Duration,
+    ) {
+    }
     /// A stream sent one event or line of `bytes` payload bytes.
     fn stream_sent(&self, _kind: StreamKind, _bytes: usize) {}
     /// An audit record.
@@ -204,6 +225,8 @@ impl McpEnv {
             env: Arc::clone(self),
             kind,
             counted: true,
+            opened: std::time::Instant::now(),
+            first_sent: AtomicBool::new(false),
         })
     }
 
@@ -214,6 +237,8 @@ impl McpEnv {
             env: Arc::clone(self),
             kind,
             counted: false,
+            opened: std::time::Instant::now(),
+            first_sent: AtomicBool::new(false),
         }
     }
 }
@@ -223,11 +248,18 @@ pub(crate) struct StreamSlot {
     env: Arc<McpEnv>,
     kind: StreamKind,
     counted: bool,
+    opened: std::time::Instant,
+    first_sent: AtomicBool,
 }
 
 impl StreamSlot {
     /// Reports `bytes` sent on this stream.
     pub(crate) fn sent(&self, bytes: usize) {
+        if !self.first_sent.swap(true, Ordering::Relaxed) {
+            self.env
+                .hooks
+                .stream_first_event(self.kind, self.opened.elapsed());
+        }
         self.env.hooks.stream_sent(self.kind, bytes);
     }
 
@@ -265,7 +297,9 @@ impl Drop for StreamSlot {
         if self.counted {
             self.env.open_streams.fetch_sub(1, Ordering::AcqRel);
         }
-        self.env.hooks.stream_closed(self.kind);
+        self.env
+            .hooks
+            .stream_closed(self.kind, self.opened.elapsed());
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ToolJob {
     pub(crate) request: Option<super::RequestScope>,
     /// What the call knows of its session: log level, client capabilities, whether it streams.
     pub(crate) peer: PeerView,
+    /// For a JSON-RPC `tools/call`: its transport and when it arrived, so the request is counted
+    /// when the tool finishes (`McpHooks::rpc_finished`).
+    pub(crate) rpc: Option<(super::Via, Instant)>,
 }
 
 /// What a tool running on its own thread reports.
@@ -101,6 +104,11 @@ impl ToolJob {
         let elapsed = started.elapsed();
         env.hooks
             .tool_finished(def.name, outcome.as_ref().map(|_| ()), elapsed);
+        if let Some((via, arrived)) = self.rpc {
+            let ended = outcome.as_ref().map(|_| ()).map_err(ToolError::fault);
+            env.hooks
+                .rpc_finished("tools/call", via, ended, arrived.elapsed());
+        }
         if def.access >= Access::Write {
             env.hooks.audit(&AuditEvent::ToolCall {
                 identity: &self.identity,

@@ -175,6 +175,20 @@ pub const HTTP_BUCKETS: &[Bound] = &[
 
 /// Buckets for tool execution time: 1 ms to 30 s, with bounds at the tool SLO targets
 /// (p95 < 500 ms, p99 < 2 s) and their alert multiples (750 ms, 4 s).
+/// Bounds for stream lifetimes, in seconds: a stream lives from milliseconds (an SSE answer) to
+/// a day (`MAX_STREAM_AGE_MS`).
+pub const STREAM_BUCKETS: &[Bound] = &[
+    bound(100_000_000, "0.1"),
+    bound(1_000_000_000, "1"),
+    bound(10_000_000_000, "10"),
+    bound(60_000_000_000, "60"),
+    bound(300_000_000_000, "300"),
+    bound(1_800_000_000_000, "1800"),
+    bound(3_600_000_000_000, "3600"),
+    bound(21_600_000_000_000, "21600"),
+    bound(86_400_000_000_000, "86400"),
+];
+
 pub const TOOL_BUCKETS: &[Bound] = &[
     bound(1_000_000, "0.001"),
     bound(2_500_000, "0.0025"),
@@ -199,7 +213,7 @@ mod tests {
 
     #[test]
     fn buckets_are_sorted_and_labels_match_their_bounds() {
-        for buckets in [HTTP_BUCKETS, TOOL_BUCKETS] {
+        for buckets in [HTTP_BUCKETS, TOOL_BUCKETS, STREAM_BUCKETS] {
             for pair in buckets.windows(2) {
                 assert!(pair[0].nanos < pair[1].nanos, "{pair:?}");
             }

@@ -307,7 +307,77 @@ fn a_small_scenario_renders_exactly_the_expected_exposition() {
              # HELP process_memory_limit_bytes Memory the process may use, in bytes: its cgroup memory.max, else the host's MemTotal.\n\
              # TYPE process_memory_limit_bytes gauge\n\
              process_memory_limit_bytes 2147483648\n";
+    // The per-method and per-stream histogram families are checked on their own below: their
+    // hundreds of zero lines would drown this scenario.
+    let large = [
+        "mcp_requests_total",
+        "mcp_request_duration_seconds",
+        "streaming_duration_seconds",
+        "streaming_first_event_seconds",
+    ];
+    let out: String = out
+        .split_inclusive('\n')
+        .filter(|l| {
+            let name = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            !large.iter().any(|f| {
+                name.strip_prefix(f)
+                    .is_some_and(|r| r.starts_with([' ', '{', '_']))
+            })
+        })
+        .collect();
     assert_eq!(out, want);
+}
+
+#[test]
+fn mcp_requests_count_by_method_transport_and_outcome_and_streams_time_their_first_event() {
+    let m = Metrics::new(&["echo"], &["/mcp"]);
+    m.mcp_request(
+        "tools/list",
+        RpcTransport::StreamableHttp,
+        RpcOutcome::Ok,
+        ms(2),
+    );
+    m.mcp_request(
+        "tools/call",
+        RpcTransport::LegacySse,
+        RpcOutcome::ClientError,
+        ms(40),
+    );
+    m.mcp_request(
+        "nope/nope",
+        RpcTransport::StreamableHttp,
+        RpcOutcome::ClientError,
+        ms(1),
+    );
+    m.stream_opened(Transport::Sse);
+    m.stream_first_event(Transport::Sse, ms(3));
+    m.stream_closed(Transport::Sse, Duration::from_secs(90));
+    let out = encoded(&m);
+    for line in [
+        "mcp_requests_total{method=\"tools/list\",transport=\"streamable_http\",outcome=\"ok\"} 1\n",
+        "mcp_requests_total{method=\"tools/call\",transport=\"legacy_sse\",outcome=\"client_error\"} 1\n",
+        "mcp_requests_total{method=\"other\",transport=\"streamable_http\",outcome=\"client_error\"} 1\n",
+        "mcp_requests_total{method=\"ping\",transport=\"legacy_sse\",outcome=\"server_error\"} 0\n",
+        "mcp_request_duration_seconds_bucket{method=\"tools/call\",le=\"0.05\"} 1\n",
+        "mcp_request_duration_seconds_count{method=\"tools/list\"} 1\n",
+        "streaming_first_event_seconds_bucket{transport=\"sse\",le=\"0.005\"} 1\n",
+        "streaming_duration_seconds_bucket{transport=\"sse\",le=\"60\"} 0\n",
+        "streaming_duration_seconds_bucket{transport=\"sse\",le=\"300\"} 1\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?}");
+    }
+    let series = out
+        .lines()
+        .filter(|l| l.starts_with("mcp_requests_total{"))
+        .count();
+    assert_eq!(
+        series,
+        MCP_METHODS.len() * 2 * 3,
+        "bounded: every method, transport, outcome"
+    );
 }
 
 #[test]
@@ -485,7 +555,7 @@ fn concurrent_recording_loses_no_counts() {
                         if r % 10 == 0 { 500 } else { 200 },
                         ms(r % 300),
                     );
-                    m.stream_closed(Transport::Sse);
+                    m.stream_closed(Transport::Sse, ms(5));
                     m.auth(AuthResult::Failure);
                 }
             })
@@ -730,6 +800,10 @@ const EXPORTED_FAMILIES: &[&str] = &[
     "tool_executions_total",
     "tool_errors_total",
     "tool_execution_duration_seconds",
+    "mcp_requests_total",
+    "mcp_request_duration_seconds",
+    "streaming_duration_seconds",
+    "streaming_first_event_seconds",
     "tool_active_executions",
     "streaming_active_connections",
     "streaming_messages_total",

@@ -38,7 +38,7 @@ impl McpHooks for Recorder {
     fn stream_opened(&self, kind: StreamKind) {
         self.push(format!("opened {}", kind.as_str()));
     }
-    fn stream_closed(&self, kind: StreamKind) {
+    fn stream_closed(&self, kind: StreamKind, _lifetime: Duration) {
         self.push(format!("closed {}", kind.as_str()));
     }
     fn audit(&self, event: &AuditEvent<'_>) {

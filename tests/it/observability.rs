@@ -604,6 +604,8 @@ fn a_models_mistake_counts_as_a_client_error_and_spends_no_error_budget() {
         "tool_errors_total{code=\"ENOCHANGE\",fault=\"client\"} 1\n",
         "tool_errors_total{code=\"EINVALID_ARGUMENTS\",fault=\"client\"} 1\n",
         "tool_errors_total{code=\"other\",fault=\"server\"} 0\n",
+        "mcp_requests_total{method=\"tools/call\",transport=\"streamable_http\",outcome=\"client_error\"} 2\n",
+        "mcp_requests_total{method=\"tools/call\",transport=\"streamable_http\",outcome=\"server_error\"} 0\n",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
