@@ -68,6 +68,8 @@ pub struct App {
     pub tokens: crate::security::auth::LiveTokens,
     /// Watches the certificate, key and tokens file for changes (see [`App::watch_secrets`]).
     secrets_watch: Mutex<Option<crate::watch::Watcher>>,
+    /// Pushes the metrics to an OTLP collector (see [`App::start_metrics_export`]).
+    pub metrics_export: Mutex<Option<crate::trace::metrics_export::MetricsExporter>>,
     /// Named health checks; `/health/ready` follows them.
     pub health: HealthRegistry,
     /// The thread running the health checks (stopped when the `App` drops).
@@ -280,6 +282,7 @@ impl App {
             metrics,
             tokens: crate::security::auth::LiveTokens::fixed(Default::default()),
             secrets_watch: Mutex::new(None),
+            metrics_export: Mutex::new(None),
             health: HealthRegistry::new(HEALTH_CHECK_TIMEOUT),
             health_runner: Mutex::new(None),
             tracer: Tracer::disabled(),
@@ -316,6 +319,49 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Starts pushing the metrics as OTLP/HTTP JSON every `OTEL_METRIC_EXPORT_INTERVAL` when an
+    /// endpoint is configured (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    ///
+    /// # Errors
+    /// The endpoint, the CA file or the thread.
+    pub fn start_metrics_export(&self) -> std::io::Result<()> {
+        let Some(url) = &self.config.otel_metrics_endpoint else {
+            return Ok(());
+        };
+        let invalid = |e: &dyn std::fmt::Display| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT {url}: {e}"),
+            )
+        };
+        let endpoint = crate::trace::http::Endpoint::parse(url).map_err(|e| invalid(&e))?;
+        let transport = crate::trace::http::Transport::new(
+            endpoint,
+            self.config.otel_certificate.as_deref(),
+            crate::trace::export::ExporterSettings::default().timeouts,
+        )
+        .map_err(|e| invalid(&e))?;
+        let me = self.me.clone();
+        let exporter = crate::trace::metrics_export::start(
+            transport,
+            self.config.otel_metric_interval,
+            Resource::new(self.config.otel_service_name.clone()),
+            self.started_at,
+            move || {
+                let app = me.upgrade()?;
+                let mut text = String::new();
+                app.metrics.render(&mut text);
+                Some(text)
+            },
+        )
+        .map_err(|e| invalid(&e))?;
+        *self
+            .metrics_export
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exporter);
+        Ok(())
     }
 
     /// Watches the configured certificate, key and `AUTH_TOKENS_FILE` and reloads them when

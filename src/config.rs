@@ -310,6 +310,21 @@ pub const SETTINGS: &[Setting] = &[
         "Where traces are POSTed.",
     ),
     s(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "",
+        "Where metrics are POSTed as OTLP/HTTP JSON (e.g. http://collector:4318/v1/metrics); unset: OTEL_EXPORTER_OTLP_ENDPOINT's, else no metrics export.",
+    ),
+    s(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "Base URL of an OTLP/HTTP collector; metrics go to <base>/v1/metrics unless OTEL_EXPORTER_OTLP_METRICS_ENDPOINT says otherwise.",
+    ),
+    s(
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "60000",
+        "Interval between OTLP metrics exports, in ms.",
+    ),
+    s(
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
         "",
         "PEM CA bundle for an https:// collector.",
@@ -590,6 +605,11 @@ pub struct Config {
     pub otel_service_name: String,
     /// OTLP traces endpoint.
     pub otel_endpoint: String,
+    /// Where metrics are pushed as OTLP/HTTP JSON (the metrics endpoint, else the generic base
+    /// plus `/v1/metrics`); `None`: no push.
+    pub otel_metrics_endpoint: Option<String>,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub otel_metric_interval: Duration,
     /// CA bundle for the collector.
     pub otel_certificate: Option<PathBuf>,
     /// Root sampling ratio.
@@ -783,6 +803,11 @@ impl Config {
             otel_enabled: p.bool("OTEL_ENABLED")?,
             otel_service_name: p.nonempty("OTEL_SERVICE_NAME")?.to_string(),
             otel_endpoint: raw.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").to_string(),
+            otel_metrics_endpoint: metrics_endpoint(
+                raw.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+                raw.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ),
+            otel_metric_interval: p.millis("OTEL_METRIC_EXPORT_INTERVAL", 100, 86_400_000)?,
             otel_certificate: p.path("OTEL_EXPORTER_OTLP_CERTIFICATE"),
             otel_sample_ratio: ratio,
             otel_batch_delay: p.millis("OTEL_BSP_SCHEDULE_DELAY", 1, 3_600_000)?,
@@ -803,6 +828,14 @@ impl Config {
             return Err(p.err(
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                 "must be an http:// or https:// URL".into(),
+            ));
+        }
+        if let Some(url) = &cfg.otel_metrics_endpoint
+            && crate::trace::http::Endpoint::parse(url).is_err()
+        {
+            return Err(p.err(
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                format!("{url} is not an http:// or https:// URL"),
             ));
         }
         Ok(cfg)
@@ -939,6 +972,18 @@ impl Parser<'_> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
+    }
+}
+
+/// The metrics push URL: the metrics endpoint, else the generic base with `/v1/metrics`.
+fn metrics_endpoint(specific: &str, base: &str) -> Option<String> {
+    let (specific, base) = (specific.trim(), base.trim());
+    if !specific.is_empty() {
+        Some(specific.to_owned())
+    } else if !base.is_empty() {
+        Some(format!("{}/v1/metrics", base.trim_end_matches('/')))
+    } else {
+        None
     }
 }
 

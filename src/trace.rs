@@ -32,7 +32,9 @@ pub mod breaker;
 pub mod context;
 pub mod export;
 pub mod http;
+pub mod metrics_export;
 pub mod otlp;
+pub mod otlp_metrics;
 pub mod span;
 
 pub use breaker::{BreakerState, CircuitBreaker};

@@ -223,6 +223,8 @@ pub fn start(
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
     app.start_health()
         .map_err(|e| ServerError::Io("starting the health checks".into(), e))?;
+    app.start_metrics_export()
+        .map_err(|e| ServerError::Io("starting the OTLP metrics export".into(), e))?;
     if let Err(e) = app.watch_secrets() {
         log::warn!("not watching the certificate and tokens file ({e}): send SIGHUP to reload");
     }

@@ -180,11 +180,21 @@ impl Endpoint {
     /// # Errors
     /// As [`parse`](Self::parse).
     pub fn parse_base(url: &str) -> Result<Self, EndpointError> {
+        Self::parse_base_for(url, "traces")
+    }
+
+    /// The endpoint of one signal (`traces`, `metrics`) under a base URL
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`): `<base>/v1/<signal>`.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_base_for(url: &str, signal: &str) -> Result<Self, EndpointError> {
         let mut e = Self::parse(url)?;
         if !e.path.ends_with('/') {
             e.path.push('/');
         }
-        e.path.push_str("v1/traces");
+        e.path.push_str("v1/");
+        e.path.push_str(signal);
         Ok(e)
     }
 

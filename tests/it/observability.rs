@@ -16,6 +16,11 @@ use crate::support::{TOKEN, TestServer};
 
 /// A collector that accepts any number of export requests, answers 200, and forwards bodies.
 fn collector() -> (u16, mpsc::Receiver<Vec<u8>>) {
+    collector_for("/v1/traces")
+}
+
+/// A collector accepting POSTs to `path` only.
+fn collector_for(path: &'static str) -> (u16, mpsc::Receiver<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -23,14 +28,14 @@ fn collector() -> (u16, mpsc::Receiver<Vec<u8>>) {
         for tcp in listener.incoming() {
             let Ok(tcp) = tcp else { return };
             let tx = tx.clone();
-            thread::spawn(move || serve(tcp, &tx));
+            thread::spawn(move || serve(tcp, path, &tx));
         }
     });
     (port, rx)
 }
 
 /// Serves export requests on one connection until the client closes it.
-fn serve(mut tcp: TcpStream, bodies: &mpsc::Sender<Vec<u8>>) {
+fn serve(mut tcp: TcpStream, path: &str, bodies: &mpsc::Sender<Vec<u8>>) {
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -38,7 +43,7 @@ fn serve(mut tcp: TcpStream, bodies: &mpsc::Sender<Vec<u8>>) {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         if let Ok(httparse::Status::Complete(head_len)) = req.parse(&buf) {
-            assert_eq!(req.path, Some("/v1/traces"));
+            assert_eq!(req.path, Some(path));
             let len: usize = req
                 .headers
                 .iter()
@@ -609,4 +614,36 @@ fn a_models_mistake_counts_as_a_client_error_and_spends_no_error_budget() {
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
+}
+
+#[test]
+fn metrics_are_pushed_as_otlp_json_to_the_generic_endpoint() {
+    let (port, bodies) = collector_for("/v1/metrics");
+    let srv = TestServer::start(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            &format!("http://127.0.0.1:{port}"),
+        ),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ]);
+    assert_eq!(call_echo(&srv, "").status, 200);
+    // Readings are cumulative: wait for one taken after the call.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let body = bodies.recv_timeout(left).expect("a metrics export");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        let text = doc.to_string();
+        if text.contains("\"echo\"") && text.contains("\"asInt\":\"1\"") {
+            break body;
+        }
+    };
+    crate::otlp_check::check_metrics(
+        &body,
+        &json!({"service_name": "task-mcp", "metrics": {
+            "tool_executions_total": {"kind": "sum", "attributes": {"tool": "echo", "status": "ok"}, "value": "1"},
+            "http_server_request_duration_seconds": {"kind": "histogram"},
+            "http_server_connections_active": {"kind": "gauge"},
+        }}),
+    );
 }

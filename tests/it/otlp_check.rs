@@ -29,6 +29,97 @@ pub fn check(body: &[u8], expect: &Value) {
     }
 }
 
+/// Fails the test when `body` is not a valid OTLP metrics export request holding what `expect`
+/// lists: `{"service_name", "metrics": {name: {"kind": "sum"|"gauge"|"histogram",
+/// "attributes"?: {k: v}, "value"?: asInt string}}}`. Histograms' bucket counts must add up to
+/// their count, with one more count than bounds.
+pub fn check_metrics(body: &[u8], expect: &Value) {
+    let doc: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    if let Err(e) = message(&doc, "ExportMetricsServiceRequest", "") {
+        panic!("OTLP schema: {e}\nbody: {doc}");
+    }
+    let rm = &doc["resourceMetrics"][0];
+    let resource = attributes(&rm["resource"]["attributes"]);
+    assert_eq!(resource.get("service.name"), Some(&expect["service_name"]));
+    let metrics = rm["scopeMetrics"][0]["metrics"]
+        .as_array()
+        .expect("metrics");
+    for m in metrics {
+        for p in m["histogram"]["dataPoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let counts: Vec<u128> = p["bucketCounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(int)
+                .collect();
+            let bounds = p["explicitBounds"].as_array().unwrap().len();
+            assert_eq!(counts.len(), bounds + 1, "{}: {p}", m["name"]);
+            assert_eq!(
+                counts.iter().sum::<u128>(),
+                int(&p["count"]),
+                "{}: {p}",
+                m["name"]
+            );
+        }
+    }
+    for (name, want) in expect["metrics"].as_object().unwrap() {
+        let m = metrics
+            .iter()
+            .find(|m| m["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no metric {name}"));
+        let kind = want["kind"].as_str().unwrap();
+        let points = m[kind]["dataPoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is not a {kind}: {m}"));
+        assert!(!points.is_empty(), "{name} has no data points");
+        if let Some(attrs) = want.get("attributes") {
+            let p = points
+                .iter()
+                .find(|p| {
+                    let have = attributes(&p["attributes"]);
+                    attrs
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .all(|(k, v)| have.get(k).and_then(Value::as_str) == v.as_str())
+                })
+                .unwrap_or_else(|| panic!("{name}: no point with {attrs}"));
+            if let Some(v) = want.get("value") {
+                assert_eq!(&p["asInt"], v, "{name}: {p}");
+            }
+        }
+    }
+    if cfg!(feature = "live") {
+        with_python_metrics(body);
+    }
+}
+
+/// Runs `tests/otlp/check_otlp_metrics.py`: the real protobuf JSON parser (live tier).
+fn with_python_metrics(body: &[u8]) {
+    let dir = crate::support::temp_root();
+    let body_path = dir.join("metrics.json");
+    std::fs::write(&body_path, body).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/check_otlp_metrics.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&body_path)
+        .output()
+        .expect("python3 must be installed, with: pip install opentelemetry-proto==1.45.2");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "check_otlp_metrics.py failed (needs: pip install opentelemetry-proto==1.45.2):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
 /// The field kinds of the protobuf messages an export request is made of.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -41,8 +132,16 @@ enum Kind {
     Int64,
     Uint32,
     Double,
+    Int64List,
+    DoubleList,
     Enum(&'static [&'static str]),
 }
+
+const TEMPORALITIES: &[&str] = &[
+    "AGGREGATION_TEMPORALITY_UNSPECIFIED",
+    "AGGREGATION_TEMPORALITY_DELTA",
+    "AGGREGATION_TEMPORALITY_CUMULATIVE",
+];
 
 const SPAN_KINDS: &[&str] = &[
     "SPAN_KIND_UNSPECIFIED",
@@ -128,6 +227,68 @@ fn fields(message: &str) -> &'static [(&'static str, &'static str, Kind)] {
             ("bytesValue", "bytes_value", Base64),
         ],
         "ArrayValue" => &[("values", "values", Repeated("AnyValue"))],
+        "ExportMetricsServiceRequest" => &[(
+            "resourceMetrics",
+            "resource_metrics",
+            Repeated("ResourceMetrics"),
+        )],
+        "ResourceMetrics" => &[
+            ("resource", "resource", Message("Resource")),
+            ("scopeMetrics", "scope_metrics", Repeated("ScopeMetrics")),
+            ("schemaUrl", "schema_url", Str),
+        ],
+        "ScopeMetrics" => &[
+            ("scope", "scope", Message("InstrumentationScope")),
+            ("metrics", "metrics", Repeated("Metric")),
+            ("schemaUrl", "schema_url", Str),
+        ],
+        "Metric" => &[
+            ("name", "name", Str),
+            ("description", "description", Str),
+            ("unit", "unit", Str),
+            ("gauge", "gauge", Message("Gauge")),
+            ("sum", "sum", Message("Sum")),
+            ("histogram", "histogram", Message("Histogram")),
+            ("metadata", "metadata", Repeated("KeyValue")),
+        ],
+        "Gauge" => &[("dataPoints", "data_points", Repeated("NumberDataPoint"))],
+        "Sum" => &[
+            ("dataPoints", "data_points", Repeated("NumberDataPoint")),
+            (
+                "aggregationTemporality",
+                "aggregation_temporality",
+                Enum(TEMPORALITIES),
+            ),
+            ("isMonotonic", "is_monotonic", Bool),
+        ],
+        "Histogram" => &[
+            ("dataPoints", "data_points", Repeated("HistogramDataPoint")),
+            (
+                "aggregationTemporality",
+                "aggregation_temporality",
+                Enum(TEMPORALITIES),
+            ),
+        ],
+        "NumberDataPoint" => &[
+            ("attributes", "attributes", Repeated("KeyValue")),
+            ("startTimeUnixNano", "start_time_unix_nano", Int64),
+            ("timeUnixNano", "time_unix_nano", Int64),
+            ("asDouble", "as_double", Double),
+            ("asInt", "as_int", Int64),
+            ("flags", "flags", Uint32),
+        ],
+        "HistogramDataPoint" => &[
+            ("attributes", "attributes", Repeated("KeyValue")),
+            ("startTimeUnixNano", "start_time_unix_nano", Int64),
+            ("timeUnixNano", "time_unix_nano", Int64),
+            ("count", "count", Int64),
+            ("sum", "sum", Double),
+            ("bucketCounts", "bucket_counts", Int64List),
+            ("explicitBounds", "explicit_bounds", DoubleList),
+            ("flags", "flags", Uint32),
+            ("min", "min", Double),
+            ("max", "max", Double),
+        ],
         "KeyValueList" => &[("values", "values", Repeated("KeyValue"))],
         other => panic!("no schema for {other}"),
     }
@@ -149,6 +310,22 @@ fn message(v: &Value, name: &str, at: &str) -> Result<(), String> {
             continue;
         }
         field(value, *kind, &format!("{at}/{json}"))?;
+    }
+    if name == "NumberDataPoint" && o.contains_key("asInt") == o.contains_key("asDouble") {
+        return Err(format!(
+            "{at}: a data point holds asInt or asDouble, got {o:?}"
+        ));
+    }
+    if name == "Metric"
+        && ["gauge", "sum", "histogram"]
+            .iter()
+            .filter(|k| o.contains_key(**k))
+            .count()
+            != 1
+    {
+        return Err(format!(
+            "{at}: a metric holds exactly one of gauge, sum, histogram"
+        ));
     }
     if name == "AnyValue" && o.len() != 1 {
         return Err(format!(
@@ -210,6 +387,14 @@ fn field(v: &Value, kind: Kind, at: &str) -> Result<(), String> {
             Value::Number(_) => Ok(()),
             Value::String(s) if ["NaN", "Infinity", "-Infinity"].contains(&s.as_str()) => Ok(()),
             _ => bad("a number"),
+        },
+        Kind::Int64List => match v {
+            Value::Array(items) => items.iter().try_for_each(|x| field(x, Kind::Int64, at)),
+            _ => bad("an array of 64-bit integers"),
+        },
+        Kind::DoubleList => match v {
+            Value::Array(items) => items.iter().try_for_each(|x| field(x, Kind::Double, at)),
+            _ => bad("an array of numbers"),
         },
         Kind::Enum(names) => match v {
             Value::String(s) if names.contains(&s.as_str()) => Ok(()),
