@@ -34,7 +34,9 @@ mod histogram;
 pub mod process;
 
 use exposition::{Kind, Value, header, sample};
-use histogram::{HTTP_BUCKETS, Histogram, HistogramSnapshot, STREAM_BUCKETS, TOOL_BUCKETS};
+use histogram::{
+    BYTES_BUCKETS, HTTP_BUCKETS, Histogram, HistogramSnapshot, STREAM_BUCKETS, TOOL_BUCKETS,
+};
 pub use process::ProcessStats;
 
 /// The streaming transports, each a `transport` label value.
@@ -95,6 +97,8 @@ pub struct Metrics {
     requests: Box<[AtomicU64]>,
     /// `http_server_request_duration_seconds`, indexed by `method * route_slots + route`.
     request_durations: Box<[Histogram]>,
+    /// `http_server_response_body_bytes`, by route (streams counted when they end).
+    response_sizes: Box<[Histogram]>,
     /// `http_server_active_requests`.
     active_requests: AtomicI64,
     /// `http_server_connections_active`.
@@ -300,6 +304,9 @@ impl Metrics {
             routes: routes.into(),
             tools: tool_names.into(),
             requests: atomics(METHODS.len() * route_slots * STATUS_SLOTS),
+            response_sizes: (0..route_slots)
+                .map(|_| Histogram::new(BYTES_BUCKETS))
+                .collect(),
             request_durations: (0..METHODS.len() * route_slots)
                 .map(|_| Histogram::new(HTTP_BUCKETS))
                 .collect(),
@@ -347,6 +354,12 @@ impl Metrics {
     /// A request's head was read: `http_server_active_requests += 1`.
     pub fn request_started(&self) {
         self.active_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response body of `bytes` went out on `route` (a stream's when it ended).
+    pub fn response_sent(&self, route: &'static str, bytes: usize) {
+        self.response_sizes[self.route_slot(route)]
+            .observe_units(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// A request was answered: the active gauge drops, its counter and latency are recorded.
@@ -614,6 +627,20 @@ impl Metrics {
                     ];
                     exposition::histogram(out, name, &labels, h.bounds(), &h.snapshot())?;
                 }
+            }
+        }
+        let name = "http_server_response_body_bytes";
+        header(
+            out,
+            name,
+            Kind::Histogram,
+            "Response body sizes by route, in bytes (a stream counted when it ends).",
+        )?;
+        for route in 0..self.route_slots() {
+            let h = &self.response_sizes[route];
+            if h.count() > 0 {
+                let labels = [("route", self.route_label(route))];
+                exposition::histogram_units(out, name, &labels, h.bounds(), &h.snapshot())?;
             }
         }
         gauge(

@@ -315,6 +315,9 @@ def api(add, row):
         (f'sum(rate(http_server_requests_total{{{SEL},route=~"$route",status=~"5.."}}[{RATE}])) / sum(rate(http_server_requests_total{{{SEL},route=~"$route"}}[{RATE}]))', "5xx"),
     ], "percentunit", "4xx are client errors and spend no budget; 5xx do.",
         thresholds={"mode": "absolute", "steps": steps("green", None, "red", 0.01)}))
+    add(timeseries("Response size p95 by route", [
+        (f"histogram_quantile(0.95, sum by (le, route) (rate(http_server_response_body_bytes_bucket{{{SEL},route=~\"$route\"}}[{RATE}])))", "{{route}}"),
+    ], "bytes", "Body bytes sent; a stream counts when it ends, with everything it sent."))
     row("MCP methods")
     add(timeseries("MCP requests by method", [
         (f"sum by (method) (rate(mcp_requests_total{{{SEL}}}[{RATE}]))", "{{method}}"),

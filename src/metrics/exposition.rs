@@ -71,6 +71,43 @@ pub fn histogram(
     bounds: &[Bound],
     snapshot: &HistogramSnapshot,
 ) -> fmt::Result {
+    histogram_with_sum(
+        out,
+        name,
+        labels,
+        bounds,
+        snapshot,
+        seconds(snapshot.sum_nanos),
+    )
+}
+
+/// A histogram of sizes ([`super::histogram::Histogram::observe_units`]): its sum is a plain
+/// count, not nanoseconds.
+pub fn histogram_units(
+    out: &mut dyn Write,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[Bound],
+    snapshot: &HistogramSnapshot,
+) -> fmt::Result {
+    histogram_with_sum(
+        out,
+        name,
+        labels,
+        bounds,
+        snapshot,
+        snapshot.sum_nanos as f64,
+    )
+}
+
+fn histogram_with_sum(
+    out: &mut dyn Write,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[Bound],
+    snapshot: &HistogramSnapshot,
+    sum: f64,
+) -> fmt::Result {
     let les = bounds.iter().map(|b| b.label).chain(["+Inf"]);
     for (le, count) in les.zip(&snapshot.cumulative) {
         write!(out, "{name}_bucket")?;
@@ -80,7 +117,7 @@ pub fn histogram(
     write!(out, "{name}_sum")?;
     write_labels(out, labels, None)?;
     out.write_char(' ')?;
-    write_value(out, Value::Float(seconds(snapshot.sum_nanos)))?;
+    write_value(out, Value::Float(sum))?;
     write!(out, "\n{name}_count")?;
     write_labels(out, labels, None)?;
     writeln!(out, " {}", snapshot.count())

@@ -61,6 +61,18 @@ impl Histogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Records one observation of a size (bytes, counts) on a histogram built over a
+    /// unit-free bounds table such as [`BYTES_BUCKETS`].
+    pub fn observe_units(&self, units: u64) {
+        let slot = self
+            .bounds
+            .iter()
+            .position(|b| units <= b.nanos)
+            .unwrap_or(self.bounds.len());
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(units, Ordering::Relaxed);
+    }
+
     /// The bounds this histogram was built with.
     pub fn bounds(&self) -> &'static [Bound] {
         self.bounds
@@ -189,6 +201,19 @@ pub const STREAM_BUCKETS: &[Bound] = &[
     bound(86_400_000_000_000, "86400"),
 ];
 
+/// Bounds for sizes in bytes (a `Bound`'s `nanos` holds the byte count here): 256 B to 4 MiB,
+/// `MAX_BODY_BYTES`' default.
+pub const BYTES_BUCKETS: &[Bound] = &[
+    bound(256, "256"),
+    bound(1_024, "1024"),
+    bound(4_096, "4096"),
+    bound(16_384, "16384"),
+    bound(65_536, "65536"),
+    bound(262_144, "262144"),
+    bound(1_048_576, "1048576"),
+    bound(4_194_304, "4194304"),
+];
+
 pub const TOOL_BUCKETS: &[Bound] = &[
     bound(1_000_000, "0.001"),
     bound(2_500_000, "0.0025"),
@@ -221,6 +246,13 @@ mod tests {
                 let parsed: f64 = b.label.parse().unwrap();
                 assert_eq!((parsed * 1e9).round() as u64, b.nanos, "{b:?}");
             }
+        }
+        // Size bounds are plain counts: the label is the number itself.
+        for pair in BYTES_BUCKETS.windows(2) {
+            assert!(pair[0].nanos < pair[1].nanos, "{pair:?}");
+        }
+        for b in BYTES_BUCKETS {
+            assert_eq!(b.label.parse::<u64>().unwrap(), b.nanos, "{b:?}");
         }
     }
 

@@ -310,6 +310,7 @@ fn a_small_scenario_renders_exactly_the_expected_exposition() {
     // The per-method and per-stream histogram families are checked on their own below: their
     // hundreds of zero lines would drown this scenario.
     let large = [
+        "http_server_response_body_bytes",
         "mcp_requests_total",
         "mcp_request_duration_seconds",
         "streaming_duration_seconds",
@@ -800,6 +801,7 @@ const EXPORTED_FAMILIES: &[&str] = &[
     "tool_executions_total",
     "tool_errors_total",
     "tool_execution_duration_seconds",
+    "http_server_response_body_bytes",
     "mcp_requests_total",
     "mcp_request_duration_seconds",
     "streaming_duration_seconds",
@@ -873,4 +875,21 @@ fn reloads_count_by_what_and_outcome() {
     assert!(out.contains("config_reloads_total{what=\"tokens\",outcome=\"error\"} 1\n"));
     assert!(out.contains("config_reloads_total{what=\"tls\",outcome=\"ok\"} 2\n"));
     assert!(out.contains("config_reloads_total{what=\"tls\",outcome=\"error\"} 0\n"));
+}
+
+#[test]
+fn response_sizes_are_bytes_with_a_byte_sum() {
+    let m = Metrics::new(&["echo"], &["/mcp"]);
+    m.response_sent("/mcp", 100);
+    m.response_sent("/mcp", 5000);
+    let out = encoded(&m);
+    for line in [
+        "http_server_response_body_bytes_bucket{route=\"/mcp\",le=\"256\"} 1\n",
+        "http_server_response_body_bytes_bucket{route=\"/mcp\",le=\"4096\"} 1\n",
+        "http_server_response_body_bytes_bucket{route=\"/mcp\",le=\"16384\"} 2\n",
+        "http_server_response_body_bytes_sum{route=\"/mcp\"} 5100\n",
+        "http_server_response_body_bytes_count{route=\"/mcp\"} 2\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in {out}");
+    }
 }

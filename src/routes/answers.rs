@@ -133,9 +133,11 @@ pub(super) fn finish(
         let peer = served.ip;
         let head_ms = elapsed.as_secs_f64() * 1000.0;
         let status = resp.status;
+        let metrics = std::sync::Arc::clone(&app.metrics);
         resp.wrap_stream(move |run, ctx| {
             let started = std::time::Instant::now();
             run(ctx);
+            metrics.response_sent(route, usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX));
             logging::access(&logging::Access {
                 request_id: &request_id,
                 method,
@@ -150,6 +152,7 @@ pub(super) fn finish(
             });
         });
     } else {
+        app.metrics.response_sent(route, resp.body_len());
         logging::access(&logging::Access {
             request_id,
             method: req.head.method.as_str(),
