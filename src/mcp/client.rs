@@ -5,7 +5,7 @@
 //!
 //! A session is a *scope*: a stateful `Mcp-Session-Id` or a legacy `/sse` session id. Stateless
 //! requests have the empty scope and no state: their messages travel only on the request's own
-//! stream. The transports own the streams; they [`attach`] an outlet for a scope while its stream
+//! stream. The transports own the streams; they `attach` an outlet for a scope while its stream
 //! is open, so this file depends on no transport.
 
 use std::collections::{BTreeMap, HashMap};
