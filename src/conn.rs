@@ -339,13 +339,15 @@ fn serve<C: Conn>(
                 }
                 let n = n as usize;
                 while buf.len() < n {
-                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
-                        Ok(0) | Err(ReadFail::Broken) => return,
-                        Ok(k) => buf.extend_from_slice(&scratch[..k]),
-                        Err(ReadFail::Timeout) => {
-                            reject(&app, &mut io, &HttpError::BodyTimeout);
-                            return;
-                        }
+                    if !read_body_more(
+                        &app,
+                        &mut io,
+                        &mut scratch,
+                        &mut buf,
+                        body_deadline,
+                        &mut armed,
+                    ) {
+                        return;
                     }
                 }
                 buf.drain(..n).collect()
@@ -369,13 +371,15 @@ fn serve<C: Conn>(
                     if dec.is_done() {
                         break;
                     }
-                    match read_until(&mut io, &mut scratch, body_deadline, &mut armed) {
-                        Ok(0) | Err(ReadFail::Broken) => return,
-                        Ok(k) => buf.extend_from_slice(&scratch[..k]),
-                        Err(ReadFail::Timeout) => {
-                            reject(&app, &mut io, &HttpError::BodyTimeout);
-                            return;
-                        }
+                    if !read_body_more(
+                        &app,
+                        &mut io,
+                        &mut scratch,
+                        &mut buf,
+                        body_deadline,
+                        &mut armed,
+                    ) {
+                        return;
                     }
                 }
                 out
@@ -534,6 +538,29 @@ const STREAM_STACK_BYTES: usize = 256 * 1024;
 enum ReadFail {
     Timeout,
     Broken,
+}
+
+/// Reads more of a body into `buf` before `deadline`; false when the connection is done (the
+/// client left, or it was too slow and got its 408).
+fn read_body_more<C: Conn>(
+    app: &App,
+    io: &mut C,
+    scratch: &mut [u8],
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    armed: &mut Option<Duration>,
+) -> bool {
+    match read_until(io, scratch, deadline, armed) {
+        Ok(0) | Err(ReadFail::Broken) => false,
+        Ok(k) => {
+            buf.extend_from_slice(&scratch[..k]);
+            true
+        }
+        Err(ReadFail::Timeout) => {
+            reject(app, io, &HttpError::BodyTimeout);
+            false
+        }
+    }
 }
 
 fn read_until<C: Conn>(

@@ -157,37 +157,13 @@ pub const METADATA_FILE: &str = ".openspec.yaml";
 /// The only schema this server knows, the CLI's built-in one.
 pub const BUILT_IN_SCHEMA: &str = "spec-driven";
 
-fn walk_specs(dir: &Path, segments: &mut Vec<String>, out: &mut Vec<SpecFile>) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            segments.push(name);
-            walk_specs(&entry.path(), segments, out)?;
-            segments.pop();
-        } else if name == "spec.md" && !segments.is_empty() && ft.is_file() {
-            out.push(SpecFile {
-                id: segments.join("/"),
-                file: entry.path(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn walk_unread(
+/// Walks the files below `dir` depth first, skipping dot entries and not following symlinked
+/// folders; `visit` gets the folder names from `dir` down, the file's name and its entry. A
+/// missing `dir` (or a file where it should be) is an empty tree.
+fn walk_files(
     dir: &Path,
     segments: &mut Vec<String>,
-    out: &mut Vec<UnreadDelta>,
+    visit: &mut dyn FnMut(&[String], &str, &fs::DirEntry) -> io::Result<()>,
 ) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -207,35 +183,60 @@ fn walk_unread(
         if name.starts_with('.') {
             continue;
         }
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
+        if entry.file_type()?.is_dir() {
             segments.push(name);
-            walk_unread(&entry.path(), segments, out)?;
+            walk_files(&entry.path(), segments, visit)?;
             segments.pop();
-            continue;
+        } else {
+            visit(segments, &name, &entry)?;
         }
-        if !ft.is_file() || name == "spec.md" || !name.to_lowercase().ends_with(".md") {
-            continue;
+    }
+    Ok(())
+}
+
+fn walk_specs(dir: &Path, segments: &mut Vec<String>, out: &mut Vec<SpecFile>) -> io::Result<()> {
+    walk_files(dir, segments, &mut |segments, name, entry| {
+        if name == "spec.md" && !segments.is_empty() && entry.file_type()?.is_file() {
+            out.push(SpecFile {
+                id: segments.join("/"),
+                file: entry.path(),
+            });
+        }
+        Ok(())
+    })
+}
+
+fn walk_unread(
+    dir: &Path,
+    segments: &mut Vec<String>,
+    out: &mut Vec<UnreadDelta>,
+) -> io::Result<()> {
+    walk_files(dir, segments, &mut |segments, name, entry| {
+        if !entry.file_type()?.is_file()
+            || name == "spec.md"
+            || !name.to_lowercase().ends_with(".md")
+        {
+            return Ok(());
         }
         let Ok(content) = fs::read_to_string(entry.path()) else {
-            continue;
+            return Ok(());
         };
         if !parse_delta(&content).section_presence.iter().any(|p| *p) {
-            continue;
+            return Ok(());
         }
         let capability = if segments.is_empty() {
             name[..name.len() - 3].to_string()
         } else {
             segments.join("/")
         };
-        let mut path = segments.clone();
-        path.push(name);
+        let mut path = segments.to_vec();
+        path.push(name.to_owned());
         out.push(UnreadDelta {
             path: path.join("/"),
             expected: format!("{capability}/spec.md"),
         });
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
