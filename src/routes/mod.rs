@@ -519,7 +519,7 @@ fn require_admin(
     )
     .with_header(
         "WWW-Authenticate",
-        crate::security::auth::www_authenticate_forbidden(
+        crate::security::credential::www_authenticate_forbidden(
             Access::Admin,
             resource_metadata_url(app),
         ),

@@ -327,7 +327,7 @@ impl Security {
                 }
                 AuditEvent::new(
                     EventKind::Forbidden,
-                    format!("needs {}", crate::security::auth::scope(*required)),
+                    format!("needs {}", crate::security::credential::scope(*required)),
                 )
                 .identity(*identity)
                 .tool(*tool)

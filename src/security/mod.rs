@@ -44,6 +44,7 @@ pub mod audit_query;
 pub mod auth;
 pub mod connlimit;
 pub mod cors;
+pub mod credential;
 pub mod events;
 pub mod gate;
 pub mod ipnet;
