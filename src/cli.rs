@@ -142,7 +142,7 @@ fn hash_token(args: &[String]) -> u8 {
 }
 
 fn audit(args: &[String]) -> u8 {
-    use crate::security::audit::verify_files;
+    use crate::security::audit_verify::verify_files;
     let files: Vec<PathBuf> = match args {
         [cmd, files @ ..] if cmd == "verify" && !files.is_empty() => {
             files.iter().map(PathBuf::from).collect()

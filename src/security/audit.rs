@@ -16,8 +16,8 @@
 //!
 //! Editing a line breaks its own hash; recomputing that hash breaks the next line's `prev`;
 //! deleting, inserting or reordering lines breaks `prev` (and `seq`) at the first line out of
-//! place. [`verify`] reports that line. Cutting records off the **end** cannot be seen from the
-//! file alone: compare [`VerifyReport::last_seq`] / `last_hash` with a value kept elsewhere
+//! place. `audit_verify::verify` reports that line. Cutting records off the **end** cannot be seen
+//! from the file alone: compare the report's `last_seq` / `last_hash` with a value kept elsewhere
 //! (the head is exposed by [`AuditLog::head`] for `/security/metrics` and logged at shutdown).
 //!
 //! ## Files
@@ -25,7 +25,7 @@
 //! line. When a line would take the file past `AUDIT_LOG_MAX_BYTES`, the file is synced and
 //! renamed to `AUDIT_LOG.1` (older ones shift to `.2` … `.keep`; the oldest is removed), and a
 //! new file starts; its first record links to the last record of the old one, so
-//! [`verify_files`] checks the chain across rotations. On start the chain resumes from the last
+//! `audit_verify::verify_files` checks the chain across rotations. On start the chain resumes from the last
 //! complete line of the current file (or of `.1` when the current one is empty); a torn last
 //! line (a crash mid-write) is kept as evidence by rotating that file away first.
 //!
@@ -36,12 +36,12 @@
 //! rotation and on [`AuditLog::flush`], so a crash loses at most that interval of records. A
 //! failed write is counted ([`AuditLog::write_errors`]) and logged, the record still enters the
 //! ring and the chain, and the request goes on: a full disk must not become an outage, and the
-//! missing line later shows up in [`verify`] as a broken link.
+//! missing line later shows up in `audit verify` as a broken link.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -151,61 +151,6 @@ pub enum AuditError {
     Io(io::Error),
     /// The existing file's last line is not an audit record, so the chain cannot resume.
     Corrupt(String),
-}
-
-/// A successful verification.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Records checked.
-    pub records: u64,
-    /// `seq` of the first record (1 unless the file starts after a rotation; 0 when empty).
-    pub first_seq: u64,
-    /// `prev` of the first record (the last hash of the previous file after a rotation).
-    pub first_prev: String,
-    /// `seq` of the last record (0 when empty).
-    pub last_seq: u64,
-    /// `hash` of the last record (64 zeros when empty): compare with an anchored copy.
-    pub last_hash: String,
-}
-
-/// Where and why verification failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyError {
-    /// The 1-based line number (0 = the file itself).
-    pub line: u64,
-    /// What is wrong there.
-    pub reason: VerifyFault,
-}
-
-/// What is wrong with a line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VerifyFault {
-    /// The file could not be read.
-    Io(String),
-    /// The line is longer than [`MAX_LINE_BYTES`].
-    TooLong,
-    /// The last line has no newline (a torn write).
-    Torn,
-    /// The line does not end with a `,"hash":"<64 hex>"}` member.
-    NoHash,
-    /// The body is not the JSON of an audit record.
-    BadRecord(String),
-    /// `hash` is not the SHA-256 of the body: the line was edited.
-    HashMismatch,
-    /// `prev` is not the previous record's `hash`: a line was deleted, inserted or moved.
-    BrokenLink {
-        /// The previous record's hash.
-        expected: String,
-        /// This record's `prev`.
-        found: String,
-    },
-    /// `seq` does not follow the previous record's.
-    SeqGap {
-        /// Previous `seq` + 1.
-        expected: u64,
-        /// This record's `seq`.
-        found: u64,
-    },
 }
 
 impl AuditEvent {
@@ -408,157 +353,6 @@ impl From<io::Error> for AuditError {
     }
 }
 
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
-}
-
-impl std::error::Error for VerifyError {}
-
-impl fmt::Display for VerifyFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "cannot read: {e}"),
-            Self::TooLong => write!(f, "line longer than {MAX_LINE_BYTES} bytes"),
-            Self::Torn => f.write_str("last line has no newline (torn write)"),
-            Self::NoHash => f.write_str("no trailing \"hash\" member"),
-            Self::BadRecord(e) => write!(f, "not an audit record: {e}"),
-            Self::HashMismatch => f.write_str("hash does not match the record (edited)"),
-            Self::BrokenLink { expected, found } => write!(
-                f,
-                "prev {found} is not the previous hash {expected} (line deleted, inserted or moved)"
-            ),
-            Self::SeqGap { expected, found } => write!(f, "seq {found}, expected {expected}"),
-        }
-    }
-}
-
-/// Verifies one file. A file whose first record has `seq` 1 must start from the genesis hash;
-/// a later first record (a file after a rotation) is taken as the start and reported in
-/// [`VerifyReport::first_prev`].
-///
-/// # Errors
-/// The first line that breaks the chain, and why.
-pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
-    let file = File::open(path).map_err(|e| VerifyError {
-        line: 0,
-        reason: VerifyFault::Io(e.to_string()),
-    })?;
-    verify_reader(BufReader::new(file), None)
-}
-
-/// Verifies rotated files as one chain, oldest first (`AUDIT_LOG.3`, `.2`, `.1`, `AUDIT_LOG`).
-///
-/// # Errors
-/// The file (index into `paths`) and the first line that breaks the chain.
-pub fn verify_files(paths: &[PathBuf]) -> Result<VerifyReport, (usize, VerifyError)> {
-    let mut total: Option<VerifyReport> = None;
-    for (i, path) in paths.iter().enumerate() {
-        let start = total
-            .as_ref()
-            .filter(|t| t.records > 0)
-            .map(|t| (t.last_seq, t.last_hash.clone()));
-        let file = File::open(path).map_err(|e| {
-            let reason = VerifyFault::Io(e.to_string());
-            (i, VerifyError { line: 0, reason })
-        })?;
-        let r = verify_reader(BufReader::new(file), start).map_err(|e| (i, e))?;
-        total = Some(match total {
-            None => r,
-            Some(t) if t.records == 0 => r,
-            Some(t) if r.records == 0 => t,
-            Some(t) => VerifyReport {
-                records: t.records + r.records,
-                first_seq: t.first_seq,
-                first_prev: t.first_prev,
-                last_seq: r.last_seq,
-                last_hash: r.last_hash,
-            },
-        });
-    }
-    Ok(total.unwrap_or_else(empty_report))
-}
-
-/// Verifies lines from `reader`. `start` = `(seq, hash)` the first record must follow; `None`
-/// accepts the first record's own `seq` and `prev` (genesis required when `seq` is 1).
-///
-/// # Errors
-/// The first line that breaks the chain, and why.
-pub fn verify_reader(
-    mut reader: impl BufRead,
-    start: Option<(u64, String)>,
-) -> Result<VerifyReport, VerifyError> {
-    let mut report = empty_report();
-    let mut expect = start;
-    let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| VerifyError {
-                line: line_no + 1,
-                reason: VerifyFault::Io(e.to_string()),
-            })?;
-        if n == 0 {
-            return Ok(report);
-        }
-        line_no += 1;
-        let fail = |reason| VerifyError {
-            line: line_no,
-            reason,
-        };
-        if buf.last() != Some(&b'\n') {
-            let reason = if buf.len() > MAX_LINE_BYTES {
-                VerifyFault::TooLong
-            } else {
-                VerifyFault::Torn
-            };
-            return Err(fail(reason));
-        }
-        let rec = check_line(&buf[..buf.len() - 1]).map_err(fail)?;
-        match &expect {
-            Some((seq, hash)) => {
-                if rec.prev != *hash {
-                    return Err(fail(VerifyFault::BrokenLink {
-                        expected: hash.clone(),
-                        found: rec.prev,
-                    }));
-                }
-                if rec.seq != seq + 1 {
-                    return Err(fail(VerifyFault::SeqGap {
-                        expected: seq + 1,
-                        found: rec.seq,
-                    }));
-                }
-            }
-            None if rec.seq == 1 && rec.prev != GENESIS => {
-                return Err(fail(VerifyFault::BrokenLink {
-                    expected: GENESIS.to_owned(),
-                    found: rec.prev,
-                }));
-            }
-            None if rec.seq == 0 => {
-                return Err(fail(VerifyFault::SeqGap {
-                    expected: 1,
-                    found: 0,
-                }));
-            }
-            None => {}
-        }
-        if report.records == 0 {
-            report.first_seq = rec.seq;
-            report.first_prev = rec.prev.clone();
-        }
-        report.records += 1;
-        report.last_seq = rec.seq;
-        report.last_hash = rec.hash.clone();
-        expect = Some((rec.seq, rec.hash));
-    }
-}
-
 /// Formats `t` as RFC 3339 UTC with milliseconds (`2026-01-02T03:04:05.678Z`); times before
 /// 1970 print as the epoch.
 pub fn rfc3339_millis(t: SystemTime) -> String {
@@ -704,8 +498,57 @@ fn seal(rec: &mut AuditRecord) -> String {
     line
 }
 
+/// What is wrong with a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyFault {
+    /// The file could not be read.
+    Io(String),
+    /// The line is longer than [`MAX_LINE_BYTES`].
+    TooLong,
+    /// The last line has no newline (a torn write).
+    Torn,
+    /// The line does not end with a `,"hash":"<64 hex>"}` member.
+    NoHash,
+    /// The body is not the JSON of an audit record.
+    BadRecord(String),
+    /// `hash` is not the SHA-256 of the body: the line was edited.
+    HashMismatch,
+    /// `prev` is not the previous record's `hash`: a line was deleted, inserted or moved.
+    BrokenLink {
+        /// The previous record's hash.
+        expected: String,
+        /// This record's `prev`.
+        found: String,
+    },
+    /// `seq` does not follow the previous record's.
+    SeqGap {
+        /// Previous `seq` + 1.
+        expected: u64,
+        /// This record's `seq`.
+        found: u64,
+    },
+}
+
+impl fmt::Display for VerifyFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "cannot read: {e}"),
+            Self::TooLong => write!(f, "line longer than {MAX_LINE_BYTES} bytes"),
+            Self::Torn => f.write_str("last line has no newline (torn write)"),
+            Self::NoHash => f.write_str("no trailing \"hash\" member"),
+            Self::BadRecord(e) => write!(f, "not an audit record: {e}"),
+            Self::HashMismatch => f.write_str("hash does not match the record (edited)"),
+            Self::BrokenLink { expected, found } => write!(
+                f,
+                "prev {found} is not the previous hash {expected} (line deleted, inserted or moved)"
+            ),
+            Self::SeqGap { expected, found } => write!(f, "seq {found}, expected {expected}"),
+        }
+    }
+}
+
 /// Checks one line (without its newline): its hash suffix, its body's hash, its JSON.
-fn check_line(line: &[u8]) -> Result<AuditRecord, VerifyFault> {
+pub(crate) fn check_line(line: &[u8]) -> Result<AuditRecord, VerifyFault> {
     if line.len() < HASH_SUFFIX_LEN + 2 {
         return Err(VerifyFault::NoHash);
     }
@@ -783,16 +626,6 @@ fn clip(s: &str) -> String {
     }
 }
 
-fn empty_report() -> VerifyReport {
-    VerifyReport {
-        records: 0,
-        first_seq: 0,
-        first_prev: GENESIS.to_owned(),
-        last_seq: 0,
-        last_hash: GENESIS.to_owned(),
-    }
-}
-
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Text fields are cut to this many characters.
@@ -808,6 +641,7 @@ const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
 #[cfg(test)]
 mod tests {
+    use crate::security::audit_verify::{VerifyReport, verify, verify_files, verify_reader};
     use std::time::UNIX_EPOCH;
 
     use super::*;

@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `AUTH_TOKENS` | empty | [`auth::TokenStore::from_config`] (`token`, `name:token` = admin; `name:role:token`) |
 //! | `AUTH_TOKENS_FILE` | unset | [`auth::TokenStore::load`] (`[{"name","sha256","role","rateLimit"?}]`) |
-//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`auth::extract_credential`] |
+//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`credential::extract_credential`] |
 //! | `OAUTH_RESOURCE_METADATA` | unset | `resource_metadata` of the `WWW-Authenticate` builders |
 //! | `RATE_LIMIT` | 600 (per minute; 0 = off) | [`ratelimit::Quota::new`] |
 //! | `RATE_LIMIT_BURST` | 60 | [`ratelimit::Quota::new`] |
@@ -41,6 +41,7 @@
 
 pub mod audit;
 pub mod audit_query;
+pub mod audit_verify;
 pub mod auth;
 pub mod connlimit;
 pub mod cors;
