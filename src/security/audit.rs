@@ -630,7 +630,7 @@ fn clip(s: &str) -> String {
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Text fields are cut to this many characters.
 pub const MAX_FIELD_CHARS: usize = 128;
-/// Longest line [`verify`] accepts.
+/// Longest line the chain check accepts.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Number of rotated files kept.
 pub const DEFAULT_KEEP: usize = 5;
