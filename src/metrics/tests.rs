@@ -769,13 +769,22 @@ fn scenario_touching_every_family() -> Metrics {
     );
     m.request_started();
     m.request_finished("POST", "/mcp", 200, ms(12));
+    m.response_sent("/mcp", 512);
     m.request_started();
     m.connection_opened();
     m.tls_handshake_failed();
     m.tool_started("change_open");
     m.tool_finished("change_open", ToolOutcome::Ok, ms(30));
+    m.mcp_request(
+        "tools/call",
+        RpcTransport::StreamableHttp,
+        RpcOutcome::Ok,
+        ms(30),
+    );
+    m.reloaded(Reloaded::Tls, true);
     for t in Transport::ALL {
         m.stream_opened(t);
+        m.stream_first_event(t, ms(2));
         m.stream_sent(t, 64);
     }
     for r in AUTH_RESULTS {
