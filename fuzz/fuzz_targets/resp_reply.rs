@@ -6,28 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use task_mcp::security::resp::{Reply, parse_reply};
-
-fn encode(r: &Reply, out: &mut Vec<u8>) {
-    match r {
-        Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
-        Reply::Error(s) => out.extend_from_slice(format!("-{s}\r\n").as_bytes()),
-        Reply::Integer(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
-        Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
-        Reply::Bulk(Some(b)) => {
-            out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
-            out.extend_from_slice(b);
-            out.extend_from_slice(b"\r\n");
-        }
-        Reply::Array(None) => out.extend_from_slice(b"*-1\r\n"),
-        Reply::Array(Some(items)) => {
-            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
-            for i in items {
-                encode(i, out);
-            }
-        }
-    }
-}
+use task_mcp::security::resp::{encode_reply, parse_reply};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Some((used, reply))) = parse_reply(data) else {
@@ -41,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let mut again = Vec::new();
-    encode(&reply, &mut again);
+    encode_reply(&reply, &mut again);
     assert_eq!(
         parse_reply(&again).ok().flatten(),
         Some((again.len(), reply))

@@ -155,6 +155,29 @@ const MAX_ARRAY_ITEMS: usize = 1024;
 /// Deepest array nesting accepted in a reply.
 pub const MAX_DEPTH: usize = 8;
 
+/// Writes `r` as a server would send it: the inverse of [`parse_reply`] (for tests, fuzzing and
+/// fakes of a Redis server).
+pub fn encode_reply(r: &Reply, out: &mut Vec<u8>) {
+    match r {
+        Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
+        Reply::Error(s) => out.extend_from_slice(format!("-{s}\r\n").as_bytes()),
+        Reply::Integer(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
+        Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
+        Reply::Bulk(Some(b)) => {
+            out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Array(None) => out.extend_from_slice(b"*-1\r\n"),
+        Reply::Array(Some(items)) => {
+            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+            for i in items {
+                encode_reply(i, out);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,26 +246,6 @@ mod tests {
         let mut out = Vec::new();
         encode_command(&[b"SET", b"k", b"a b\r\n"], &mut out);
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na b\r\n\r\n");
-    }
-    fn encode_reply(r: &Reply, out: &mut Vec<u8>) {
-        match r {
-            Reply::Simple(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
-            Reply::Error(s) => out.extend_from_slice(format!("-{s}\r\n").as_bytes()),
-            Reply::Integer(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
-            Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Bulk(Some(b)) => {
-                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
-                out.extend_from_slice(b);
-                out.extend_from_slice(b"\r\n");
-            }
-            Reply::Array(None) => out.extend_from_slice(b"*-1\r\n"),
-            Reply::Array(Some(items)) => {
-                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
-                for i in items {
-                    encode_reply(i, out);
-                }
-            }
-        }
     }
 
     fn random_reply(rng: &mut crate::security::TestRng, depth: u32) -> Reply {
