@@ -15,18 +15,18 @@
 //!                                                    thread (stream.rs), which owns it to the end
 //! ```
 //!
-//! Layers, roughly lowest first: [`access`] (who calls, what they may do), [`clock`],
-//! [`random`], [`fsx`]; the sans-IO cores [`http`], [`sse`], [`ndjson`], [`rpc`], [`openspec`];
-//! [`config`], [`security`], [`tools`]; [`stream`] and [`watch`]; [`mcp`] (the protocol:
+//! Layers, roughly lowest first: `access` (who calls, what they may do), `clock`,
+//! `random`, `fsx`; the sans-IO cores [`http`], [`sse`], [`ndjson`], [`rpc`], [`openspec`];
+//! [`config`], [`security`], [`tools`]; [`stream`] and `watch`; [`mcp`] (the protocol:
 //! methods, sessions, talking to the client in `mcp/client.rs`); [`health`], [`metrics`],
-//! [`trace`]; [`app`], [`routes`], [`conn`], [`server`]. The file-level import graph
+//! [`trace`]; [`app`], [`routes`], `conn`, [`server`]. The file-level import graph
 //! (`.ci/import-graph.py`, run in CI) has one circle left: `http/response.rs` names the stream body
 //! type of [`stream`].
 //!
 //! Background threads: the over-cap refuser (503s), the metrics port when `ENABLE_PROMETHEUS`,
 //! `health-runner` (periodic checks, health.rs), `otlp-exporter` when `OTEL_ENABLED` and
 //! `otlp-metrics` with an OTLP metrics endpoint (trace/), `watch-files` (certificate, key and
-//! tokens file changed on disk), `watch` (the workspace, for resource subscribers; [`watch`]).
+//! tokens file changed on disk), `watch` (the workspace, for resource subscribers; `watch`).
 //!
 //! `docs/ARCHITECTURE.md` gives the layers in import order and where to add a tool, a setting
 //! or a metric.
@@ -42,24 +42,28 @@
 #![allow(clippy::collapsible_if, clippy::type_complexity)]
 #![deny(missing_docs)]
 
-pub mod access;
+// Modules used only inside the crate are `pub(crate)`, so the compiler reports what in them
+// goes unused; the rest are the library surface the integration tests, benches and fuzz targets
+// use.
+
+pub(crate) mod access;
 pub mod app;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
-pub mod conn;
-pub mod connect;
-pub mod fsx;
+pub(crate) mod conn;
+pub(crate) mod connect;
+pub(crate) mod fsx;
 pub mod health;
 pub mod http;
-pub mod logging;
+pub(crate) mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod ndjson;
 pub mod openspec;
 pub mod page;
-pub mod pool;
-pub mod random;
+pub(crate) mod pool;
+pub(crate) mod random;
 pub mod routes;
 pub mod rpc;
 pub mod security;
@@ -69,4 +73,4 @@ pub mod stream;
 pub mod tls;
 pub mod tools;
 pub mod trace;
-pub mod watch;
+pub(crate) mod watch;

@@ -1,7 +1,7 @@
 //! The OpenSpec change workflow, natively: parsing deltas, rebuilding specs, archiving, validating.
 //!
 //! Matches the OpenSpec CLI (npm `@fission-ai/openspec` 1.13.2) byte for byte; no Node at run
-//! time. Files, top-down: [`slug`] (ids), [`paths`] (containment) (atomic writes: [`crate::fsx`]),
+//! time. Files, top-down: [`slug`] (ids), [`paths`] (containment) (atomic writes: `fsx`),
 //! [`tasks`], [`delta`] (delta parsing), [`spec`] (rebuilding a spec), [`validate`], [`show`],
 //! [`list`], [`discover`] (finding delta files and markers), [`lock`], [`archive`].
 //! [`Workspace`] ties them to one `$ROOT/openspec` directory.
