@@ -187,6 +187,9 @@ pub struct McpEnv {
     pub(crate) pending: Mutex<client::Pending>,
     /// The workspace watcher, started by the first subscription.
     pub(crate) watcher: Mutex<Option<crate::watch::Watcher>>,
+    /// Threads that run streamed tool calls, kept between calls: a thread start per call was
+    /// the largest cost of an SSE-answered call.
+    pub(crate) tool_threads: crate::pool::Pool,
     pub(crate) open_streams: AtomicUsize,
 }
 
@@ -203,6 +206,12 @@ impl McpEnv {
             peers: Mutex::new(client::Peers::default()),
             pending: Mutex::new(client::Pending::default()),
             watcher: Mutex::new(None),
+            tool_threads: crate::pool::Pool::new(
+                "tool",
+                0,
+                TOOL_THREADS_KEPT,
+                TOOL_THREAD_IDLE_RETIRE,
+            ),
             open_streams: AtomicUsize::new(0),
         }
     }
@@ -447,6 +456,12 @@ pub(crate) fn may_call(env: &McpEnv, caller: &Caller, tool: &crate::tools::ToolD
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Tool threads kept for reuse at most; beyond them (many slow calls at once) a call gets a
+/// thread of its own, so this bounds a cache, not how many calls run.
+const TOOL_THREADS_KEPT: usize = 64;
+/// How long an idle kept tool thread waits for the next call before it ends.
+const TOOL_THREAD_IDLE_RETIRE: Duration = Duration::from_secs(30);
 
 /// Spawns a named thread; `false` when the OS refused (out of threads).
 pub(crate) fn spawn_named(name: String, f: impl FnOnce() + Send + 'static) -> bool {

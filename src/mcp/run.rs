@@ -127,12 +127,18 @@ impl ToolJob {
     /// then dropped unrun.
     pub fn spawn(self, mut on_event: impl FnMut(ToolEvent) + Send + 'static) -> bool {
         let name = format!("tool-{}", self.tool.def().name);
+        let env = Arc::clone(&self.env);
         // The audit hook reads the request's address and id from the thread it runs on.
         let scope = self.request.clone();
-        spawn_named(name, move || {
+        let job: crate::pool::Job = Box::new(move || {
             let result = super::with_request_scope(scope, || self.run_inline(&mut on_event));
             on_event(ToolEvent::Finished(result));
-        })
+        });
+        // A kept thread when one is free, else a thread of its own.
+        match env.tool_threads.submit(job) {
+            Ok(()) => true,
+            Err(job) => spawn_named(name, job),
+        }
     }
 }
 
