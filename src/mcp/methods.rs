@@ -27,8 +27,7 @@ pub enum Reply {
 /// stateful sessions (empty in stateless mode).
 pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, via: Via, req: Request) -> Reply {
     let started = std::time::Instant::now();
-    let method = req.method.clone();
-    let mut reply = dispatch(env, caller, scope, req);
+    let mut reply = dispatch(env, caller, scope, &req);
     match &mut reply {
         Reply::Now(resp) => {
             let outcome = resp
@@ -37,7 +36,7 @@ pub fn request(env: &Arc<McpEnv>, caller: &Caller, scope: &str, via: Via, req: R
                 .map(|_| ())
                 .map_err(|e| fault_of(e.code));
             env.hooks
-                .rpc_finished(&method, via, outcome, started.elapsed());
+                .rpc_finished(&req.method, via, outcome, started.elapsed());
         }
         // Reported when the tool finishes, with its outcome (`ToolJob::run_inline`).
         Reply::Call(_, job) => job.rpc = Some((via, started)),
@@ -54,7 +53,7 @@ fn fault_of(code: ErrorCode) -> Fault {
     }
 }
 
-fn dispatch(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) -> Reply {
+fn dispatch(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: &Request) -> Reply {
     let id = req.id.clone();
     let result = match req.method.as_str() {
         "initialize" => {
@@ -65,7 +64,7 @@ fn dispatch(env: &Arc<McpEnv>, caller: &Caller, scope: &str, req: Request) -> Re
         "ping" => Ok(json!({})),
         "logging/setLevel" => set_level(env, caller, scope, req.params.as_ref()),
         "tools/list" => tools_list(env, caller, req.params.as_ref()),
-        "tools/call" => match tools_call(env, caller, scope, &req) {
+        "tools/call" => match tools_call(env, caller, scope, req) {
             Ok(job) => return Reply::Call(id, Box::new(job)),
             Err(e) => Err(e),
         },

@@ -126,7 +126,7 @@ impl ToolJob {
     /// runs, then exactly one `Finished`). `false` when no thread could be started; the job is
     /// then dropped unrun.
     pub fn spawn(self, mut on_event: impl FnMut(ToolEvent) + Send + 'static) -> bool {
-        let name = format!("tool-{}", self.tool.def().name);
+        let tool = self.tool.def().name;
         let env = Arc::clone(&self.env);
         // The audit hook reads the request's address and id from the thread it runs on.
         let scope = self.request.clone();
@@ -137,7 +137,7 @@ impl ToolJob {
         // A kept thread when one is free, else a thread of its own.
         match env.tool_threads.submit(job) {
             Ok(()) => true,
-            Err(job) => spawn_named(name, job),
+            Err(job) => spawn_named(format!("tool-{tool}"), job),
         }
     }
 }
