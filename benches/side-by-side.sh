@@ -8,13 +8,14 @@
 # Rows: MCP ping (JSON answer); tools/call echo (JSON answer); tools/call echo with
 # _meta.progressToken; tools/call echo answered as SSE (ours: Accept: text/event-stream only;
 # rmcp: its SSE mode, which refuses an Accept without application/json). The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
-# repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), PEERS (../shared/peers).
+# repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), ROWS (all four), PEERS (../shared/peers).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 peers="${PEERS:-$repo/../shared/peers}"
 duration="${DURATION:-6s}"
 warmup="${WARMUP:-2s}"
 conns="${CONNS:-32}"
+read -r -a rows <<<"${ROWS:-ping json progress sse}"
 bin="$repo/target/release/task-mcp"
 load="$repo/target/release/task-mcp-load"
 for f in "$bin" "$load"; do
@@ -83,7 +84,7 @@ run() {
 
 declare -A res
 for pass in 1 2; do
-    for row in ping json progress sse; do
+    for row in "${rows[@]}"; do
         order=(ours rmcp)
         [ "$pass" = 2 ] && order=(rmcp ours)
         for server in "${order[@]}"; do
@@ -99,7 +100,7 @@ echo "|---|---|---|---|---|"
 # shellcheck disable=SC2016 # markdown backticks, not command substitutions
 declare -A names=([ping]='`ping`, JSON answer' [json]='`tools/call` echo, JSON answer'
     [progress]='`tools/call` echo with `_meta.progressToken`' [sse]='`tools/call` echo, SSE answer')
-for row in ping json progress sse; do
+for row in "${rows[@]}"; do
     for pass in 1 2; do
         read -r o_rps o_p99 o_fail <<<"${res[$pass,$row,ours]}"
         read -r r_rps r_p99 r_fail <<<"${res[$pass,$row,rmcp]}"

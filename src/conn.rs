@@ -162,7 +162,7 @@ pub fn serve_tls(
             return;
         }
     }
-    serve(app, tls, peer, true, handler, guard, false);
+    serve(app, tls, peer, true, handler, guard);
 }
 
 /// Serves a plain-HTTP connection (the metrics port).
@@ -175,7 +175,7 @@ pub fn serve_plain(
 ) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(app.config.write_timeout));
-    serve(app, Plain(sock), peer, false, handler, guard, false);
+    serve(app, Plain(sock), peer, false, handler, guard);
 }
 
 /// A plain socket as a connection.
@@ -254,9 +254,7 @@ fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Re
     }
 }
 
-/// The keep-alive loop. `own_thread` is true on a thread that serves only this connection (a
-/// former stream thread), which then also runs streamed answers itself instead of handing them
-/// to a new thread.
+/// The keep-alive loop.
 fn serve<C: Conn>(
     app: Arc<App>,
     mut io: C,
@@ -264,7 +262,6 @@ fn serve<C: Conn>(
     tls: bool,
     handler: Handler,
     guard: ConnGuard,
-    own_thread: bool,
 ) {
     let cfg = Arc::clone(&app.config);
     let limits = HeadLimits {
@@ -410,26 +407,26 @@ fn serve<C: Conn>(
             let reuse = keep_alive && is_post && !is_head && !resp.close && buf.is_empty();
             resp.close = !reuse;
             resp.write_head(&mut out, reuse, &date);
-            let Body::Stream(f) = std::mem::replace(&mut resp.body, Body::Empty) else {
-                return;
-            };
-            if io.write_all(&out).and_then(|()| io.flush()).is_err() {
-                return;
-            }
-            if is_head {
-                let _ = io.write_all(LAST_CHUNK).and_then(|()| io.flush());
-                io.close();
-                return;
-            }
-            if own_thread {
-                if run_stream(&app, &mut io, f) && reuse && !app.is_draining() {
-                    continue;
+            let f = match crate::stream::take(&mut resp) {
+                Some(f) if !is_head => f,
+                _ => {
+                    out.extend_from_slice(LAST_CHUNK);
+                    let _ = io.write_all(&out).and_then(|()| io.flush());
+                    io.close();
+                    return;
                 }
-                io.close();
+            };
+            if !is_post {
+                spawn_stream(Arc::clone(&app), io, f, out, guard);
                 return;
             }
-            let next = reuse.then_some(Resume { peer, tls, handler });
-            spawn_stream(Arc::clone(&app), io, f, guard, next);
+            // It answers one call, as a JSON answer would: this thread runs it, and the head,
+            // the events and the end leave together when the answer is quick.
+            if run_stream(&app, &mut io, f, out) && reuse && !app.is_draining() {
+                armed = None;
+                continue;
+            }
+            io.close();
             return;
         }
         resp.write_all(&mut out, keep_alive, &date, is_head);
@@ -476,63 +473,46 @@ fn timespec(d: Duration) -> Timespec {
     }
 }
 
-/// How a connection carries on after a streamed answer that allows it.
-struct Resume {
-    peer: SocketAddr,
-    tls: bool,
-    handler: Handler,
-}
-
-/// Runs a streamed body on its own thread, which owns the connection from here on: after a
-/// stream that ended cleanly with `next`, that thread goes on serving the connection's next
-/// requests, as a pool worker would.
+/// Runs a held stream (a GET: legacy SSE, the MCP GET stream, the status page's) on its own
+/// thread, which owns the connection until the stream ends and then closes it.
 fn spawn_stream<C: Conn>(
     app: Arc<App>,
     mut io: C,
     f: crate::stream::StreamFn,
+    head: Vec<u8>,
     guard: ConnGuard,
-    next: Option<Resume>,
 ) {
     let id = app.counters.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let app2 = Arc::clone(&app);
     let spawned = std::thread::Builder::new()
         .name(format!("stream-{id}"))
         .stack_size(STREAM_STACK_BYTES)
         .spawn(move || {
-            let clean = run_stream(&app2, &mut io, f);
-            match next {
-                Some(n) if clean && !app2.is_draining() => {
-                    serve(app2, io, n.peer, n.tls, n.handler, guard, true);
-                }
-                _ => {
-                    io.close();
-                    drop(guard);
-                }
-            }
+            run_stream(&app, &mut io, f, head);
+            io.close();
+            drop(guard);
         });
     if spawned.is_err() {
         log::error!("could not start a stream thread");
     }
 }
 
-/// Runs a streamed body on this thread and ends its chunked framing. True when the stream ended
-/// cleanly and the connection may carry on.
-fn run_stream<C: Conn>(app: &App, io: &mut C, f: crate::stream::StreamFn) -> bool {
+/// Runs a streamed body on this thread, `head` going out with its first events, and ends its
+/// chunked framing. True when the stream ended cleanly and the connection may carry on.
+fn run_stream<C: Conn>(app: &App, io: &mut C, f: crate::stream::StreamFn, head: Vec<u8>) -> bool {
     app.counters.streams.fetch_add(1, Ordering::AcqRel);
     let _ = io.socket().set_read_timeout(None);
-    let clean = {
-        let mut ctx = StreamCtx::new(io, &app.drain);
+    let ok = {
+        let mut ctx = StreamCtx::new(io, &app.drain, head);
         f(&mut ctx);
         // Bytes the client sent meanwhile were discarded: the connection is not reusable.
-        !ctx.is_gone() && !ctx.saw_input()
+        let clean = !ctx.is_gone() && !ctx.saw_input();
+        ctx.finish() && clean
     };
-    let ended = io.write_all(LAST_CHUNK).and_then(|()| io.flush()).is_ok();
     app.counters.streams.fetch_sub(1, Ordering::AcqRel);
-    clean && ended
+    ok
 }
 
-/// Stack size of a stream thread: as a worker's, since after a POST's stream it may go on to
-/// serve requests. Only touched pages are resident, so held streams stay cheap.
+/// Stack size of a held stream's thread, as a worker's: only touched pages are resident.
 const STREAM_STACK_BYTES: usize = 256 * 1024;
 
 enum ReadFail {

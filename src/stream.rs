@@ -32,10 +32,37 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::http::response::write_chunk;
+use crate::http::response::{LAST_CHUNK, write_chunk};
+use crate::http::{Body, Response};
 
 /// The body of a streamed response.
 pub type StreamFn = Box<dyn FnOnce(&mut StreamCtx<'_>) + Send>;
+
+/// A streamed response (status 200) whose body `f` writes.
+pub fn response(content_type: &str, f: StreamFn) -> Response {
+    Response::streamed(content_type, Box::new(f))
+}
+
+/// Takes the stream function out of a streamed response, leaving it empty; `None` for other
+/// bodies (left as they were).
+pub fn take(resp: &mut Response) -> Option<StreamFn> {
+    match std::mem::replace(&mut resp.body, Body::Empty) {
+        Body::Stream(any) => any.downcast::<StreamFn>().ok().map(|f| *f),
+        other => {
+            resp.body = other;
+            None
+        }
+    }
+}
+
+/// Wraps a streamed body: `wrap` gets the original function and the context and runs it (for
+/// work after the stream ends, such as logging its length). No-op for other bodies.
+pub fn wrap(resp: &mut Response, wrap: impl FnOnce(StreamFn, &mut StreamCtx<'_>) + Send + 'static) {
+    if let Some(inner) = take(resp) {
+        let f: StreamFn = Box::new(move |ctx| wrap(inner, ctx));
+        resp.body = Body::Stream(Box::new(f));
+    }
+}
 
 /// A connection a stream can own: readable, writable, with its socket reachable for `poll`.
 pub trait Io: Read + Write + Send {
@@ -377,12 +404,17 @@ impl Registration {
 }
 
 /// What a stream function uses to write events and wait.
+///
+/// What it sends is buffered and leaves in one write before the stream waits (after
+/// [`WATCH_GRACE`]) and when it ends, so a short answer (head, one event, the last chunk) costs
+/// one TLS record and one system call.
 pub struct StreamCtx<'a> {
     io: &'a mut dyn Io,
     drain: &'a DrainSignal,
-    /// Hang-up and drain reports; `None` when the watcher is unavailable (the stream then ends).
+    /// Hang-up and drain reports, registered when the stream first waits past [`WATCH_GRACE`].
     watch: Option<Registration>,
-    buf: Vec<u8>,
+    /// Bytes not yet written: the response head at first, then chunks.
+    out: Vec<u8>,
     /// Bytes of payload sent so far (chunk framing excluded).
     pub bytes_sent: u64,
     /// Calls to [`StreamCtx::send`] that succeeded.
@@ -393,28 +425,23 @@ pub struct StreamCtx<'a> {
 }
 
 impl<'a> StreamCtx<'a> {
-    /// A context over a connection whose response head has already been written.
-    pub fn new(io: &'a mut dyn Io, drain: &'a DrainSignal) -> Self {
-        let watch = drain.watcher().and_then(|w| match w.register(io.socket()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                log::error!("cannot watch a stream's socket: {e}");
-                None
-            }
-        });
+    /// A context over a connection; `head` (the response head, possibly empty) is written with
+    /// the first events.
+    pub fn new(io: &'a mut dyn Io, drain: &'a DrainSignal, head: Vec<u8>) -> Self {
         Self {
-            gone: watch.is_none(),
             io,
             drain,
-            watch,
-            buf: Vec::new(),
+            watch: None,
+            out: head,
             bytes_sent: 0,
             messages_sent: 0,
+            gone: false,
             saw_input: false,
         }
     }
 
-    /// Writes `data` as one chunk and flushes it.
+    /// Queues `data` as one chunk; it is written before the stream next waits, or at once when
+    /// the queue is large.
     ///
     /// # Errors
     /// The client is gone or too slow (the socket's write timeout passed).
@@ -422,24 +449,73 @@ impl<'a> StreamCtx<'a> {
         if self.gone {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
         }
-        self.buf.clear();
-        write_chunk(&mut self.buf, data);
-        let r = self.io.write_all(&self.buf).and_then(|()| self.io.flush());
+        write_chunk(&mut self.out, data);
+        self.bytes_sent += data.len() as u64;
+        self.messages_sent += 1;
+        if self.out.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued.
+    ///
+    /// # Errors
+    /// The client is gone or too slow.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.gone {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.io.write_all(&self.out).and_then(|()| self.io.flush());
+        self.out.clear();
         // A held stream sends rarely: give the buffer back rather than keep it per stream.
-        if self.buf.capacity() > KEPT_BUFFER_BYTES {
-            self.buf = Vec::new();
+        if self.out.capacity() > KEPT_BUFFER_BYTES {
+            self.out = Vec::new();
         }
-        match r {
-            Ok(()) => {
-                self.bytes_sent += data.len() as u64;
-                self.messages_sent += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.gone = true;
-                Err(e)
-            }
+        if r.is_err() {
+            self.gone = true;
         }
+        r
+    }
+
+    /// Ends the chunked body and writes everything queued; true when it all went out.
+    pub fn finish(&mut self) -> bool {
+        if self.gone {
+            return false;
+        }
+        self.out.extend_from_slice(LAST_CHUNK);
+        self.flush().is_ok()
+    }
+
+    /// Registers the socket with the watcher, once; false (and the stream is gone) when that
+    /// fails.
+    fn watched(&mut self) -> bool {
+        if self.watch.is_some() {
+            return true;
+        }
+        self.watch = self
+            .drain
+            .watcher()
+            .and_then(|w| match w.register(self.io.socket()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    log::error!("cannot watch a stream's socket: {e}");
+                    None
+                }
+            });
+        if self.watch.is_none() {
+            self.gone = true;
+        }
+        self.watch.is_some()
+    }
+
+    /// Before a wait: writes what is queued and watches the socket; false when the client is
+    /// gone.
+    fn before_waiting(&mut self) -> bool {
+        self.flush().is_ok() && self.watched()
     }
 
     /// True once a send failed or a wait saw the client leave.
@@ -461,6 +537,18 @@ impl<'a> StreamCtx<'a> {
     /// Waits up to `timeout` for a message, a hang-up or the drain signal.
     pub fn wait<T>(&mut self, mailbox: &Mailbox<T>, timeout: Duration) -> Wait<T> {
         let deadline = Instant::now() + timeout;
+        if self.watch.is_none() && !self.gone {
+            // Most answers are ready within the grace: waiting for them on the mailbox alone
+            // spares registering the socket, and the head and the answer leave in one write.
+            match mailbox.rx.recv_timeout(timeout.min(WATCH_GRACE)) {
+                Ok(m) => return Wait::Message(mailbox.received(m)),
+                Err(RecvTimeoutError::Disconnected) => return Wait::Closed,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        if !self.before_waiting() {
+            return Wait::Hangup;
+        }
         loop {
             match mailbox.rx.try_recv() {
                 Ok(m) => return Wait::Message(mailbox.received(m)),
@@ -497,6 +585,9 @@ impl<'a> StreamCtx<'a> {
     /// Waits up to `timeout` for a hang-up or the drain signal only.
     pub fn sleep(&mut self, timeout: Duration) -> Wait<()> {
         let deadline = Instant::now() + timeout;
+        if !self.before_waiting() {
+            return Wait::Hangup;
+        }
         loop {
             if self.gone {
                 return Wait::Hangup;
@@ -544,6 +635,8 @@ impl<'a> StreamCtx<'a> {
 
 impl Drop for StreamCtx<'_> {
     fn drop(&mut self) {
+        // What was queued goes out even when the runner does not finish the body.
+        let _ = self.flush();
         if let Some(w) = self.watch.take() {
             w.remove(self.io.socket());
         }
@@ -570,6 +663,11 @@ const WATCHER_STACK_BYTES: usize = 64 * 1024;
 const CONTROL_QUEUE: usize = 2;
 /// A send buffer larger than this is freed after use.
 const KEPT_BUFFER_BYTES: usize = 1024;
+/// Queued bytes beyond which a send writes at once.
+const FLUSH_BYTES: usize = 16 * 1024;
+/// How long a stream waits for its first message before it flushes what is queued and has its
+/// socket watched: a hang-up or the drain is seen at most this late in a stream's first moments.
+pub const WATCH_GRACE: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
 mod tests {
@@ -589,7 +687,7 @@ mod tests {
         let (mut server, _client) = pair();
         let drain = DrainSignal::new().unwrap();
         let (tx, mb) = mailbox::<u32>(4).unwrap();
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         let t = std::thread::spawn(move || tx.send(7).unwrap());
         let started = Instant::now();
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(7));
@@ -603,7 +701,7 @@ mod tests {
         let drain = DrainSignal::new().unwrap();
         let (_tx, mb) = mailbox::<u32>(4).unwrap();
         drop(client);
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         let started = Instant::now();
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Hangup);
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -616,7 +714,7 @@ mod tests {
         let (_tx, mb) = mailbox::<u32>(4).unwrap();
         drain.fire();
         assert!(drain.fired());
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Draining);
     }
 
@@ -625,7 +723,7 @@ mod tests {
         let (mut server, _client) = pair();
         let drain = DrainSignal::new().unwrap();
         let (_tx, mb) = mailbox::<u32>(4).unwrap();
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         assert_eq!(ctx.wait(&mb, Duration::ZERO), Wait::Timeout);
     }
 
@@ -635,7 +733,7 @@ mod tests {
         let drain = DrainSignal::new().unwrap();
         let (tx, mb) = mailbox::<u32>(4).unwrap();
         drop(tx);
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
     }
 
@@ -665,7 +763,7 @@ mod tests {
         drop(tx);
         tx2.send(2).unwrap();
         drop(tx2);
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(1));
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Message(2));
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
@@ -680,7 +778,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
             drop(tx);
         });
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         let started = Instant::now();
         assert_eq!(ctx.wait(&mb, Duration::from_secs(30)), Wait::Closed);
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -692,7 +790,7 @@ mod tests {
         let (mut server, mut client) = pair();
         let drain = DrainSignal::new().unwrap();
         let (_tx, mb) = mailbox::<u32>(4).unwrap();
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         client.write_all(b"stray bytes").unwrap();
         assert_eq!(ctx.wait(&mb, Duration::from_millis(300)), Wait::Timeout);
         assert!(!ctx.is_gone());
@@ -708,7 +806,7 @@ mod tests {
         let drain = DrainSignal::new().unwrap();
         let d2 = drain.clone();
         let (_tx, mb) = mailbox::<u32>(4).unwrap();
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             d2.fire();
@@ -720,7 +818,7 @@ mod tests {
         drop(ctx);
         let (mut server2, client2) = pair();
         let quiet = DrainSignal::new().unwrap();
-        let mut ctx = StreamCtx::new(&mut server2, &quiet);
+        let mut ctx = StreamCtx::new(&mut server2, &quiet, Vec::new());
         assert_eq!(ctx.sleep(Duration::from_millis(50)), Wait::Timeout);
         drop(client2);
         assert_eq!(ctx.sleep(Duration::from_secs(30)), Wait::Hangup);
@@ -733,7 +831,9 @@ mod tests {
         let (mut server, _client) = pair();
         let watcher = drain.watcher().unwrap();
         {
-            let _ctx = StreamCtx::new(&mut server, &drain);
+            let mut ctx = StreamCtx::new(&mut server, &drain, Vec::new());
+            assert_eq!(watcher.streams().len(), 0, "watched only once it waits");
+            assert_eq!(ctx.sleep(Duration::ZERO), Wait::Timeout);
             assert_eq!(watcher.streams().len(), 1);
         }
         assert_eq!(watcher.streams().len(), 0);
@@ -743,11 +843,18 @@ mod tests {
     fn sent_chunks_arrive_framed() {
         let (mut server, mut client) = pair();
         let drain = DrainSignal::new().unwrap();
-        let mut ctx = StreamCtx::new(&mut server, &drain);
+        let mut ctx = StreamCtx::new(&mut server, &drain, b"HEAD\r\n\r\n".to_vec());
         ctx.send(b"event: x\n\n").unwrap();
-        let mut buf = [0u8; 64];
-        let n = client.read(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"a\r\nevent: x\n\n\r\n");
-        assert_eq!(ctx.messages_sent, 1);
+        ctx.send(b"event: y\n\n").unwrap();
+        assert!(ctx.finish());
+        assert_eq!(ctx.messages_sent, 2);
+        drop(ctx);
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(
+            got,
+            b"HEAD\r\n\r\na\r\nevent: x\n\n\r\na\r\nevent: y\n\n\r\n0\r\n\r\n"
+        );
     }
 }

@@ -1,15 +1,14 @@
 //! Responses: a status, headers and a body, serialized into one buffer.
 //!
 //! A [`Body::Stream`] response is not serialized here: the connection writes its head with
-//! `Transfer-Encoding: chunked` and hands itself to a stream thread that runs the body function
-//! (see `crate::stream`).
+//! `Transfer-Encoding: chunked` and runs the body, which this layer holds without knowing its
+//! type (the connection layer above puts its stream function in and takes it out, see
+//! `crate::stream::response`), so `http/` depends on nothing above it.
 
 use std::fmt::Write as _;
 use std::io;
 
 use serde_json::Value;
-
-use crate::stream::StreamFn;
 
 /// A response body.
 pub enum Body {
@@ -17,8 +16,8 @@ pub enum Body {
     Empty,
     /// A complete body.
     Bytes(Vec<u8>),
-    /// A streamed body (SSE, NDJSON), written chunk by chunk by its own thread.
-    Stream(StreamFn),
+    /// A streamed body (SSE, NDJSON), written chunk by chunk; opaque to this layer.
+    Stream(StreamBody),
 }
 
 impl std::fmt::Debug for Body {
@@ -30,6 +29,9 @@ impl std::fmt::Debug for Body {
         }
     }
 }
+
+/// What a streamed body holds: the type of the layer that runs streams, unknown here.
+pub type StreamBody = Box<dyn std::any::Any + Send>;
 
 /// A response about to be written.
 #[derive(Debug)]
@@ -72,12 +74,12 @@ impl Response {
         Self::bytes(status, "application/json", body)
     }
 
-    /// A streamed response with a content type.
-    pub fn stream(content_type: &str, f: StreamFn) -> Self {
+    /// A streamed response (status 200) with a content type.
+    pub fn streamed(content_type: &str, body: StreamBody) -> Self {
         Self {
             status: 200,
             headers: vec![("Content-Type", content_type.to_string())],
-            body: Body::Stream(f),
+            body: Body::Stream(body),
             close: false,
         }
     }
@@ -99,21 +101,6 @@ impl Response {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-
-    /// Wraps a streamed body: `wrap` gets the original stream function and the context, and
-    /// runs it (for work after the stream ends, such as logging its length). No-op for other
-    /// bodies.
-    pub fn wrap_stream(
-        &mut self,
-        wrap: impl FnOnce(StreamFn, &mut crate::stream::StreamCtx<'_>) + Send + 'static,
-    ) {
-        if let Body::Stream(_) = &self.body {
-            let Body::Stream(inner) = std::mem::replace(&mut self.body, Body::Empty) else {
-                return;
-            };
-            self.body = Body::Stream(Box::new(move |ctx| wrap(inner, ctx)));
-        }
     }
 
     /// The length of a complete body (0 for streams, whose length is known only at their end).

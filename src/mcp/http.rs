@@ -446,8 +446,10 @@ fn sse_messages(env: &Arc<McpEnv>, messages: Vec<Value>) -> Response {
     }))
 }
 
-/// A tool call answered over SSE: the tool runs on its own thread; this stream thread forwards
-/// progress, sends keep-alives while waiting, and cancels the tool when the client leaves.
+/// A tool call answered over SSE. A tool that talks to the client runs on a kept thread while
+/// this stream thread forwards its messages and progress, sends keep-alives while waiting, and
+/// cancels the tool when the client leaves; any other runs here, its reports written as they
+/// come (a failed write cancels it), as a JSON answer's tool runs on its worker.
 fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
     let slot = env.uncounted_stream(StreamKind::McpResponse);
     let capacity = env.settings.mailbox_capacity.max(1);
@@ -463,13 +465,35 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
                 &rpc::Response::error(Some(id.clone()), e).to_value(),
             );
         };
+        let mut last = f64::NEG_INFINITY;
+        let ran = job.run_here(|ev| match ev {
+            // Progress must strictly increase; a tool repeating a value is skipped.
+            ToolEvent::Progress(p) => match &token {
+                Some(t) if p.progress > last => {
+                    last = p.progress;
+                    send_message(ctx, &slot, &progress_notification(t, &p)) && ctx.flush().is_ok()
+                }
+                _ => true,
+            },
+            ToolEvent::Message(m) => send_message(ctx, &slot, &m) && ctx.flush().is_ok(),
+            ToolEvent::Finished(_) => true,
+        });
+        let job = match ran {
+            Ok(outcome) => {
+                // Cancelled (`notifications/cancelled`, or the client left): nothing more.
+                if !is_cancelled(&flag) {
+                    send_message(ctx, &slot, &finish_call(id.clone(), &outcome).to_value());
+                }
+                return;
+            }
+            Err(job) => *job,
+        };
         let Ok((tx, mb)) = mailbox::<ToolEvent>(capacity) else {
             return fail(ctx, "Internal error: out of file descriptors");
         };
         if !job.streamed().spawn(forward_to(tx)) {
             return fail(ctx, "Internal error: could not start the tool");
         }
-        let mut last = f64::NEG_INFINITY;
         loop {
             let event = ctx.wait(&mb, heartbeat);
             // Set here only by `notifications/cancelled` (this loop returns right after setting
@@ -518,7 +542,7 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
 
 /// A `text/event-stream` response with the headers every SSE answer carries.
 fn sse_response(f: crate::stream::StreamFn) -> Response {
-    Response::stream("text/event-stream", f)
+    crate::stream::response("text/event-stream", f)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }

@@ -171,7 +171,7 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
             }
         }
     });
-    Response::stream("text/event-stream", f)
+    crate::stream::response("text/event-stream", f)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }

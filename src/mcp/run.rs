@@ -122,6 +122,37 @@ impl ToolJob {
         outcome
     }
 
+    /// Runs a streamed call on this (the stream's) thread when its tool neither talks to the
+    /// client nor reports progress, as a JSON answer's tool runs on its worker: `on_event`
+    /// writes each report (a log message) as it comes and returns false once the client is gone,
+    /// which cancels the call. A tool that talks waits for answers that arrive by other
+    /// requests, and one that reports progress runs long: either needs the stream thread free to
+    /// send heartbeats and see a hang-up, so it comes back as `Err(job)`, to run with
+    /// [`ToolJob::spawn`].
+    ///
+    /// # Errors
+    /// The job itself, when its tool talks.
+    pub(crate) fn run_here(
+        self,
+        mut on_event: impl FnMut(ToolEvent) -> bool,
+    ) -> Result<Result<Value, ToolError>, Box<ToolJob>> {
+        let def = self.tool.def();
+        if def.talks || def.progress {
+            return Err(Box::new(self));
+        }
+        let flag = self.cancel_flag();
+        // The stream runs after its handler returned: the audit hook needs the request back.
+        let scope = self.request.clone();
+        let job = self.streamed();
+        Ok(super::with_request_scope(scope, || {
+            job.run_inline(&mut |ev| {
+                if !on_event(ev) {
+                    cancel(&flag);
+                }
+            })
+        }))
+    }
+
     /// Runs the tool on a new named thread, reporting through `on_event` (progress while it
     /// runs, then exactly one `Finished`). `false` when no thread could be started; the job is
     /// then dropped unrun.

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::methods;
-use super::run::{ToolEvent, ToolJob, cancel, error_object, forward_to};
+use super::run::{ToolEvent, ToolJob, cancel, error_object, forward_to, is_cancelled};
 use super::session::random_hex;
 use super::{Caller, McpEnv, StreamKind, StreamSlot, rpc_error_response};
 use crate::http::{Head, Response};
@@ -147,11 +147,11 @@ fn start(env: &Arc<McpEnv>, body: &Value, caller: &Caller, framing: Framing) -> 
     let f =
         Box::new(move |ctx: &mut StreamCtx<'_>| run_stream(ctx, &slot, job, &requested, framing));
     match framing {
-        Framing::Sse => Response::stream("text/event-stream", f)
+        Framing::Sse => crate::stream::response("text/event-stream", f)
             .with_header("Cache-Control", "no-cache")
             .with_header("X-Accel-Buffering", "no"),
         Framing::Ndjson => {
-            Response::stream("application/x-ndjson", f).with_header("Cache-Control", "no-cache")
+            crate::stream::response("application/x-ndjson", f).with_header("Cache-Control", "no-cache")
         }
     }
 }
@@ -177,6 +177,20 @@ fn run_stream(
         if out(ctx, Frame::Finished(r)) {
             out(ctx, Frame::End);
         }
+    };
+    let ran = job.run_here(|ev| match ev {
+        ToolEvent::Progress(p) => out(ctx, Frame::Progress(&p)) && ctx.flush().is_ok(),
+        // The seed frames have no log type, and requests need a JSON-RPC peer.
+        ToolEvent::Message(_) | ToolEvent::Finished(_) => true,
+    });
+    let job = match ran {
+        Ok(r) => {
+            if !is_cancelled(&flag) {
+                finish(ctx, &r);
+            }
+            return;
+        }
+        Err(job) => *job,
     };
     let Ok((tx, mb)) = mailbox::<ToolEvent>(env.settings.mailbox_capacity.max(1)) else {
         return finish(

@@ -134,7 +134,7 @@ pub(super) fn finish(
         let head_ms = elapsed.as_secs_f64() * 1000.0;
         let status = resp.status;
         let metrics = std::sync::Arc::clone(&app.metrics);
-        resp.wrap_stream(move |run, ctx| {
+        crate::stream::wrap(resp, move |run, ctx| {
             let started = std::time::Instant::now();
             run(ctx);
             metrics.response_sent(route, usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX));

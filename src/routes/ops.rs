@@ -145,7 +145,7 @@ pub(super) fn status_stream(app: &App) -> Response {
         .with_header("Retry-After", "5");
     }
     let app = app.self_arc();
-    Response::stream(
+    crate::stream::response(
         "text/event-stream",
         Box::new(move |ctx| {
             let mut last = (

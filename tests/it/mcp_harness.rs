@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use task_mcp::http::body::ChunkedDecoder;
 use task_mcp::http::request::{Framing, HeadLimits, parse_head};
-use task_mcp::http::response::LAST_CHUNK;
 use task_mcp::http::{Body, Method, Response};
 use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, Sessions, Settings};
 use task_mcp::stream::{DrainSignal, StreamCtx};
@@ -137,23 +136,20 @@ fn serve(mut conn: TcpStream, env: &Arc<McpEnv>, drain: &DrainSignal, token: &st
             close,
         } = resp;
         match body {
-            Body::Stream(f) => {
-                let shell = Response {
+            body @ Body::Stream(_) => {
+                let mut shell = Response {
                     status,
                     headers,
-                    body: Body::Stream(Box::new(|_| {})),
+                    body,
                     close,
                 };
+                let f = task_mcp::stream::take(&mut shell).expect("a stream function");
+                shell.body = Body::Stream(Box::new(()));
                 let mut out = Vec::new();
                 shell.write_head(&mut out, false, "Thu, 01 Jan 1970 00:00:00 GMT");
-                if conn.write_all(&out).is_err() {
-                    return;
-                }
-                {
-                    let mut ctx = StreamCtx::new(&mut conn, drain);
-                    f(&mut ctx);
-                }
-                let _ = conn.write_all(LAST_CHUNK);
+                let mut ctx = StreamCtx::new(&mut conn, drain, out);
+                f(&mut ctx);
+                ctx.finish();
                 return;
             }
             body => {

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use task_mcp::http::Body;
 use task_mcp::http::Response;
 use task_mcp::http::body::ChunkedDecoder;
 use task_mcp::mcp;
@@ -34,8 +33,8 @@ pub(crate) struct Streamed {
     eof: bool,
 }
 
-pub(crate) fn run(resp: Response) -> Streamed {
-    let Body::Stream(f) = resp.body else {
+pub(crate) fn run(mut resp: Response) -> Streamed {
+    let Some(f) = task_mcp::stream::take(&mut resp) else {
         panic!("not a stream: status {} {:?}", resp.status, resp.body);
     };
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -47,8 +46,9 @@ pub(crate) fn run(resp: Response) -> Streamed {
     let drain = DrainSignal::new().unwrap();
     let d2 = drain.clone();
     let handle = std::thread::spawn(move || {
-        let mut ctx = StreamCtx::new(&mut server, &d2);
+        let mut ctx = StreamCtx::new(&mut server, &d2, Vec::new());
         f(&mut ctx);
+        ctx.finish();
     });
     Streamed {
         client,
