@@ -7,7 +7,8 @@
 #
 # Rows: MCP ping (JSON answer); tools/call echo (JSON answer); tools/call echo with
 # _meta.progressToken; tools/call echo answered as SSE (ours: Accept: text/event-stream only;
-# rmcp: its SSE mode, which refuses an Accept without application/json). The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
+# rmcp: its SSE mode, which refuses an Accept without application/json); the seed APIs' echo
+# (POST /sse, NDJSON POST /mcp) against rmcp's SSE answer. The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
 # repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), ROWS (all four), PEERS (../shared/peers).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +16,7 @@ peers="${PEERS:-$repo/../shared/peers}"
 duration="${DURATION:-6s}"
 warmup="${WARMUP:-2s}"
 conns="${CONNS:-32}"
-read -r -a rows <<<"${ROWS:-ping json progress sse}"
+read -r -a rows <<<"${ROWS:-ping json progress sse seed-sse seed-ndjson}"
 bin="$repo/target/release/task-mcp"
 load="$repo/target/release/task-mcp-load"
 for f in "$bin" "$load"; do
@@ -66,13 +67,15 @@ run() {
         json) args=(call --tool echo --args '{"text":"hi"}') ;;
         progress) args=(call --tool echo --args '{"text":"hi"}' --progress) ;;
         sse) args=(call --tool echo --args '{"text":"hi"}' --sse) ;;
+        seed-sse) args=(seed-sse --tool echo --args '{"text":"hi"}') ;;
+        seed-ndjson) args=(seed-ndjson --tool echo --args '{"text":"hi"}') ;;
     esac
     local target
     if [ "$server" = ours ]; then
         target=(--url "https://127.0.0.1:$ours_port" --insecure --token "$token")
-    elif [ "$row" = sse ]; then
+    elif [ "$row" = sse ] || [ "${row#seed-}" != "$row" ]; then
         # rmcp refuses an Accept without application/json (406); in its SSE mode it answers
-        # SSE to the usual Accept of both.
+        # SSE to the usual Accept of both. It has no seed APIs: their rows compare with this.
         args=(call --tool echo --args '{"text":"hi"}')
         target=(--url "https://127.0.0.1:$rmcp_sse/mcp" --insecure)
     else
@@ -99,7 +102,8 @@ echo "| request | pass | task-mcp req/s (p99 ms) | rmcp req/s (p99 ms) | ratio |
 echo "|---|---|---|---|---|"
 # shellcheck disable=SC2016 # markdown backticks, not command substitutions
 declare -A names=([ping]='`ping`, JSON answer' [json]='`tools/call` echo, JSON answer'
-    [progress]='`tools/call` echo with `_meta.progressToken`' [sse]='`tools/call` echo, SSE answer')
+    [progress]='`tools/call` echo with `_meta.progressToken`' [sse]='`tools/call` echo, SSE answer'
+    [seed-sse]='seed `POST /sse` echo (rmcp: SSE answer)' [seed-ndjson]='seed NDJSON `POST /mcp` echo (rmcp: SSE answer)')
 for row in "${rows[@]}"; do
     for pass in 1 2; do
         read -r o_rps o_p99 o_fail <<<"${res[$pass,$row,ours]}"

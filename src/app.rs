@@ -48,6 +48,8 @@ pub struct App {
     pub dates: DateCache,
     /// Counters.
     pub counters: Counters,
+    /// Where idle keep-alive connections wait without a thread (set once the pool exists).
+    pub(crate) idle: std::sync::OnceLock<Arc<crate::idle::Parker>>,
     /// Worker pool counts (set once the pool exists).
     pub pool: std::sync::OnceLock<Arc<PoolStats>>,
     /// Most workers.
@@ -273,6 +275,7 @@ impl App {
             dates: DateCache::default(),
             counters: Counters::default(),
             pool: std::sync::OnceLock::new(),
+            idle: std::sync::OnceLock::new(),
             pool_max: AtomicUsize::new(0),
             started: Instant::now(),
             started_at: SystemTime::now(),

@@ -214,6 +214,11 @@ pub const SETTINGS: &[Setting] = &[
         "A keep-alive connection with no request for this long is closed.",
     ),
     s(
+        "IDLE_PARK_MS",
+        "5",
+        "A keep-alive connection waiting this long for its next request leaves its worker thread and waits in the idle set (no thread; woken when bytes arrive).",
+    ),
+    s(
         "WRITE_TIMEOUT_MS",
         "30000",
         "A client that accepts no bytes for this long is dropped.",
@@ -565,6 +570,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Keep-alive idle deadline.
     pub idle_timeout: Duration,
+    /// How long a worker keeps an idle keep-alive connection before parking it.
+    pub idle_park: Duration,
     /// Socket write timeout.
     pub write_timeout: Duration,
     /// Drain deadline.
@@ -783,6 +790,7 @@ impl Config {
             header_timeout: p.millis("HEADER_TIMEOUT_MS", 1, 3_600_000)?,
             body_timeout: p.millis("BODY_TIMEOUT_MS", 1, 3_600_000)?,
             idle_timeout: p.millis("IDLE_TIMEOUT_MS", 1, 86_400_000)?,
+            idle_park: p.millis("IDLE_PARK_MS", 0, 86_400_000)?,
             write_timeout: p.millis("WRITE_TIMEOUT_MS", 1, 3_600_000)?,
             shutdown_grace: p.millis("SHUTDOWN_GRACE_MS", 0, 3_600_000)?,
             heartbeat: p.millis("HEARTBEAT_MS", 10, 3_600_000)?,

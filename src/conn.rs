@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::http::request::{Framing, HeadLimits, parse_head};
 use crate::http::response::LAST_CHUNK;
 use crate::http::{Body, HttpError, Request, Response};
+use crate::idle::Parked;
 use crate::stream::{DrainSignal, Io, StreamCtx};
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
@@ -162,7 +163,7 @@ pub fn serve_tls(
             return;
         }
     }
-    serve(app, tls, peer, true, handler, guard);
+    serve(app, tls, peer, true, handler, guard, true);
 }
 
 /// Serves a plain-HTTP connection (the metrics port).
@@ -175,7 +176,7 @@ pub fn serve_plain(
 ) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(app.config.write_timeout));
-    serve(app, Plain(sock), peer, false, handler, guard);
+    serve(app, Plain(sock), peer, false, handler, guard, true);
 }
 
 /// A plain socket as a connection.
@@ -254,7 +255,8 @@ fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Re
     }
 }
 
-/// The keep-alive loop.
+/// The keep-alive loop; `fresh` for a new connection, whose first request must come within
+/// `HEADER_TIMEOUT_MS` (later ones within `IDLE_TIMEOUT_MS`).
 fn serve<C: Conn>(
     app: Arc<App>,
     mut io: C,
@@ -262,6 +264,7 @@ fn serve<C: Conn>(
     tls: bool,
     handler: Handler,
     guard: ConnGuard,
+    mut fresh: bool,
 ) {
     let cfg = Arc::clone(&app.config);
     let limits = HeadLimits {
@@ -270,22 +273,50 @@ fn serve<C: Conn>(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut scratch = vec![0u8; 16 * 1024];
-    // The read timeout last set on the socket (unknown after the handshake).
+    // The read timeout last set on the socket (unknown after the handshake or a park).
     let mut armed: Option<Duration> = None;
-    let mut first_request = true;
     loop {
-        // Idle phase: wait for the first byte of the next request.
+        // Idle phase: wait for the first byte of the next request, here for IDLE_PARK_MS, then
+        // without a thread in the idle set.
         if buf.is_empty() && !io.buffered() {
-            let wait = if first_request {
+            let wait = if fresh {
                 cfg.header_timeout
             } else {
                 cfg.idle_timeout
             };
-            match wait_readable(io.socket(), &app.drain, wait) {
+            let here = cfg.idle_park.min(wait);
+            match wait_readable(io.socket(), &app.drain, here) {
                 Ready::Data => {}
-                Ready::Timeout | Ready::Drain => {
+                Ready::Drain => {
                     io.close();
                     return;
+                }
+                Ready::Timeout if here == wait => {
+                    io.close();
+                    return;
+                }
+                Ready::Timeout => {
+                    let deadline = Instant::now() + (wait - here);
+                    if let Some(parker) = app.idle.get().map(Arc::clone) {
+                        let kept = Kept {
+                            app,
+                            io,
+                            peer,
+                            tls,
+                            handler,
+                            guard,
+                        };
+                        parker.park(Box::new(kept), deadline);
+                        return;
+                    }
+                    // No idle set (a server not started by `server::start`): wait here.
+                    if !matches!(
+                        wait_readable(io.socket(), &app.drain, wait - here),
+                        Ready::Data
+                    ) {
+                        io.close();
+                        return;
+                    }
                 }
             }
         }
@@ -293,7 +324,7 @@ fn serve<C: Conn>(
             io.close();
             return;
         }
-        first_request = false;
+        fresh = false;
         // Head phase.
         let head_started = Instant::now();
         let head_deadline = head_started + cfg.header_timeout;
@@ -445,6 +476,31 @@ fn serve<C: Conn>(
             io.close();
             return;
         }
+    }
+}
+
+/// A keep-alive connection between two requests, parked in the idle set.
+struct Kept<C: Conn> {
+    app: Arc<App>,
+    io: C,
+    peer: SocketAddr,
+    tls: bool,
+    handler: Handler,
+    guard: ConnGuard,
+}
+
+impl<C: Conn> Parked for Kept<C> {
+    fn socket(&self) -> &TcpStream {
+        self.io.socket()
+    }
+
+    fn resume(self: Box<Self>) {
+        let k = *self;
+        serve(k.app, k.io, k.peer, k.tls, k.handler, k.guard, false);
+    }
+
+    fn close(mut self: Box<Self>) {
+        self.io.close();
     }
 }
 

@@ -220,6 +220,9 @@ pub fn start(
         WORKER_IDLE_RETIRE,
     ));
     let _ = app.pool.set(pool.stats());
+    let parker = crate::idle::Parker::start(Arc::clone(&pool), &app.drain)
+        .map_err(|e| ServerError::Io("starting the idle-connection watcher".into(), e))?;
+    let _ = app.idle.set(parker);
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
     app.start_health()
         .map_err(|e| ServerError::Io("starting the health checks".into(), e))?;

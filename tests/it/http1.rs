@@ -260,6 +260,41 @@ fn idle_keep_alive_connections_are_closed() {
 }
 
 #[test]
+fn idle_connections_leave_their_workers_and_are_served_when_they_speak_again() {
+    // Two workers, parking at once: six keep-alive connections that idle between requests
+    // would be refused with worker-held connections; parked, they cost no worker.
+    let s = TestServer::start(&[("WORKER_THREADS", "2"), ("IDLE_PARK_MS", "0")]);
+    let mut clients: Vec<_> = (0..6).map(|_| s.connect()).collect();
+    for round in 0..3 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send(format!("GET /health/live HTTP/1.1\r\n{H}\r\n").as_bytes());
+            let r = c.read_reply().expect("an answer");
+            assert_eq!(r.status, 200, "connection {i}, round {round}");
+        }
+    }
+    // A parked connection whose client hangs up leaves the set; the rest still work.
+    drop(clients.pop());
+    let r = s.get("/health/live");
+    assert_eq!(r.status, 200);
+    // Draining closes the parked ones.
+    let mut parked = clients.pop().unwrap();
+    s.stop();
+    assert!(parked.closed(), "a parked connection is closed on shutdown");
+}
+
+#[test]
+fn a_parked_connection_is_closed_at_its_idle_deadline() {
+    let s = TestServer::start(&[("IDLE_TIMEOUT_MS", "300"), ("IDLE_PARK_MS", "0")]);
+    let mut c = s.connect();
+    c.send(format!("GET /health/live HTTP/1.1\r\n{H}\r\n").as_bytes());
+    assert_eq!(c.read_reply().unwrap().status, 200);
+    let started = Instant::now();
+    assert!(c.closed(), "the server closes an idle connection");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
 fn a_silent_new_connection_is_closed_at_the_header_deadline() {
     let s = TestServer::start(&[("HEADER_TIMEOUT_MS", "300")]);
     let mut c = s.connect();
