@@ -8,7 +8,9 @@
 # Rows: MCP ping (JSON answer); tools/call echo (JSON answer); tools/call echo with
 # _meta.progressToken; tools/call echo answered as SSE (ours: Accept: text/event-stream only;
 # rmcp: its SSE mode, which refuses an Accept without application/json); the seed APIs' echo
-# (POST /sse, NDJSON POST /mcp) against rmcp's SSE answer. The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
+# (POST /sse, NDJSON POST /mcp) against rmcp's SSE answer; JSON tools/call with IDLE (1000) idle
+# keep-alive connections held open beside (ours: server memory per idle connection and threads,
+# from /proc); JSON tools/call with a CPU-bound neighbour pinned to the server's core. The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
 # repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), ROWS (all four), PEERS (../shared/peers).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,7 +18,8 @@ peers="${PEERS:-$repo/../shared/peers}"
 duration="${DURATION:-6s}"
 warmup="${WARMUP:-2s}"
 conns="${CONNS:-32}"
-read -r -a rows <<<"${ROWS:-ping json progress sse seed-sse seed-ndjson}"
+idle="${IDLE:-1000}"
+read -r -a rows <<<"${ROWS:-ping json progress sse seed-sse seed-ndjson idle contended}"
 bin="$repo/target/release/task-mcp"
 load="$repo/target/release/task-mcp-load"
 for f in "$bin" "$load"; do
@@ -46,9 +49,10 @@ ours_port=$(port)
 token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 mkdir -p "$work/root"
 env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" PORT="$ours_port" \
-    AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 LOG_LEVEL=warn \
+    AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 MAX_CONNECTIONS_PER_IP=$((idle + conns + 64)) LOG_LEVEL=warn \
     taskset -c 1 "$bin" serve >"$work/ours.log" 2>&1 &
-pids+=($!)
+ours_pid=$!
+pids+=("$ours_pid")
 wait_port "$ours_port"
 rmcp_json=$(port)
 rmcp_sse=$(port)
@@ -69,10 +73,18 @@ run() {
         sse) args=(call --tool echo --args '{"text":"hi"}' --sse) ;;
         seed-sse) args=(seed-sse --tool echo --args '{"text":"hi"}') ;;
         seed-ndjson) args=(seed-ndjson --tool echo --args '{"text":"hi"}') ;;
+        idle) args=(call --tool echo --args '{"text":"hi"}' --idle "$idle") ;;
+        contended) args=(call --tool echo --args '{"text":"hi"}') ;;
     esac
+    local hog=""
+    if [ "$row" = contended ]; then
+        # A CPU-bound neighbour on the server's core, the same for both servers.
+        taskset -c 1 sh -c 'while :; do :; done' &
+        hog=$!
+    fi
     local target
     if [ "$server" = ours ]; then
-        target=(--url "https://127.0.0.1:$ours_port" --insecure --token "$token")
+        target=(--url "https://127.0.0.1:$ours_port" --insecure --token "$token" --server-pid "$ours_pid")
     elif [ "$row" = sse ] || [ "${row#seed-}" != "$row" ]; then
         # rmcp refuses an Accept without application/json (406); in its SSE mode it answers
         # SSE to the usual Accept of both. It has no seed APIs: their rows compare with this.
@@ -82,7 +94,8 @@ run() {
         target=(--url "https://127.0.0.1:$rmcp_json/mcp" --insecure)
     fi
     taskset -c 0 "$load" "${args[@]}" "${target[@]}" -c "$conns" -d "$duration" --warmup "$warmup" --json |
-        python3 -c 'import json,sys; v=json.load(sys.stdin); l=v["latency_ms"] or {}; print(v["requests_per_second"], l.get("p99"), v["failed"])'
+        python3 -c 'import json,sys; v=json.load(sys.stdin); l=v["latency_ms"] or {}; i=v.get("idle") or {}; print(v["requests_per_second"], l.get("p99"), v["failed"], i.get("server_kib_per_idle_connection"), i.get("server_threads_with_idle"), i.get("answered"))'
+    [ -z "$hog" ] || kill "$hog"
 }
 
 declare -A res
@@ -103,15 +116,18 @@ echo "|---|---|---|---|---|"
 # shellcheck disable=SC2016 # markdown backticks, not command substitutions
 declare -A names=([ping]='`ping`, JSON answer' [json]='`tools/call` echo, JSON answer'
     [progress]='`tools/call` echo with `_meta.progressToken`' [sse]='`tools/call` echo, SSE answer'
+    [contended]='`tools/call` echo, JSON answer, a CPU-bound neighbour on the server core'
+    [idle]="\`tools/call\` echo, JSON answer, $idle idle keep-alive connections open beside"
     [seed-sse]='seed `POST /sse` echo (rmcp: SSE answer)' [seed-ndjson]='seed NDJSON `POST /mcp` echo (rmcp: SSE answer)')
 for row in "${rows[@]}"; do
     for pass in 1 2; do
-        read -r o_rps o_p99 o_fail <<<"${res[$pass,$row,ours]}"
-        read -r r_rps r_p99 r_fail <<<"${res[$pass,$row,rmcp]}"
+        read -r o_rps o_p99 o_fail o_kib o_threads o_idle <<<"${res[$pass,$row,ours]}"
+        read -r r_rps r_p99 r_fail _ _ r_idle <<<"${res[$pass,$row,rmcp]}"
         ratio=$(python3 -c "print(f'{$o_rps / max($r_rps, 0.1):.2f}x')")
         note=""
         [ "$o_fail" != 0 ] && note+=" (task-mcp: $o_fail failed)"
         [ "$r_fail" != 0 ] && note+=" (rmcp: $r_fail failed)"
+        [ "$row" = idle ] && note+=" (task-mcp: $o_idle/$idle idle answered, $o_kib KiB each, $o_threads threads; rmcp: $r_idle/$idle answered)"
         echo "| ${names[$row]} | $pass | $o_rps ($o_p99) | $r_rps ($r_p99) | $ratio$note |"
     done
 done

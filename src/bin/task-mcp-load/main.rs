@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let wanted = o.connections as u64 + FDS_SPARE;
+    let wanted = (o.connections + o.idle) as u64 + FDS_SPARE;
     let have = raise_fd_limit();
     if have < wanted {
         eprintln!(
@@ -115,9 +115,12 @@ Options:
   --protocol-version V   MCP-Protocol-Version header (default 2025-06-18; empty: none)
   -H, --header 'N: v'    an extra request header (repeatable; e.g. X-Forwarded-For behind
                          TRUSTED_PROXIES, to act as several clients)
+  --idle N               request modes: first open N more connections, one request each, and
+                         hold them idle through the run (with --server-pid: the server's
+                         memory per idle connection and its threads)
   --heartbeat-ms N       streams: the server's HEARTBEAT_MS (default 15000)
   --open-concurrency N   streams: streams being opened at once (default 64)
-  --server-pid PID       streams: read VmRSS/VmHWM/Threads from /proc/PID/status
+  --server-pid PID       streams, --idle: read VmRSS/VmHWM/Threads from /proc/PID/status
   --metrics-url URL      streams: read process_resident_memory_bytes from a /metrics URL
   --json                 one JSON document on stdout
 

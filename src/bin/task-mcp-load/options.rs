@@ -92,6 +92,8 @@ pub struct Options {
     pub heartbeat: Duration,
     /// Streams mode: streams being opened at once.
     pub open_concurrency: usize,
+    /// Request modes: connections opened first, each answered once, then held idle.
+    pub idle: usize,
     /// Streams mode: read the server's memory from `/proc/PID/status`.
     pub server_pid: Option<u32>,
     /// Streams mode: read `process_resident_memory_bytes` from this URL instead.
@@ -138,6 +140,7 @@ impl Default for Options {
             json: false,
             heartbeat: Duration::from_secs(15),
             open_concurrency: 64,
+            idle: 0,
             server_pid: None,
             metrics_url: None,
         }
@@ -226,6 +229,7 @@ impl Options {
                         duration(name, &v)?
                     };
                 }
+                "--idle" => o.idle = number(name, &value()?)?,
                 "--open-concurrency" => o.open_concurrency = number(name, &value()?)?.max(1),
                 "--server-pid" => o.server_pid = Some(number(name, &value()?)? as u32),
                 "--metrics-url" => o.metrics_url = Some(value()?),

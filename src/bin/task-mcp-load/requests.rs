@@ -25,6 +25,7 @@ pub fn run(o: &Options) -> Result<Value, String> {
     };
     let (bytes, check) = build(o);
     let bytes = Arc::new(bytes);
+    let idle = (o.idle > 0).then(|| hold_idle(o, tls.as_ref(), &bytes, check));
     let start = Instant::now();
     let measure_from = start + o.warmup;
     let end = o.requests.is_none().then(|| measure_from + o.duration);
@@ -69,8 +70,73 @@ pub fn run(o: &Options) -> Result<Value, String> {
         Some(e) => e.saturating_duration_since(measure_from),
         None => measure_from.elapsed(),
     };
-    Ok(requests_json(&label(o), total, window))
+    let mut summary = requests_json(&label(o), total, window);
+    if let Some(mut idle) = idle {
+        let end = crate::streams::memory(o);
+        idle.report["server_threads_at_end"] = json!(end.and_then(|m| m.threads));
+        summary["idle"] = idle.report;
+        drop(idle.conns);
+    }
+    Ok(summary)
 }
+
+/// Connections held idle through a run, and what they cost the server.
+struct Idle {
+    conns: Vec<Conn>,
+    report: Value,
+}
+
+/// Opens `o.idle` connections, one answered request each, and keeps them open; reads the
+/// server's memory before and after (once they have had time to leave their workers).
+fn hold_idle(o: &Options, tls: Option<&Arc<ClientConfig>>, bytes: &[u8], check: Check) -> Idle {
+    let before = crate::streams::memory(o);
+    let mut conns = Vec::with_capacity(o.idle);
+    let mut answered = 0usize;
+    for _ in 0..o.idle {
+        let Ok(mut c) = Conn::open(&o.target, tls) else {
+            continue;
+        };
+        c.queue(bytes);
+        let mut reader = ResponseReader::new();
+        let deadline = Instant::now() + o.timeout;
+        let done = loop {
+            if c.pump().is_err() {
+                break false;
+            }
+            let eof = c.eof;
+            match reader.feed(&mut c.inbuf, eof) {
+                Ok(true) => break reader.status == 200 && check.passes(&reader.body),
+                Ok(false) if !eof && Instant::now() < deadline => {}
+                _ => break false,
+            }
+            crate::client::ready([(0, &c)], Duration::from_millis(100));
+        };
+        answered += usize::from(done);
+        conns.push(c);
+    }
+    std::thread::sleep(IDLE_SETTLE);
+    let with = crate::streams::memory(o);
+    let per_idle = match (&before, &with) {
+        (Some(b), Some(w)) if answered > 0 => {
+            Some((w.rss_kib.saturating_sub(b.rss_kib)) as f64 / answered as f64)
+        }
+        _ => None,
+    };
+    Idle {
+        conns,
+        report: json!({
+            "connections": o.idle,
+            "answered": answered,
+            "server_rss_kib_before": before.as_ref().map(|m| m.rss_kib),
+            "server_rss_kib_with_idle": with.as_ref().map(|m| m.rss_kib),
+            "server_kib_per_idle_connection": per_idle.map(|k| (k * 10.0).round() / 10.0),
+            "server_threads_with_idle": with.and_then(|m| m.threads),
+        }),
+    }
+}
+
+/// Time given to idle connections to leave their workers before the server's memory is read.
+const IDLE_SETTLE: Duration = Duration::from_millis(500);
 
 /// The run's description, as the report's `run` field.
 pub fn label(o: &Options) -> Value {

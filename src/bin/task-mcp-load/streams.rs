@@ -294,14 +294,14 @@ fn settle_fault(slot: &mut Slot, f: &Fault, settled: &AtomicUsize) {
 
 /// The server's memory at one moment.
 #[derive(Debug)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: Option<u64>,
-    threads: Option<u64>,
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: Option<u64>,
+    pub threads: Option<u64>,
 }
 
 /// Reads the server's memory from `/proc` or its metrics, when the options say how.
-fn memory(o: &Options) -> Option<Memory> {
+pub fn memory(o: &Options) -> Option<Memory> {
     if let Some(pid) = o.server_pid {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |name: &str| {
