@@ -48,6 +48,8 @@ pub struct App {
     pub dates: DateCache,
     /// Counters.
     pub counters: Counters,
+    /// The held streams' hub, started with the first held stream (`None` when it could not be).
+    hub: std::sync::OnceLock<Option<crate::hub::Hub>>,
     /// Where idle keep-alive connections wait without a thread (set once the pool exists).
     pub(crate) idle: std::sync::OnceLock<Arc<crate::idle::Parker>>,
     /// Worker pool counts (set once the pool exists).
@@ -276,6 +278,7 @@ impl App {
             counters: Counters::default(),
             pool: std::sync::OnceLock::new(),
             idle: std::sync::OnceLock::new(),
+            hub: std::sync::OnceLock::new(),
             pool_max: AtomicUsize::new(0),
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -455,6 +458,26 @@ impl App {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
         self.drain.fire();
+    }
+
+    /// The held streams' hub, started on first use.
+    pub(crate) fn hub(&self) -> Option<&crate::hub::Hub> {
+        self.hub
+            .get_or_init(|| {
+                let started = self
+                    .drain
+                    .fd()
+                    .try_clone_to_owned()
+                    .and_then(|drain| crate::hub::Hub::start(drain, self.config.write_timeout));
+                match started {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        log::error!("cannot start the held-stream hub: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// True while draining.

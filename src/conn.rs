@@ -17,7 +17,9 @@ use crate::app::App;
 use crate::http::request::{Framing, HeadLimits, parse_head};
 use crate::http::response::LAST_CHUNK;
 use crate::http::{Body, HttpError, Request, Response};
+use crate::hub::{HeldIo, HeldStream};
 use crate::idle::Parked;
+use crate::stream::Streaming;
 use crate::stream::{DrainSignal, Io, StreamCtx};
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
@@ -208,8 +210,61 @@ impl Io for Plain {
     }
 }
 
+impl HeldIo for TlsStream {
+    fn watched(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    fn queue(&mut self, bytes: &[u8]) -> bool {
+        // rustls holds what the socket has not taken, up to its buffer limit: past it, the
+        // client reads too slowly.
+        matches!(self.conn.writer().write(bytes), Ok(n) if n == bytes.len())
+    }
+
+    fn push(&mut self) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn read_discard(&mut self) -> io::Result<bool> {
+        Io::discard_input(self)
+    }
+
+    fn shut(&mut self) {
+        TlsStream::close(self);
+    }
+}
+
+impl HeldIo for Plain {
+    fn watched(&self) -> &TcpStream {
+        &self.0
+    }
+
+    fn queue(&mut self, bytes: &[u8]) -> bool {
+        self.0.queue(bytes)
+    }
+
+    fn push(&mut self) -> io::Result<bool> {
+        self.0.push()
+    }
+
+    fn read_discard(&mut self) -> io::Result<bool> {
+        self.0.read_discard()
+    }
+
+    fn shut(&mut self) {
+        self.0.shut();
+    }
+}
+
 /// What the keep-alive loop needs from a connection beyond [`Io`].
-trait Conn: Io + 'static {
+trait Conn: Io + HeldIo + 'static {
     fn buffered(&mut self) -> bool;
     fn close(&mut self);
 }
@@ -438,8 +493,8 @@ fn serve<C: Conn>(
             let reuse = keep_alive && is_post && !is_head && !resp.close && buf.is_empty();
             resp.close = !reuse;
             resp.write_head(&mut out, reuse, &date);
-            let f = match crate::stream::take(&mut resp) {
-                Some(f) if !is_head => f,
+            let streaming = match crate::stream::take(&mut resp) {
+                Some(s) if !is_head => s,
                 _ => {
                     out.extend_from_slice(LAST_CHUNK);
                     let _ = io.write_all(&out).and_then(|()| io.flush());
@@ -447,10 +502,13 @@ fn serve<C: Conn>(
                     return;
                 }
             };
-            if !is_post {
-                spawn_stream(Arc::clone(&app), io, f, out, guard);
-                return;
-            }
+            let f = match streaming {
+                Streaming::Held(h) => return hold(&app, io, h, out, guard),
+                Streaming::Run(f) if !is_post => {
+                    return spawn_stream(Arc::clone(&app), io, f, out, guard);
+                }
+                Streaming::Run(f) => f,
+            };
             // It answers one call, as a JSON answer would: this thread runs it, and the head,
             // the events and the end leave together when the answer is quick.
             if run_stream(&app, &mut io, f, out) && reuse && !app.is_draining() {
@@ -529,8 +587,29 @@ fn timespec(d: Duration) -> Timespec {
     }
 }
 
-/// Runs a held stream (a GET: legacy SSE, the MCP GET stream, the status page's) on its own
-/// thread, which owns the connection until the stream ends and then closes it.
+/// Hands a held stream (legacy `GET /sse`, the MCP GET stream) to the hub, which holds it
+/// without a thread; `head` goes out with its first events.
+fn hold<C: Conn>(app: &Arc<App>, mut io: C, h: HeldStream, head: Vec<u8>, guard: ConnGuard) {
+    let Some(hub) = app.hub() else {
+        io.close();
+        return;
+    };
+    app.counters.streams.fetch_add(1, Ordering::AcqRel);
+    let count = StreamCount(Arc::clone(app));
+    hub.adopt(Box::new(io), h, head, Box::new((guard, count)));
+}
+
+/// Counts a held stream until the hub ends it.
+struct StreamCount(Arc<App>);
+
+impl Drop for StreamCount {
+    fn drop(&mut self) {
+        self.0.counters.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs a streamed body that is not held by the hub (the status page's) on its own thread,
+/// which owns the connection until the stream ends and then closes it.
 fn spawn_stream<C: Conn>(
     app: Arc<App>,
     mut io: C,

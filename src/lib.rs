@@ -56,6 +56,7 @@ pub(crate) mod connect;
 pub(crate) mod fsx;
 pub mod health;
 pub mod http;
+pub mod hub;
 pub(crate) mod idle;
 pub(crate) mod logging;
 pub mod mcp;

@@ -34,20 +34,34 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::http::response::{LAST_CHUNK, write_chunk};
 use crate::http::{Body, Response};
+use crate::hub::{HeldStream, Next, Waker};
 
 /// The body of a streamed response.
 pub type StreamFn = Box<dyn FnOnce(&mut StreamCtx<'_>) + Send>;
 
-/// A streamed response (status 200) whose body `f` writes.
+/// A streamed response (status 200) whose body `f` writes on a thread of its own.
 pub fn response(content_type: &str, f: StreamFn) -> Response {
-    Response::streamed(content_type, Box::new(f))
+    Response::streamed(content_type, Box::new(Streaming::Run(f)))
 }
 
-/// Takes the stream function out of a streamed response, leaving it empty; `None` for other
-/// bodies (left as they were).
-pub fn take(resp: &mut Response) -> Option<StreamFn> {
+/// A held stream's response (status 200): the hub runs it, without a thread.
+pub fn held_response(content_type: &str, h: HeldStream) -> Response {
+    Response::streamed(content_type, Box::new(Streaming::Held(h)))
+}
+
+/// What a streamed body is.
+pub enum Streaming {
+    /// A function that writes the stream on a thread that owns the connection.
+    Run(StreamFn),
+    /// A stream the hub holds: server messages and heartbeats until the client leaves.
+    Held(HeldStream),
+}
+
+/// Takes the stream out of a streamed response, leaving it empty; `None` for other bodies
+/// (left as they were).
+pub fn take(resp: &mut Response) -> Option<Streaming> {
     match std::mem::replace(&mut resp.body, Body::Empty) {
-        Body::Stream(any) => any.downcast::<StreamFn>().ok().map(|f| *f),
+        Body::Stream(any) => any.downcast::<Streaming>().ok().map(|s| *s),
         other => {
             resp.body = other;
             None
@@ -55,12 +69,52 @@ pub fn take(resp: &mut Response) -> Option<StreamFn> {
     }
 }
 
-/// Wraps a streamed body: `wrap` gets the original function and the context and runs it (for
-/// work after the stream ends, such as logging its length). No-op for other bodies.
-pub fn wrap(resp: &mut Response, wrap: impl FnOnce(StreamFn, &mut StreamCtx<'_>) + Send + 'static) {
-    if let Some(inner) = take(resp) {
-        let f: StreamFn = Box::new(move |ctx| wrap(inner, ctx));
-        resp.body = Body::Stream(Box::new(f));
+/// Runs `f` when a streamed response's stream ends, with the payload bytes it sent and how long
+/// it ran (for its access line). No-op for other bodies.
+pub fn on_end(resp: &mut Response, f: impl FnOnce(u64, Duration) + Send + 'static) {
+    let streaming = match take(resp) {
+        Some(Streaming::Run(inner)) => Streaming::Run(Box::new(move |ctx| {
+            let started = Instant::now();
+            inner(ctx);
+            f(ctx.bytes_sent, started.elapsed());
+        })),
+        Some(Streaming::Held(mut h)) => {
+            h.on_end.push(Box::new(f));
+            Streaming::Held(h)
+        }
+        None => return,
+    };
+    resp.body = Body::Stream(Box::new(streaming));
+}
+
+/// A held stream reading `mb`: each message becomes `encode(message)` (an empty result sends
+/// nothing); `heartbeat` every `interval`; `initial` events first; ended after `max_age`, when
+/// the client leaves or the mailbox closes. `keep` is dropped when it ends.
+pub fn held<T: Send + 'static>(
+    mb: Mailbox<T>,
+    mut encode: impl FnMut(T) -> Vec<u8> + Send + 'static,
+    heartbeat: impl FnMut() -> Vec<u8> + Send + 'static,
+    initial: Vec<Vec<u8>>,
+    interval: Duration,
+    max_age: Duration,
+    keep: impl std::any::Any + Send,
+) -> HeldStream {
+    let wake = Arc::clone(&mb.wake);
+    HeldStream {
+        arm: Box::new(move |w| {
+            let _ = wake.set(w);
+        }),
+        next: Box::new(move || match mb.rx.try_recv() {
+            Ok(m) => Next::Event(encode(mb.received(m))),
+            Err(TryRecvError::Empty) => Next::Empty,
+            Err(TryRecvError::Disconnected) => Next::Closed,
+        }),
+        heartbeat: Box::new(heartbeat),
+        initial,
+        interval,
+        max_age,
+        on_end: Vec::new(),
+        keep: Box::new(keep),
     }
 }
 
@@ -118,6 +172,8 @@ pub enum Wait<T> {
 pub struct Mailbox<T> {
     rx: Receiver<T>,
     queued: Arc<AtomicUsize>,
+    /// Set when a held stream's hub takes the mailbox over: called after each message.
+    wake: Arc<OnceLock<Waker>>,
 }
 
 /// The sending side of a [`Mailbox`]; cheap to clone, usable from any thread.
@@ -126,6 +182,7 @@ pub struct MailSender<T> {
     /// Messages queued and not yet received; never above `capacity` after a successful send.
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    wake: Arc<OnceLock<Waker>>,
 }
 
 impl<T> Clone for MailSender<T> {
@@ -134,6 +191,16 @@ impl<T> Clone for MailSender<T> {
             tx: self.tx.clone(),
             queued: Arc::clone(&self.queued),
             capacity: self.capacity,
+            wake: Arc::clone(&self.wake),
+        }
+    }
+}
+
+impl<T> Drop for MailSender<T> {
+    fn drop(&mut self) {
+        // The last sender leaving closes the mailbox: a hub reading it must look.
+        if let Some(w) = self.wake.get() {
+            w();
         }
     }
 }
@@ -154,13 +221,15 @@ pub enum SendError {
 pub fn mailbox<T>(capacity: usize) -> io::Result<(MailSender<T>, Mailbox<T>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
+    let wake = Arc::new(OnceLock::new());
     Ok((
         MailSender {
             tx,
             queued: Arc::clone(&queued),
             capacity: capacity.max(1),
+            wake: Arc::clone(&wake),
         },
-        Mailbox { rx, queued },
+        Mailbox { rx, queued, wake },
     ))
 }
 
@@ -186,7 +255,11 @@ impl<T> MailSender<T> {
         self.tx.send(msg).map_err(|e| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             (SendError::Closed, e.0)
-        })
+        })?;
+        if let Some(w) = self.wake.get() {
+            w();
+        }
+        Ok(())
     }
 }
 

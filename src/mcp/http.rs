@@ -7,7 +7,7 @@
 //! decides, a JSON-RPC message is MCP.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -197,22 +197,20 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
     };
     let outlet: client::Outlet = Arc::new(move |m: &Value| tx.send(m.clone()).is_ok());
     let attached = client::attach(env, &registered.sid, &caller.identity, outlet);
-    let env2 = Arc::clone(env);
-    sse_response(Box::new(move |ctx: &mut StreamCtx<'_>| {
-        let _registered = registered;
-        let _attached = attached;
-        let opened = Instant::now();
-        loop {
-            let ok = match ctx.wait(&mb, env2.settings.heartbeat) {
-                Wait::Message(m) => send_message(ctx, &slot, &m),
-                Wait::Timeout => send_comment(ctx, &slot, "keepalive"),
-                Wait::Hangup | Wait::Draining | Wait::Closed => false,
-            };
-            if !ok || opened.elapsed() >= env2.settings.max_stream_age {
-                return;
-            }
-        }
-    }))
+    let slot = Arc::new(slot);
+    let (on_message, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
+    let held = crate::stream::held(
+        mb,
+        move |m: Value| on_message.counted(message_bytes(&m)),
+        move || on_beat.counted(comment_bytes("keepalive")),
+        Vec::new(),
+        env.settings.heartbeat,
+        env.settings.max_stream_age,
+        (registered, attached, slot),
+    );
+    crate::stream::held_response("text/event-stream", held)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Accel-Buffering", "no")
 }
 
 /// `DELETE /mcp`: 405 when stateless; in stateful mode ends the session (200) for good.
@@ -547,20 +545,30 @@ fn sse_response(f: crate::stream::StreamFn) -> Response {
         .with_header("X-Accel-Buffering", "no")
 }
 
-/// Sends `event: message` with compact JSON; false once the client is gone.
-pub(crate) fn send_message(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, msg: &Value) -> bool {
+/// An `event: message` with compact JSON.
+pub(crate) fn message_bytes(msg: &Value) -> Vec<u8> {
     let data = serde_json::to_string(msg).unwrap_or_default();
     let mut buf = Vec::with_capacity(data.len() + 24);
     // unwrap-free: the event name is a constant without CR/LF.
     let _ = sse::write_event(&mut buf, Some("message"), None, &data);
-    slot.send(ctx, &buf)
+    buf
+}
+
+/// A comment line (keep-alive).
+pub(crate) fn comment_bytes(text: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(16);
+    sse::write_comment(&mut buf, text);
+    buf
+}
+
+/// Sends `event: message` with compact JSON; false once the client is gone.
+pub(crate) fn send_message(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, msg: &Value) -> bool {
+    slot.send(ctx, &message_bytes(msg))
 }
 
 /// Sends a comment line (keep-alive); false once the client is gone.
 pub(crate) fn send_comment(ctx: &mut StreamCtx<'_>, slot: &StreamSlot, text: &str) -> bool {
-    let mut buf = Vec::with_capacity(16);
-    sse::write_comment(&mut buf, text);
-    slot.send(ctx, &buf)
+    slot.send(ctx, &comment_bytes(text))
 }
 
 /// 503 when the stream cap is reached.

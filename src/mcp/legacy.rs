@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::http::{send_comment, unavailable};
+use super::http::{comment_bytes, unavailable};
 use super::methods::finish_call;
 use super::methods::{self, Reply};
 use super::run::{ToolEvent, is_cancelled, progress_notification};
@@ -27,7 +27,7 @@ use super::{Caller, Inflight, McpEnv, StreamKind, client, lock, rpc_error_respon
 use crate::http::{Head, Response};
 use crate::rpc::{self, ErrorCode, Message, Parsed};
 use crate::sse;
-use crate::stream::{MailSender, StreamCtx, Wait, mailbox};
+use crate::stream::{MailSender, mailbox};
 use crate::tools::Access;
 
 /// The legacy sessions, connected or kept for replay.
@@ -139,39 +139,28 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
         generation,
         identity: caller.identity.clone(),
     };
-    let env2 = Arc::clone(env);
-    let f = Box::new(move |ctx: &mut StreamCtx<'_>| {
-        let _attached = attached;
-        let _detach = detach;
-        let mut buf = Vec::new();
-        let endpoint = format!("/messages?sessionId={sid}");
-        let _ = sse::write_event(
-            &mut buf,
-            Some("endpoint"),
-            Some(&format!("{sid}-{last_seq}")),
-            &endpoint,
-        );
-        if !slot.send(ctx, &buf) {
-            return;
-        }
-        for e in &replay {
-            if !send_outbound(ctx, &slot, &sid, e) {
-                return;
-            }
-        }
-        let opened = Instant::now();
-        loop {
-            let ok = match ctx.wait(&mb, env2.settings.heartbeat) {
-                Wait::Message(e) => send_outbound(ctx, &slot, &sid, &e),
-                Wait::Timeout => send_comment(ctx, &slot, "keepalive"),
-                Wait::Hangup | Wait::Draining | Wait::Closed => false,
-            };
-            if !ok || opened.elapsed() >= env2.settings.max_stream_age {
-                return;
-            }
-        }
-    });
-    crate::stream::response("text/event-stream", f)
+    let slot = Arc::new(slot);
+    let mut initial = Vec::with_capacity(1 + replay.len());
+    let mut endpoint = Vec::new();
+    let _ = sse::write_event(
+        &mut endpoint,
+        Some("endpoint"),
+        Some(&format!("{sid}-{last_seq}")),
+        &format!("/messages?sessionId={sid}"),
+    );
+    initial.push(slot.counted(endpoint));
+    initial.extend(replay.iter().map(|e| slot.counted(outbound_bytes(&sid, e))));
+    let (on_event, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
+    let held = crate::stream::held(
+        mb,
+        move |e: Outbound| on_event.counted(outbound_bytes(&sid, &e)),
+        move || on_beat.counted(comment_bytes("keepalive")),
+        initial,
+        env.settings.heartbeat,
+        env.settings.max_stream_age,
+        (attached, detach, slot),
+    );
+    crate::stream::held_response("text/event-stream", held)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }
@@ -434,12 +423,8 @@ fn push(env: &McpEnv, sid: &str, event: &str, data: &Value) -> bool {
     }
 }
 
-fn send_outbound(
-    ctx: &mut StreamCtx<'_>,
-    slot: &super::StreamSlot,
-    sid: &str,
-    e: &Outbound,
-) -> bool {
+/// A numbered event (`id: <session>-<seq>`); empty when it cannot be written.
+fn outbound_bytes(sid: &str, e: &Outbound) -> Vec<u8> {
     let mut buf = Vec::with_capacity(e.data.len() + 64);
     if sse::write_event(
         &mut buf,
@@ -449,9 +434,9 @@ fn send_outbound(
     )
     .is_err()
     {
-        return true;
+        return Vec::new();
     }
-    slot.send(ctx, &buf)
+    buf
 }
 
 /// Drops sessions closed longer than the replay retention.

@@ -272,6 +272,12 @@ impl StreamSlot {
         self.env.hooks.stream_sent(self.kind, bytes);
     }
 
+    /// Counts `buf` as sent on this stream (a held stream's event) and returns it.
+    pub(crate) fn counted(&self, buf: Vec<u8>) -> Vec<u8> {
+        self.sent(buf.len());
+        buf
+    }
+
     /// Sends `buf` on the stream and counts it; false when the client is gone.
     pub(crate) fn send(&self, ctx: &mut crate::stream::StreamCtx<'_>, buf: &[u8]) -> bool {
         match ctx.send(buf) {

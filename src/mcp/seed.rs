@@ -150,9 +150,8 @@ fn start(env: &Arc<McpEnv>, body: &Value, caller: &Caller, framing: Framing) -> 
         Framing::Sse => crate::stream::response("text/event-stream", f)
             .with_header("Cache-Control", "no-cache")
             .with_header("X-Accel-Buffering", "no"),
-        Framing::Ndjson => {
-            crate::stream::response("application/x-ndjson", f).with_header("Cache-Control", "no-cache")
-        }
+        Framing::Ndjson => crate::stream::response("application/x-ndjson", f)
+            .with_header("Cache-Control", "no-cache"),
     }
 }
 

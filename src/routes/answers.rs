@@ -134,18 +134,17 @@ pub(super) fn finish(
         let head_ms = elapsed.as_secs_f64() * 1000.0;
         let status = resp.status;
         let metrics = std::sync::Arc::clone(&app.metrics);
-        crate::stream::wrap(resp, move |run, ctx| {
-            let started = std::time::Instant::now();
-            run(ctx);
-            metrics.response_sent(route, usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX));
+        crate::stream::on_end(resp, move |bytes, ran| {
+            let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            metrics.response_sent(route, bytes);
             logging::access(&logging::Access {
                 request_id: &request_id,
                 method,
                 route,
                 status,
-                bytes: usize::try_from(ctx.bytes_sent).unwrap_or(usize::MAX),
+                bytes,
                 duration_ms: head_ms,
-                stream_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                stream_ms: Some(ran.as_secs_f64() * 1000.0),
                 peer,
                 identity: identity.as_deref(),
                 trace: trace.as_ref(),

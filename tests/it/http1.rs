@@ -291,7 +291,10 @@ fn a_parked_connection_is_closed_at_its_idle_deadline() {
     let started = Instant::now();
     assert!(c.closed(), "the server closes an idle connection");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ use task_mcp::http::body::ChunkedDecoder;
 use task_mcp::http::request::{Framing, HeadLimits, parse_head};
 use task_mcp::http::{Body, Method, Response};
 use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, Sessions, Settings};
+use task_mcp::stream::Streaming;
 use task_mcp::stream::{DrainSignal, StreamCtx};
 use task_mcp::tools::testing::{Echo, Slow};
 use task_mcp::tools::{Access, Registry};
@@ -143,13 +144,31 @@ fn serve(mut conn: TcpStream, env: &Arc<McpEnv>, drain: &DrainSignal, token: &st
                     body,
                     close,
                 };
-                let f = task_mcp::stream::take(&mut shell).expect("a stream function");
+                let streaming = task_mcp::stream::take(&mut shell).expect("a stream");
                 shell.body = Body::Stream(Box::new(()));
                 let mut out = Vec::new();
                 shell.write_head(&mut out, false, "Thu, 01 Jan 1970 00:00:00 GMT");
-                let mut ctx = StreamCtx::new(&mut conn, drain, out);
-                f(&mut ctx);
-                ctx.finish();
+                match streaming {
+                    Streaming::Run(f) => {
+                        let mut ctx = StreamCtx::new(&mut conn, drain, out);
+                        f(&mut ctx);
+                        ctx.finish();
+                    }
+                    // A held stream runs in a hub of its own, kept until the stream ends.
+                    Streaming::Held(mut h) => {
+                        let (done, ended) = std::sync::mpsc::channel();
+                        h.on_end.push(Box::new(move |_, _| {
+                            let _ = done.send(());
+                        }));
+                        let hub = task_mcp::hub::Hub::start(
+                            drain.fd().try_clone_to_owned().unwrap(),
+                            std::time::Duration::from_secs(10),
+                        )
+                        .unwrap();
+                        hub.adopt(Box::new(conn), h, out, Box::new(()));
+                        let _ = ended.recv();
+                    }
+                }
                 return;
             }
             body => {

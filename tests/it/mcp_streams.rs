@@ -12,9 +12,11 @@ use serde_json::{Value, json};
 
 use task_mcp::http::Response;
 use task_mcp::http::body::ChunkedDecoder;
+use task_mcp::hub::Hub;
 use task_mcp::mcp;
 use task_mcp::ndjson::LineReader;
 use task_mcp::sse::{Event, Reader};
+use task_mcp::stream::Streaming;
 use task_mcp::stream::{DrainSignal, StreamCtx};
 
 use super::mcp_wire::{
@@ -34,7 +36,7 @@ pub(crate) struct Streamed {
 }
 
 pub(crate) fn run(mut resp: Response) -> Streamed {
-    let Some(f) = task_mcp::stream::take(&mut resp) else {
+    let Some(streaming) = task_mcp::stream::take(&mut resp) else {
         panic!("not a stream: status {} {:?}", resp.status, resp.body);
     };
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -45,11 +47,30 @@ pub(crate) fn run(mut resp: Response) -> Streamed {
         .unwrap();
     let drain = DrainSignal::new().unwrap();
     let d2 = drain.clone();
-    let handle = std::thread::spawn(move || {
-        let mut ctx = StreamCtx::new(&mut server, &d2, Vec::new());
-        f(&mut ctx);
-        ctx.finish();
-    });
+    let handle = match streaming {
+        Streaming::Run(f) => std::thread::spawn(move || {
+            let mut ctx = StreamCtx::new(&mut server, &d2, Vec::new());
+            f(&mut ctx);
+            ctx.finish();
+        }),
+        // A held stream runs in a hub of its own; the handle ends when the stream does.
+        Streaming::Held(mut h) => {
+            let (done, ended) = std::sync::mpsc::channel();
+            h.on_end.push(Box::new(move |_, _| {
+                let _ = done.send(());
+            }));
+            let hub = Hub::start(
+                d2.fd().try_clone_to_owned().unwrap(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+            hub.adopt(Box::new(server), h, Vec::new(), Box::new(()));
+            std::thread::spawn(move || {
+                let _ = ended.recv();
+                drop(hub);
+            })
+        }
+    };
     Streamed {
         client,
         handle,
