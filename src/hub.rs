@@ -302,8 +302,8 @@ fn adopt(shared: &Shared, weak: &Weak<Shared>, s: &mut Streams, a: Adopted) {
     } = a;
     let now = Instant::now();
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
-    if s.drained
-        || io.watched().set_nonblocking(true).is_err()
+    // Adopted while draining: registered all the same, and ended (cleanly) with the rest.
+    if io.watched().set_nonblocking(true).is_err()
         || epoll::add(
             &shared.epoll,
             io.watched(),
@@ -332,7 +332,10 @@ fn adopt(shared: &Shared, weak: &Weak<Shared>, s: &mut Streams, a: Adopted) {
         }
     }));
     let initial = std::mem::take(&mut held.initial);
-    let (next_beat, dies) = (now + held.interval, now + held.max_age);
+    // A zero interval would spin; a huge age would overflow the clock.
+    held.interval = held.interval.max(MIN_INTERVAL);
+    let far = |d: Duration| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
+    let (next_beat, dies) = (far(held.interval), far(held.max_age));
     let mut entry = Entry {
         io,
         held,
@@ -481,7 +484,7 @@ fn tick(shared: &Shared, s: &mut Streams, key: u64, now: Instant) {
         return end(shared, s, key, false);
     }
     if now >= e.next_beat {
-        e.next_beat = now + e.held.interval;
+        e.next_beat = now.checked_add(e.held.interval).unwrap_or(now + FAR_FUTURE);
         let beat = (e.held.heartbeat)();
         if !queue_event(e, &beat) {
             return end(shared, s, key, false);
@@ -570,3 +573,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How often a full socket's write timeout is checked.
 const WRITE_CHECK: Duration = Duration::from_millis(500);
 const THREAD_STACK_BYTES: usize = 128 * 1024;
+/// The shortest time between heartbeats.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// A deadline that never comes.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);

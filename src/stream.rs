@@ -930,4 +930,106 @@ mod tests {
             b"HEAD\r\n\r\na\r\nevent: x\n\n\r\na\r\nevent: y\n\n\r\n0\r\n\r\n"
         );
     }
+
+    /// A held stream on a hub of its own over a socket pair: the client end, the sender, an
+    /// "ended" receiver carrying the bytes sent, and the hub.
+    fn held_pair(
+        beat: Duration,
+        max_age: Duration,
+    ) -> (
+        TcpStream,
+        MailSender<&'static str>,
+        crossbeam_channel::Receiver<u64>,
+        crate::hub::Hub,
+        DrainSignal,
+    ) {
+        let (server, client) = pair();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let drain = DrainSignal::new().unwrap();
+        let hub = crate::hub::Hub::start(
+            drain.fd().try_clone_to_owned().unwrap(),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let (tx, mb) = mailbox::<&'static str>(8).unwrap();
+        let mut h = held(
+            mb,
+            |m: &'static str| m.as_bytes().to_vec(),
+            || b":beat\n\n".to_vec(),
+            vec![b"hello\n".to_vec()],
+            beat,
+            max_age,
+            (),
+        );
+        let (done, ended) = crossbeam_channel::bounded(1);
+        h.on_end.push(Box::new(move |bytes, _| {
+            let _ = done.send(bytes);
+        }));
+        hub.adopt(Box::new(server), h, b"HEAD\r\n\r\n".to_vec(), Box::new(()));
+        (client, tx, ended, hub, drain)
+    }
+
+    fn read_until(client: &mut TcpStream, got: &mut Vec<u8>, want: &[u8]) {
+        let mut buf = [0u8; 256];
+        while !got.windows(want.len()).any(|w| w == want) {
+            let n = client.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "closed before {:?}: got {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn a_held_stream_sends_head_first_events_messages_and_heartbeats() {
+        let (mut client, tx, ended, hub, _drain) =
+            held_pair(Duration::from_millis(50), Duration::from_secs(60));
+        let mut got = Vec::new();
+        read_until(&mut client, &mut got, b"6\r\nhello\n\r\n");
+        assert!(got.starts_with(b"HEAD\r\n\r\n"));
+        tx.send("event: x\n\n").unwrap();
+        read_until(&mut client, &mut got, b"a\r\nevent: x\n\n\r\n");
+        read_until(&mut client, &mut got, b"7\r\n:beat\n\n\r\n");
+        assert_eq!(hub.len(), 1);
+        assert!(ended.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_held_stream_ends_on_hang_up_mailbox_close_max_age_and_drain() {
+        // Hang-up: the stream ends without its last chunk.
+        let (client, _tx, ended, hub, _drain) =
+            held_pair(Duration::from_secs(60), Duration::from_secs(60));
+        drop(client);
+        assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(6));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hub.len() > 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(hub.len(), 0);
+        // The last sender leaving: ended cleanly (the last chunk).
+        let (mut client, tx, ended, _hub, _drain) =
+            held_pair(Duration::from_secs(60), Duration::from_secs(60));
+        drop(tx);
+        assert!(ended.recv_timeout(Duration::from_secs(10)).is_ok());
+        let mut got = Vec::new();
+        read_until(&mut client, &mut got, b"0\r\n\r\n");
+        // Max age.
+        let (mut client, _tx, ended, _hub, _drain) =
+            held_pair(Duration::from_secs(60), Duration::from_millis(30));
+        assert!(ended.recv_timeout(Duration::from_secs(10)).is_ok());
+        let mut got = Vec::new();
+        read_until(&mut client, &mut got, b"0\r\n\r\n");
+        // Drain.
+        let (mut client, _tx, ended, _hub, drain) =
+            held_pair(Duration::from_secs(60), Duration::from_secs(60));
+        drain.fire();
+        assert!(ended.recv_timeout(Duration::from_secs(10)).is_ok());
+        let mut got = Vec::new();
+        read_until(&mut client, &mut got, b"0\r\n\r\n");
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! A [`Body::Stream`] response is not serialized here: the connection writes its head with
 //! `Transfer-Encoding: chunked` and runs the body, which this layer holds without knowing its
-//! type (the connection layer above puts its stream function in and takes it out, see
-//! `crate::stream::response`), so `http/` depends on nothing above it.
+//! type (the connection layer above puts its stream in and takes it out), so `http/` depends
+//! on nothing above it.
 
 use std::fmt::Write as _;
 use std::io;

@@ -144,38 +144,48 @@ pub(super) fn status_stream(app: &App) -> Response {
         )
         .with_header("Retry-After", "5");
     }
+    // Nothing is ever mailed to this stream: its events are its heartbeats. The sender is kept
+    // with the stream so the mailbox stays open.
+    let Ok((keep_open, mb)) = crate::stream::mailbox::<()>(1) else {
+        return error_response(
+            503,
+            "TOO_MANY_STREAMS",
+            "Too many open streams.",
+            "Retry later (MAX_STREAMS).",
+            None,
+        );
+    };
     let app = app.self_arc();
-    crate::stream::response(
-        "text/event-stream",
-        Box::new(move |ctx| {
-            let mut last = (
-                std::time::Instant::now(),
-                app.counters.requests.load(Ordering::Relaxed),
-            );
-            let mut buf = Vec::new();
-            loop {
-                let now = std::time::Instant::now();
-                let total = app.counters.requests.load(Ordering::Relaxed);
-                let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
-                let rate = (total - last.1) as f64 / secs;
-                last = (now, total);
-                buf.clear();
-                let stats = status_json(&app, total, rate);
-                if crate::sse::write_event(&mut buf, Some("stats"), None, &stats.to_string())
-                    .is_err()
-                    || ctx.send(&buf).is_err()
-                {
-                    return;
-                }
-                match ctx.sleep(std::time::Duration::from_secs(1)) {
-                    crate::stream::Wait::Timeout => {}
-                    _ => return,
-                }
-            }
-        }),
-    )
-    .with_header("Cache-Control", "no-cache")
-    .with_header("X-Accel-Buffering", "no")
+    let max_age = app.config.max_stream_age;
+    let mut last = (
+        std::time::Instant::now(),
+        app.counters.requests.load(Ordering::Relaxed),
+    );
+    let mut stats = move || {
+        let now = std::time::Instant::now();
+        let total = app.counters.requests.load(Ordering::Relaxed);
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let rate = total.saturating_sub(last.1) as f64 / secs;
+        last = (now, total);
+        let mut buf = Vec::new();
+        let json = status_json(&app, total, rate).to_string();
+        // unwrap-free: compact JSON has no line breaks; a failure sends nothing.
+        let _ = crate::sse::write_event(&mut buf, Some("stats"), None, &json);
+        buf
+    };
+    let first = stats();
+    let held = crate::stream::held(
+        mb,
+        |()| Vec::new(),
+        stats,
+        vec![first],
+        std::time::Duration::from_secs(1),
+        max_age,
+        keep_open,
+    );
+    crate::stream::held_response("text/event-stream", held)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Accel-Buffering", "no")
 }
 
 /// The statistics object of `/status/stream`.
