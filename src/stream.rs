@@ -1007,10 +1007,10 @@ mod tests {
         drop(client);
         assert_eq!(ended.recv_timeout(Duration::from_secs(10)), Ok(6));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while hub.len() > 0 && Instant::now() < deadline {
+        while !hub.is_empty() && Instant::now() < deadline {
             std::thread::yield_now();
         }
-        assert_eq!(hub.len(), 0);
+        assert!(hub.is_empty());
         // The last sender leaving: ended cleanly (the last chunk).
         let (mut client, tx, ended, _hub, _drain) =
             held_pair(Duration::from_secs(60), Duration::from_secs(60));
