@@ -269,6 +269,8 @@ pub struct ResponseReader {
     pub close: bool,
     /// The body read so far (de-chunked).
     pub body: Vec<u8>,
+    /// The `Mcp-Session-Id` header, when there was one.
+    pub session: Option<String>,
 }
 
 enum Framing {
@@ -287,6 +289,7 @@ impl ResponseReader {
             status: 0,
             close: false,
             body: Vec::new(),
+            session: None,
         }
     }
 
@@ -327,6 +330,8 @@ impl ResponseReader {
                             chunked = h.value.eq_ignore_ascii_case(b"chunked");
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             self.close = h.value.eq_ignore_ascii_case(b"close");
+                        } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
+                            self.session = std::str::from_utf8(h.value).ok().map(str::to_string);
                         }
                     }
                     buf.drain(..used);

@@ -91,7 +91,8 @@ Modes:
   call          MCP tools/call of --tool with --args, POST /mcp
   seed-ndjson   the seed NDJSON API: POST /mcp {\"tool\",\"input\"}
   seed-sse      the seed SSE API: POST /sse {\"tool\",\"input\"}
-  streams       hold N legacy GET /sse streams; check every heartbeat; server memory per stream
+  streams       hold N legacy GET /sse streams (--mcp-get: N stateful sessions' GET /mcp streams);
+                check every heartbeat; server memory per stream
 
 Options:
   --url URL              https://host:port[/path] or http://... (default https://127.0.0.1:8443;
@@ -118,6 +119,7 @@ Options:
   --idle N               request modes: first open N more connections, one request each, and
                          hold them idle through the run (with --server-pid: the server's
                          memory per idle connection and its threads)
+  --mcp-get              streams: MCP GET streams (the server runs MCP_SESSIONS=stateful)
   --heartbeat-ms N       streams: the server's HEARTBEAT_MS (default 15000)
   --open-concurrency N   streams: streams being opened at once (default 64)
   --server-pid PID       streams, --idle: read VmRSS/VmHWM/Threads from /proc/PID/status

@@ -94,6 +94,8 @@ pub struct Options {
     pub open_concurrency: usize,
     /// Request modes: connections opened first, each answered once, then held idle.
     pub idle: usize,
+    /// Streams mode: MCP GET streams of stateful sessions instead of legacy `GET /sse`.
+    pub mcp_get: bool,
     /// Streams mode: read the server's memory from `/proc/PID/status`.
     pub server_pid: Option<u32>,
     /// Streams mode: read `process_resident_memory_bytes` from this URL instead.
@@ -141,6 +143,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(15),
             open_concurrency: 64,
             idle: 0,
+            mcp_get: false,
             server_pid: None,
             metrics_url: None,
         }
@@ -230,6 +233,7 @@ impl Options {
                     };
                 }
                 "--idle" => o.idle = number(name, &value()?)?,
+                "--mcp-get" => o.mcp_get = true,
                 "--open-concurrency" => o.open_concurrency = number(name, &value()?)?.max(1),
                 "--server-pid" => o.server_pid = Some(number(name, &value()?)? as u32),
                 "--metrics-url" => o.metrics_url = Some(value()?),
@@ -255,6 +259,7 @@ impl Options {
     pub fn path(&self) -> &str {
         match (&self.target.path, self.mode) {
             (Some(p), _) => p,
+            (None, Mode::Streams) if self.mcp_get => "/mcp",
             (None, Mode::SeedSse | Mode::Streams) => "/sse",
             (None, _) => "/mcp",
         }

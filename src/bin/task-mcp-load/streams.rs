@@ -1,8 +1,9 @@
-//! Streams mode: open N legacy `GET /sse` streams, hold them all, and check that every stream
-//! receives every heartbeat during the hold; read the server's resident memory before and while
-//! they are held.
+//! Streams mode: open N legacy `GET /sse` streams (or, with `--mcp-get`, N stateful MCP sessions
+//! and their `GET /mcp` streams), hold them all, and check that every stream receives every
+//! heartbeat during the hold; read the server's resident memory before and while they are held.
 //!
-//! A stream counts as open once its `endpoint` event arrives. During the hold window, a stream
+//! A legacy stream counts as open once its `endpoint` event arrives, an MCP GET stream once its
+//! 200 head does (after the session's `initialize`, on the same connection). During the hold window, a stream
 //! misses a heartbeat when two consecutive points of (window start, each heartbeat, window end)
 //! are more than [`GAP_FACTOR`] heartbeat intervals apart: one lost heartbeat makes a gap of two
 //! intervals, while scheduling jitter stays well under one.
@@ -18,6 +19,9 @@ use serde_json::{Value, json};
 use crate::client::{Conn, Fault, ResponseReader, request};
 use crate::options::Options;
 use crate::report::round;
+
+/// The `initialize` request of an MCP GET stream's session.
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"task-mcp-load","version":"1"}}}"#;
 
 /// What one stream saw.
 #[derive(Debug, Default)]
@@ -142,7 +146,7 @@ fn summarize(
     json!({
         "run": {
             "mode": "streams",
-            "variant": "GET /sse",
+            "variant": if o.mcp_get { "GET /mcp (stateful sessions)" } else { "GET /sse" },
             "url": format!("{}://{}{}", if o.target.tls { "https" } else { "http" }, o.target.authority, o.path()),
             "connections": o.connections,
             "threads": o.threads,
@@ -172,6 +176,10 @@ fn summarize(
 /// One stream in a client thread.
 struct Slot {
     conn: Option<Conn>,
+    /// MCP GET: the `initialize` answer is awaited (the stream request follows it).
+    initializing: bool,
+    /// MCP GET: the stream is open at its head (it has no first event).
+    open_at_head: bool,
     reader: ResponseReader,
     /// Body bytes after the last complete line.
     partial: Vec<u8>,
@@ -193,7 +201,27 @@ fn hold(
         headers.push(("Authorization", a.as_str()));
     }
     headers.extend(o.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    let req = request("GET", &o.target, o.path(), &headers, b"");
+    let mut init_headers = headers.clone();
+    init_headers[0] = ("Accept", "application/json, text/event-stream");
+    init_headers.push(("Content-Type", "application/json"));
+    let init = request(
+        "POST",
+        &o.target,
+        o.path(),
+        &init_headers,
+        INITIALIZE.as_bytes(),
+    );
+    let get = |session: &str| {
+        let mut h = headers.clone();
+        h.push(("Mcp-Session-Id", session));
+        h.push(("MCP-Protocol-Version", "2025-06-18"));
+        request("GET", &o.target, o.path(), &h, b"")
+    };
+    let req = if o.mcp_get {
+        init
+    } else {
+        request("GET", &o.target, o.path(), &headers, b"")
+    };
     let mut slots: Vec<Slot> = Vec::with_capacity(n);
     let mut opening = 0usize;
     let concurrency = (o.open_concurrency / o.threads).max(1);
@@ -201,6 +229,8 @@ fn hold(
         while slots.len() < n && opening < concurrency {
             let mut slot = Slot {
                 conn: None,
+                initializing: o.mcp_get,
+                open_at_head: o.mcp_get,
                 reader: ResponseReader::new(),
                 partial: Vec::new(),
                 record: Record::default(),
@@ -213,7 +243,7 @@ fn hold(
                     opening += 1;
                     // Whatever the first pump already read must be parsed now: `poll` will
                     // not report it again.
-                    if let Err(f) = read_stream(&mut slot) {
+                    if let Err(f) = read_stream(&mut slot, &get) {
                         slot.conn = None;
                         slot.record.fault = Some(f.kind());
                         slot.settled = true;
@@ -235,7 +265,7 @@ fn hold(
         for i in ready {
             let s = &mut slots[i];
             let was_settled = s.settled;
-            if let Err(f) = read_stream(s) {
+            if let Err(f) = read_stream(s, &get) {
                 if s.record.opened.is_some() {
                     s.record.closed = Some(Instant::now());
                 } else {
@@ -253,15 +283,37 @@ fn hold(
     slots.into_iter().map(|s| s.record).collect()
 }
 
-/// Reads what arrived on one stream: the head, then SSE lines.
-fn read_stream(s: &mut Slot) -> Result<(), Fault> {
+/// Reads what arrived on one stream: the `initialize` answer (MCP GET), then the head, then SSE
+/// lines. `get` is the stream request for a session.
+fn read_stream(s: &mut Slot, get: &dyn Fn(&str) -> Vec<u8>) -> Result<(), Fault> {
     let Some(conn) = s.conn.as_mut() else {
         return Ok(());
     };
     conn.pump()?;
-    let done = s.reader.feed(&mut conn.inbuf, conn.eof)?;
+    let mut done = s.reader.feed(&mut conn.inbuf, conn.eof)?;
     if s.reader.has_head() && s.reader.status != 200 {
         return Err(Fault::Status(s.reader.status));
+    }
+    if s.initializing {
+        if !done {
+            return Ok(());
+        }
+        let Some(session) = s.reader.session.take() else {
+            return Err(Fault::BadBody);
+        };
+        s.initializing = false;
+        s.reader = ResponseReader::new();
+        conn.queue(&get(&session));
+        conn.pump()?;
+        done = s.reader.feed(&mut conn.inbuf, conn.eof)?;
+        if s.reader.has_head() && s.reader.status != 200 {
+            return Err(Fault::Status(s.reader.status));
+        }
+    }
+    if s.open_at_head && s.reader.has_head() && s.record.opened.is_none() {
+        // An MCP GET stream answers its head and then only heartbeats.
+        s.record.opened = Some(Instant::now());
+        s.settled = true;
     }
     s.partial.append(&mut s.reader.body);
     let now = Instant::now();
