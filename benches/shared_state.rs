@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use divan::{Bencher, black_box};
-use task_mcp::metrics::{Metrics, Transport};
+use task_mcp::observe::metrics::{Metrics, Transport};
 use task_mcp::routes::ROUTES;
 use task_mcp::security::ratelimit::{Key, Limiter, Quota};
 
@@ -79,9 +79,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for (i, tool) in TOOLS.iter().enumerate() {
         m.tool_started(tool);
         let outcome = if i % 3 != 0 {
-            task_mcp::metrics::ToolOutcome::Ok
+            task_mcp::observe::metrics::ToolOutcome::Ok
         } else {
-            task_mcp::metrics::ToolOutcome::ClientError("ENOCHANGE")
+            task_mcp::observe::metrics::ToolOutcome::ClientError("ENOCHANGE")
         };
         m.tool_finished(tool, outcome, Duration::from_millis(i as u64 + 1));
     }

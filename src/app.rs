@@ -8,12 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::DateCache;
 use crate::config::Config;
-use crate::health::{HealthRegistry, HealthRunner, HealthStatus, checks};
-use crate::pool::PoolStats;
-use crate::stream::DrainSignal;
-use crate::tls::LiveConfig;
+use crate::net::pool::PoolStats;
+use crate::net::stream::DrainSignal;
+use crate::net::tls::LiveConfig;
+use crate::observe::health::{HealthRegistry, HealthRunner, HealthStatus, checks};
+use crate::observe::trace::{ExporterSettings, Resource, Sampler, Tracer};
 use crate::tools::Registry;
-use crate::trace::{ExporterSettings, Resource, Sampler, Tracer};
 
 /// Live counters of the server itself.
 #[derive(Debug, Default)]
@@ -49,9 +49,9 @@ pub struct App {
     /// Counters.
     pub counters: Counters,
     /// The held streams' hub, started with the first held stream (`None` when it could not be).
-    hub: std::sync::OnceLock<Option<crate::hub::Hub>>,
+    hub: std::sync::OnceLock<Option<crate::net::hub::Hub>>,
     /// Where idle keep-alive connections wait without a thread (set once the pool exists).
-    pub(crate) idle: std::sync::OnceLock<Arc<crate::idle::Parker>>,
+    pub(crate) idle: std::sync::OnceLock<Arc<crate::net::idle::Parker>>,
     /// Worker pool counts (set once the pool exists).
     pub pool: std::sync::OnceLock<Arc<PoolStats>>,
     /// Most workers.
@@ -67,13 +67,13 @@ pub struct App {
     /// The MCP layer's shared state.
     pub mcp: Arc<crate::mcp::McpEnv>,
     /// The Prometheus exporter.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::observe::metrics::Metrics>,
     /// The accepted tokens (digests only); SIGHUP or a change of `AUTH_TOKENS_FILE` reloads them.
     pub tokens: crate::security::auth::LiveTokens,
     /// Watches the certificate, key and tokens file for changes (see [`App::watch_secrets`]).
     secrets_watch: Mutex<Option<crate::watch::Watcher>>,
     /// Pushes the metrics to an OTLP collector (see [`App::start_metrics_export`]).
-    pub metrics_export: Mutex<Option<crate::trace::metrics_export::MetricsExporter>>,
+    pub metrics_export: Mutex<Option<crate::observe::trace::metrics_export::MetricsExporter>>,
     /// Named health checks; `/health/ready` follows them.
     pub health: HealthRegistry,
     /// The thread running the health checks (stopped when the `App` drops).
@@ -86,15 +86,15 @@ pub struct App {
 
 /// Reports the MCP layer's events to the metrics, the tracer and the audit log.
 struct MetricsHooks {
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::observe::metrics::Metrics>,
     tracer: Arc<Tracer>,
     security: Arc<crate::security::gate::Security>,
 }
 
 impl MetricsHooks {
-    fn transport(kind: crate::mcp::StreamKind) -> crate::metrics::Transport {
+    fn transport(kind: crate::mcp::StreamKind) -> crate::observe::metrics::Transport {
         use crate::mcp::StreamKind as K;
-        use crate::metrics::Transport as T;
+        use crate::observe::metrics::Transport as T;
         match kind {
             K::McpResponse => T::Sse,
             K::McpGet => T::McpSse,
@@ -116,7 +116,7 @@ impl crate::mcp::McpHooks for MetricsHooks {
         outcome: Result<(), &crate::tools::ToolError>,
         elapsed: Duration,
     ) {
-        use crate::metrics::ToolOutcome;
+        use crate::observe::metrics::ToolOutcome;
         use crate::tools::Fault;
         let measured = match outcome {
             Ok(()) => ToolOutcome::Ok,
@@ -148,7 +148,7 @@ impl crate::mcp::McpHooks for MetricsHooks {
         outcome: Result<(), crate::tools::Fault>,
         elapsed: Duration,
     ) {
-        use crate::metrics::{RpcOutcome, RpcTransport};
+        use crate::observe::metrics::{RpcOutcome, RpcTransport};
         let transport = match via {
             crate::mcp::Via::StreamableHttp => RpcTransport::StreamableHttp,
             crate::mcp::Via::LegacySse => RpcTransport::LegacySse,
@@ -168,7 +168,8 @@ impl crate::mcp::McpHooks for MetricsHooks {
 
     fn audit(&self, event: &crate::mcp::AuditEvent<'_>) {
         if let crate::mcp::AuditEvent::Forbidden { .. } = event {
-            self.metrics.auth(crate::metrics::AuthResult::Forbidden);
+            self.metrics
+                .auth(crate::observe::metrics::AuthResult::Forbidden);
         }
         self.security.record_mcp(event, crate::mcp::request_scope());
     }
@@ -194,7 +195,7 @@ impl App {
             )
         })?;
         let tool_names: Vec<&'static str> = registry.tools().iter().map(|t| t.def().name).collect();
-        let metrics = Arc::new(crate::metrics::Metrics::new(
+        let metrics = Arc::new(crate::observe::metrics::Metrics::new(
             &tool_names,
             crate::routes::table::ROUTES,
         ));
@@ -265,7 +266,7 @@ impl App {
         drain: DrainSignal,
         me: std::sync::Weak<App>,
         mcp: Arc<crate::mcp::McpEnv>,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<crate::observe::metrics::Metrics>,
         security: Arc<crate::security::gate::Security>,
     ) -> App {
         App {
@@ -300,7 +301,7 @@ impl App {
     /// refused file is logged and counted; the old one stays in use, and nothing in flight is
     /// touched: connections keep the TLS session they have, requests the identity they were given.
     pub fn reload_secrets(&self, cause: &str) {
-        use crate::metrics::Reloaded;
+        use crate::observe::metrics::Reloaded;
         match self.tls.reload() {
             Ok(()) => {
                 self.metrics.reloaded(Reloaded::Tls, true);
@@ -342,15 +343,16 @@ impl App {
                 format!("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT {url}: {e}"),
             )
         };
-        let endpoint = crate::trace::http::Endpoint::parse(url).map_err(|e| invalid(&e))?;
-        let transport = crate::trace::http::Transport::new(
+        let endpoint =
+            crate::observe::trace::http::Endpoint::parse(url).map_err(|e| invalid(&e))?;
+        let transport = crate::observe::trace::http::Transport::new(
             endpoint,
             self.config.otel_certificate.as_deref(),
-            crate::trace::export::ExporterSettings::default().timeouts,
+            crate::observe::trace::export::ExporterSettings::default().timeouts,
         )
         .map_err(|e| invalid(&e))?;
         let me = self.me.clone();
-        let exporter = crate::trace::metrics_export::start(
+        let exporter = crate::observe::trace::metrics_export::start(
             transport,
             self.config.otel_metric_interval,
             Resource::new(self.config.otel_service_name.clone()),
@@ -461,14 +463,12 @@ impl App {
     }
 
     /// The held streams' hub, started on first use.
-    pub(crate) fn hub(&self) -> Option<&crate::hub::Hub> {
+    pub(crate) fn hub(&self) -> Option<&crate::net::hub::Hub> {
         self.hub
             .get_or_init(|| {
-                let started = self
-                    .drain
-                    .fd()
-                    .try_clone_to_owned()
-                    .and_then(|drain| crate::hub::Hub::start(drain, self.config.write_timeout));
+                let started = self.drain.fd().try_clone_to_owned().and_then(|drain| {
+                    crate::net::hub::Hub::start(drain, self.config.write_timeout)
+                });
                 match started {
                     Ok(h) => Some(h),
                     Err(e) => {
@@ -591,7 +591,7 @@ mod tests {
         assert_eq!(mcp.max_stream_age, c.max_stream_age);
         let audit = crate::security::audit::AuditConfig::default();
         assert_eq!(audit.max_bytes, c.audit_log_max_bytes);
-        let export = crate::trace::ExporterSettings::default();
+        let export = crate::observe::trace::ExporterSettings::default();
         assert_eq!(
             (export.max_queue_spans, export.max_batch_spans),
             (c.otel_queue_spans, c.otel_batch_spans)

@@ -13,7 +13,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::config::Config;
-use crate::{logging, server};
+use crate::observe::logging;
+use crate::server;
 
 const HELP: &str = "\
 task-mcp — an MCP server over HTTPS for OpenSpec changes
@@ -287,6 +288,6 @@ fn client_config(
     }
     Ok(builder
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(crate::tls::AnyServerCert(provider)))
+        .with_custom_certificate_verifier(Arc::new(crate::net::tls::AnyServerCert(provider)))
         .with_no_client_auth())
 }

@@ -354,7 +354,7 @@ fn target(config: &Config, url: Option<String>, show_token: bool) -> Result<Targ
                     cert.display()
                 )
             })?;
-            (Some(cert), Some(crate::tls::fingerprint(der.as_ref())))
+            (Some(cert), Some(crate::net::tls::fingerprint(der.as_ref())))
         }
     };
     Ok(Target {

@@ -6,35 +6,37 @@
 //! ## Architecture
 //!
 //! ```text
-//!  accept loop (server/accept.rs) ──▶ worker pool (pool.rs) ──▶ conn.rs keep-alive loop
-//!        │ IP lists, per-IP and total caps (security/)           │ http::request parses a head
-//!        │ TLS handshake (tls.rs)                                │ routes/: pipeline, one `match`
-//!        ▼                                                       ▼
-//!  signal thread (server/):                          handlers return a Response; a streamed
-//!  SIGHUP reloads TLS and tokens, SIGTERM drains     response hands the connection to its own
-//!                                                    thread (stream.rs), which owns it to the end
+//!  accept loop (net/accept.rs) ──▶ worker pool (net/pool.rs) ──▶ net/conn.rs keep-alive loop
+//!        │ IP lists, per-IP and total caps (security/)          │ http::request parses a head
+//!        │ TLS handshake (net/tls.rs)                           │ routes/: pipeline, one `match`
+//!        ▼                                                      ▼
+//!  signal thread (server.rs):                 handlers return a Response; a POST's stream runs
+//!  SIGHUP reloads TLS and tokens,             on its worker (net/stream.rs); a held stream goes
+//!  SIGTERM drains                             to the hub (net/hub.rs); an idle keep-alive
+//!                                             connection waits in the idle set (net/idle.rs)
 //! ```
 //!
-//! Layers, roughly lowest first: `access` (who calls, what they may do), `clock`,
-//! `random`, `fsx`; the sans-IO cores [`http`], [`sse`], [`ndjson`], [`rpc`], [`openspec`];
-//! [`config`], [`security`], [`tools`]; [`stream`] and `watch`; [`mcp`] (the protocol:
-//! methods, sessions, talking to the client in `mcp/client.rs`); [`health`], [`metrics`],
-//! [`trace`]; [`app`], [`routes`], `conn`, [`server`]. The file-level import graph
-//! (`.ci/import-graph.py`, run in CI) has one circle left: `http/response.rs` names the stream body
-//! type of [`stream`].
+//! Layers, lowest first (imports point down; `.ci/import-graph.py`, run in CI, finds no circle):
+//! `access` (who calls, what they may do), `clock`, `random`, `fsx`, [`config`]; the sans-IO
+//! cores [`http`], [`sse`], [`ndjson`], [`rpc`], [`openspec`]; [`security`], [`tools`]; [`net`]
+//! (sockets and threads: accept, pool, connections, streams, the hub, the idle set, TLS) and
+//! `watch`; [`mcp`] (the protocol: methods, sessions, talking to the client in
+//! `mcp/client.rs`); [`observe`] (health, metrics, traces, logs); [`app`], [`routes`],
+//! [`server`]; [`cli`] and `connect`.
 //!
-//! Background threads: the over-cap refuser (503s), the metrics port when `ENABLE_PROMETHEUS`,
-//! `health-runner` (periodic checks, health.rs), `otlp-exporter` when `OTEL_ENABLED` and
-//! `otlp-metrics` with an OTLP metrics endpoint (trace/), `watch-files` (certificate, key and
-//! tokens file changed on disk), `watch` (the workspace, for resource subscribers; `watch`).
+//! Background threads: the over-cap refuser (503s), `idle` (parked keep-alive connections),
+//! `held-streams` (the hub), `stream-watch` (hang-ups of POST streams that wait), the metrics
+//! port when `ENABLE_PROMETHEUS`, `health-runner` (periodic checks), `otlp-exporter` when
+//! `OTEL_ENABLED` and `otlp-metrics` with an OTLP metrics endpoint, `watch-files` (certificate,
+//! key and tokens file changed on disk), `watch` (the workspace, for resource subscribers).
 //!
-//! `docs/ARCHITECTURE.md` gives the layers in import order and where to add a tool, a setting
-//! or a metric.
+//! `docs/ARCHITECTURE.md` gives the layers in import order, which thread owns what, and where to
+//! add a tool, a setting or a metric.
 //!
 //! Sans-IO cores (parsers take bytes and return `Ok(None)` for "need more"): [`http`], [`sse`],
-//! [`ndjson`], [`rpc`], [`openspec`], [`trace::otlp_metrics`], [`security::resp`],
-//! [`security::audit_query`]. Only `server`, `pool`, `conn`, `stream`, `tls`, `watch` and the
-//! background threads above touch sockets or threads.
+//! [`ndjson`], [`rpc`], [`openspec`], [`observe::trace::otlp_metrics`], [`security::resp`],
+//! [`security::audit_query`]. Only [`net`], [`server`], `watch` and the background threads above
+//! touch sockets or threads.
 #![forbid(unsafe_code)]
 #![warn(clippy::all)]
 // Nested `if let` often reads better than a let-chain, and a few signatures are clearer spelled
@@ -51,28 +53,20 @@ pub mod app;
 pub mod cli;
 pub(crate) mod clock;
 pub mod config;
-pub(crate) mod conn;
 pub(crate) mod connect;
 pub(crate) mod fsx;
-pub mod health;
 pub mod http;
-pub mod hub;
-pub(crate) mod idle;
-pub(crate) mod logging;
 pub mod mcp;
-pub mod metrics;
 pub mod ndjson;
+pub mod net;
+pub mod observe;
 pub mod openspec;
 pub mod page;
-pub(crate) mod pool;
 pub(crate) mod random;
 pub mod routes;
 pub mod rpc;
 pub mod security;
 pub mod server;
 pub mod sse;
-pub mod stream;
-pub mod tls;
 pub mod tools;
-pub mod trace;
 pub(crate) mod watch;

@@ -20,9 +20,9 @@ use super::{
     StreamSlot, Via, client, lock, rpc_error_response, seed,
 };
 use crate::http::{Head, Method, Response, media_essence};
+use crate::net::stream::{StreamCtx, Wait, mailbox};
 use crate::rpc::{self, ErrorCode, ErrorObject, Id, Message, Parsed};
 use crate::sse;
-use crate::stream::{StreamCtx, Wait, mailbox};
 
 /// Routes a request to `/mcp` by method: POST, GET, DELETE, else 405 with `Allow`.
 pub fn handle(env: &Arc<McpEnv>, head: &Head, body: &[u8], caller: &Caller) -> Response {
@@ -199,7 +199,7 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
     let attached = client::attach(env, &registered.sid, &caller.identity, outlet);
     let slot = Arc::new(slot);
     let (on_message, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
-    let held = crate::stream::held(
+    let held = crate::net::stream::held(
         mb,
         move |m: Value| on_message.counted(message_bytes(&m)),
         move || on_beat.counted(comment_bytes("keepalive")),
@@ -208,7 +208,7 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
         env.settings.max_stream_age,
         (registered, attached, slot),
     );
-    crate::stream::held_response("text/event-stream", held)
+    crate::net::stream::held_response("text/event-stream", held)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }
@@ -539,8 +539,8 @@ fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
 }
 
 /// A `text/event-stream` response with the headers every SSE answer carries.
-fn sse_response(f: crate::stream::StreamFn) -> Response {
-    crate::stream::response("text/event-stream", f)
+fn sse_response(f: crate::net::stream::StreamFn) -> Response {
+    crate::net::stream::response("text/event-stream", f)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }

@@ -25,9 +25,9 @@ use super::seed::{self, rfc3339};
 use super::session::random_hex;
 use super::{Caller, Inflight, McpEnv, StreamKind, client, lock, rpc_error_response};
 use crate::http::{Head, Response};
+use crate::net::stream::{MailSender, mailbox};
 use crate::rpc::{self, ErrorCode, Message, Parsed};
 use crate::sse;
-use crate::stream::{MailSender, mailbox};
 use crate::tools::Access;
 
 /// The legacy sessions, connected or kept for replay.
@@ -151,7 +151,7 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
     initial.push(slot.counted(endpoint));
     initial.extend(replay.iter().map(|e| slot.counted(outbound_bytes(&sid, e))));
     let (on_event, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
-    let held = crate::stream::held(
+    let held = crate::net::stream::held(
         mb,
         move |e: Outbound| on_event.counted(outbound_bytes(&sid, &e)),
         move || on_beat.counted(comment_bytes("keepalive")),
@@ -160,7 +160,7 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
         env.settings.max_stream_age,
         (attached, detach, slot),
     );
-    crate::stream::held_response("text/event-stream", held)
+    crate::net::stream::held_response("text/event-stream", held)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }

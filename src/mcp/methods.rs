@@ -243,7 +243,7 @@ pub(crate) fn job(
         identity: caller.identity.clone(),
         progress_token,
         guard,
-        trace: crate::trace::current(),
+        trace: crate::observe::trace::current(),
         request: super::request_scope(),
         peer,
         rpc: None,

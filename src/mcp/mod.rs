@@ -5,7 +5,7 @@
 //! has done the transport checks that come first (CORS preflight, Origin, Host, authentication,
 //! body size). Every handler takes the shared [`McpEnv`], the parsed request head, the body and
 //! the authenticated [`Caller`], and returns a [`crate::http::Response`]; streamed answers carry a
-//! [`crate::stream::StreamFn`] that the connection runs on its own thread.
+//! [`crate::net::stream::StreamFn`] that the connection runs on its own thread.
 //!
 //! Metrics and audit records leave through [`McpHooks`], which the server implements.
 
@@ -189,7 +189,7 @@ pub struct McpEnv {
     pub(crate) watcher: Mutex<Option<crate::watch::Watcher>>,
     /// Threads that run streamed tool calls, kept between calls: a thread start per call was
     /// the largest cost of an SSE-answered call.
-    pub(crate) tool_threads: crate::pool::Pool,
+    pub(crate) tool_threads: crate::net::pool::Pool,
     pub(crate) open_streams: AtomicUsize,
 }
 
@@ -206,7 +206,7 @@ impl McpEnv {
             peers: Mutex::new(client::Peers::default()),
             pending: Mutex::new(client::Pending::default()),
             watcher: Mutex::new(None),
-            tool_threads: crate::pool::Pool::new(
+            tool_threads: crate::net::pool::Pool::new(
                 "tool",
                 0,
                 TOOL_THREADS_KEPT,
@@ -279,7 +279,7 @@ impl StreamSlot {
     }
 
     /// Sends `buf` on the stream and counts it; false when the client is gone.
-    pub(crate) fn send(&self, ctx: &mut crate::stream::StreamCtx<'_>, buf: &[u8]) -> bool {
+    pub(crate) fn send(&self, ctx: &mut crate::net::stream::StreamCtx<'_>, buf: &[u8]) -> bool {
         match ctx.send(buf) {
             Ok(()) => {
                 self.sent(buf.len());

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{self, PeerView};
 use super::{AuditEvent, InflightGuard, McpEnv, spawn_named};
-use crate::stream::{MailSender, SendError};
+use crate::net::stream::{MailSender, SendError};
 use crate::tools::{Access, AskError, ClientLink, LogLevel, Progress, Tool, ToolCtx, ToolError};
 
 /// A tool call ready to run.
@@ -29,7 +29,7 @@ pub struct ToolJob {
     pub(crate) guard: InflightGuard,
     /// The span current when the call was accepted, so the tool's span has the request's span
     /// as parent even when the tool runs on its own thread.
-    pub(crate) trace: Option<crate::trace::ActiveSpan>,
+    pub(crate) trace: Option<crate::observe::trace::ActiveSpan>,
     /// The request that asked for the call (for audit records on the tool's own thread).
     pub(crate) request: Option<super::RequestScope>,
     /// What the call knows of its session: log level, client capabilities, whether it streams.
@@ -72,7 +72,7 @@ impl ToolJob {
     pub fn run_inline(self, sink: &mut dyn FnMut(ToolEvent)) -> Result<Value, ToolError> {
         let env = Arc::clone(&self.env);
         let def = self.tool.def();
-        let _trace = self.trace.map(crate::trace::ActiveSpan::enter);
+        let _trace = self.trace.map(crate::observe::trace::ActiveSpan::enter);
         env.hooks.tool_started(def.name);
         let started = Instant::now();
         let mut link = Link {
@@ -161,7 +161,7 @@ impl ToolJob {
         let env = Arc::clone(&self.env);
         // The audit hook reads the request's address and id from the thread it runs on.
         let scope = self.request.clone();
-        let job: crate::pool::Job = Box::new(move || {
+        let job: crate::net::pool::Job = Box::new(move || {
             let result = super::with_request_scope(scope, || self.run_inline(&mut on_event));
             on_event(ToolEvent::Finished(result));
         });

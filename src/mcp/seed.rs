@@ -18,8 +18,8 @@ use super::run::{ToolEvent, ToolJob, cancel, error_object, forward_to, is_cancel
 use super::session::random_hex;
 use super::{Caller, McpEnv, StreamKind, StreamSlot, rpc_error_response};
 use crate::http::{Head, Response};
+use crate::net::stream::{StreamCtx, Wait, mailbox};
 use crate::rpc::{ErrorCode, Id};
-use crate::stream::{StreamCtx, Wait, mailbox};
 use crate::tools::ToolError;
 use crate::{ndjson, sse};
 
@@ -147,10 +147,10 @@ fn start(env: &Arc<McpEnv>, body: &Value, caller: &Caller, framing: Framing) -> 
     let f =
         Box::new(move |ctx: &mut StreamCtx<'_>| run_stream(ctx, &slot, job, &requested, framing));
     match framing {
-        Framing::Sse => crate::stream::response("text/event-stream", f)
+        Framing::Sse => crate::net::stream::response("text/event-stream", f)
             .with_header("Cache-Control", "no-cache")
             .with_header("X-Accel-Buffering", "no"),
-        Framing::Ndjson => crate::stream::response("application/x-ndjson", f)
+        Framing::Ndjson => crate::net::stream::response("application/x-ndjson", f)
             .with_header("Cache-Control", "no-cache"),
     }
 }

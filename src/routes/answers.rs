@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::app::{App, Caller};
 use crate::clock;
 use crate::http::{Request, Response};
-use crate::logging;
-use crate::trace::{Span, attr};
+use crate::observe::logging;
+use crate::observe::trace::{Span, attr};
 
 /// What `finish` records of a request besides its answer.
 pub(super) struct Served<'a> {
@@ -118,7 +118,7 @@ pub(super) fn finish(
         .request_finished(req.head.method.as_str(), route, resp.status, elapsed);
     if let Some(span) = &mut span {
         let mut traceparent = String::with_capacity(55);
-        crate::trace::format_traceparent(&span.context, &mut traceparent);
+        crate::observe::trace::format_traceparent(&span.context, &mut traceparent);
         resp.set_header("traceparent", traceparent);
         span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, resp.status);
         if resp.status >= 500 {
@@ -134,7 +134,7 @@ pub(super) fn finish(
         let head_ms = elapsed.as_secs_f64() * 1000.0;
         let status = resp.status;
         let metrics = std::sync::Arc::clone(&app.metrics);
-        crate::stream::on_end(resp, move |bytes, ran| {
+        crate::net::stream::on_end(resp, move |bytes, ran| {
             let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
             metrics.response_sent(route, bytes);
             logging::access(&logging::Access {

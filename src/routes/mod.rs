@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use crate::app::{App, Caller};
 use crate::http::{Method, Request, Response};
+use crate::observe::trace::{Span, attr};
 use crate::security::auth::Identity;
 use crate::security::ratelimit::{Decision, Key};
 use crate::tools::Access;
-use crate::trace::{Span, attr};
 
 pub mod answers;
 mod ops;
@@ -382,7 +382,7 @@ fn authenticate(
     ip: IpAddr,
     request_id: &str,
 ) -> Result<Identity, Response> {
-    use crate::metrics::AuthResult;
+    use crate::observe::metrics::AuthResult;
     use crate::security::audit::{AuditEvent, EventKind};
     use crate::security::auth::AuthError;
     let headers = req
@@ -444,7 +444,7 @@ fn rate_limit(
     ip: IpAddr,
     request_id: &str,
 ) -> Result<Option<Decision>, Response> {
-    use crate::metrics::RateScope;
+    use crate::observe::metrics::RateScope;
     use crate::security::audit::{AuditEvent, EventKind};
     let Some(decision) = app.security.rate_check(key, per_min, Instant::now()) else {
         return Ok(None);
@@ -502,7 +502,8 @@ fn require_admin(
     if caller.grants >= Access::Admin {
         return Ok(());
     }
-    app.metrics.auth(crate::metrics::AuthResult::Forbidden);
+    app.metrics
+        .auth(crate::observe::metrics::AuthResult::Forbidden);
     app.security.metrics.forbidden(&caller.identity, ip);
     app.security.record(
         AuditEvent::new(EventKind::Forbidden, format!("{what} needs mcp:admin"))
@@ -553,7 +554,7 @@ fn request_span(app: &App, req: &Request, route: &'static str, ip: IpAddr) -> Sp
                 .collect::<Vec<_>>()
                 .join(",");
             let state = (!state.is_empty()).then_some(state);
-            crate::trace::extract(Some(tp.as_bytes()), state.as_deref().map(str::as_bytes))
+            crate::observe::trace::extract(Some(tp.as_bytes()), state.as_deref().map(str::as_bytes))
         }
         _ => None,
     };

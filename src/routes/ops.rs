@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::clock;
-use crate::health::HealthStatus;
 use crate::http::Response;
+use crate::observe::health::HealthStatus;
 
 use super::answers::error_response;
 
@@ -146,7 +146,7 @@ pub(super) fn status_stream(app: &App) -> Response {
     }
     // Nothing is ever mailed to this stream: its events are its heartbeats. The sender is kept
     // with the stream so the mailbox stays open.
-    let Ok((keep_open, mb)) = crate::stream::mailbox::<()>(1) else {
+    let Ok((keep_open, mb)) = crate::net::stream::mailbox::<()>(1) else {
         return error_response(
             503,
             "TOO_MANY_STREAMS",
@@ -174,7 +174,7 @@ pub(super) fn status_stream(app: &App) -> Response {
         buf
     };
     let first = stats();
-    let held = crate::stream::held(
+    let held = crate::net::stream::held(
         mb,
         |()| Vec::new(),
         stats,
@@ -183,7 +183,7 @@ pub(super) fn status_stream(app: &App) -> Response {
         max_age,
         keep_open,
     );
-    crate::stream::held_response("text/event-stream", held)
+    crate::net::stream::held_response("text/event-stream", held)
         .with_header("Cache-Control", "no-cache")
         .with_header("X-Accel-Buffering", "no")
 }
@@ -235,7 +235,7 @@ pub(super) fn debug_vars(app: &App) -> Response {
         .collect();
     let health = app.health.snapshot(std::time::Instant::now());
     let t = app.tracer.stats();
-    let threads = crate::metrics::ProcessStats::read().and_then(|p| p.threads);
+    let threads = crate::observe::metrics::ProcessStats::read().and_then(|p| p.threads);
     Response::json(
         200,
         &json!({

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use task_mcp::health::checks::{
+use task_mcp::observe::health::checks::{
     MemorySources, disk_free, memory_from, pool_saturation, trace_exporter, workspace_rw,
 };
-use task_mcp::health::{CheckResult, HealthRegistry, HealthStatus};
-use task_mcp::trace::{
+use task_mcp::observe::health::{CheckResult, HealthRegistry, HealthStatus};
+use task_mcp::observe::trace::{
     BreakerState, ExportError, ExporterSettings, ExporterStats, Resource, Sink, Span, Tracer,
     Worker,
 };

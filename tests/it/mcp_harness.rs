@@ -19,8 +19,8 @@ use task_mcp::http::body::ChunkedDecoder;
 use task_mcp::http::request::{Framing, HeadLimits, parse_head};
 use task_mcp::http::{Body, Method, Response};
 use task_mcp::mcp::{self, Caller, McpEnv, NoHooks, Sessions, Settings};
-use task_mcp::stream::Streaming;
-use task_mcp::stream::{DrainSignal, StreamCtx};
+use task_mcp::net::stream::Streaming;
+use task_mcp::net::stream::{DrainSignal, StreamCtx};
 use task_mcp::tools::testing::{Echo, Slow};
 use task_mcp::tools::{Access, Registry};
 
@@ -144,7 +144,7 @@ fn serve(mut conn: TcpStream, env: &Arc<McpEnv>, drain: &DrainSignal, token: &st
                     body,
                     close,
                 };
-                let streaming = task_mcp::stream::take(&mut shell).expect("a stream");
+                let streaming = task_mcp::net::stream::take(&mut shell).expect("a stream");
                 shell.body = Body::Stream(Box::new(()));
                 let mut out = Vec::new();
                 shell.write_head(&mut out, false, "Thu, 01 Jan 1970 00:00:00 GMT");
@@ -160,7 +160,7 @@ fn serve(mut conn: TcpStream, env: &Arc<McpEnv>, drain: &DrainSignal, token: &st
                         h.on_end.push(Box::new(move |_, _| {
                             let _ = done.send(());
                         }));
-                        let hub = task_mcp::hub::Hub::start(
+                        let hub = task_mcp::net::hub::Hub::start(
                             drain.fd().try_clone_to_owned().unwrap(),
                             std::time::Duration::from_secs(10),
                         )

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use task_mcp::http::Response;
 use task_mcp::http::body::ChunkedDecoder;
-use task_mcp::hub::Hub;
 use task_mcp::mcp;
 use task_mcp::ndjson::LineReader;
+use task_mcp::net::hub::Hub;
+use task_mcp::net::stream::Streaming;
+use task_mcp::net::stream::{DrainSignal, StreamCtx};
 use task_mcp::sse::{Event, Reader};
-use task_mcp::stream::Streaming;
-use task_mcp::stream::{DrainSignal, StreamCtx};
 
 use super::mcp_wire::{
     CLIENT, Fixture, admin, body_json, fixture, head, post, post_as, reader, stateful,
@@ -36,7 +36,7 @@ pub(crate) struct Streamed {
 }
 
 pub(crate) fn run(mut resp: Response) -> Streamed {
-    let Some(streaming) = task_mcp::stream::take(&mut resp) else {
+    let Some(streaming) = task_mcp::net::stream::take(&mut resp) else {
         panic!("not a stream: status {} {:?}", resp.status, resp.body);
     };
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

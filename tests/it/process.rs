@@ -120,8 +120,8 @@ fn sigterm_with_idle_connections_exits_promptly() {
 #[test]
 fn sighup_reloads_the_certificate_without_dropping_connections() {
     let root = temp_root();
-    let (a, fp_a) = task_mcp::tls::ensure_self_signed(&root.join("a")).unwrap();
-    let (b, fp_b) = task_mcp::tls::ensure_self_signed(&root.join("b")).unwrap();
+    let (a, fp_a) = task_mcp::net::tls::ensure_self_signed(&root.join("a")).unwrap();
+    let (b, fp_b) = task_mcp::net::tls::ensure_self_signed(&root.join("b")).unwrap();
     assert_ne!(fp_a, fp_b);
     let cert = root.join("cert.pem");
     let key = root.join("key.pem");

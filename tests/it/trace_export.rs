@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use task_mcp::trace::{
+use task_mcp::observe::trace::{
     BreakerState, ExporterSettings, Resource, Sampler, Timeouts, Tracer, attr, extract,
 };
 

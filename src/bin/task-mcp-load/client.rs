@@ -79,7 +79,7 @@ pub fn tls_config(o: &Options) -> Result<Arc<ClientConfig>, String> {
     let mut cfg = if o.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(task_mcp::tls::AnyServerCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(task_mcp::net::tls::AnyServerCert(provider)))
             .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();

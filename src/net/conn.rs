@@ -1,7 +1,9 @@
-//! One connection, owned by one thread from accept to close: the TLS handshake, then the
-//! keep-alive loop (read a head within the header deadline, read the body within the body
-//! deadline, route, write the response in one buffer), until the client or a limit ends it.
-//! A streamed response moves the connection to its own thread (see `crate::stream`).
+//! One connection on a worker: the TLS handshake, then the keep-alive loop (read a head within
+//! the header deadline, read the body within the body deadline, route, write the response in one
+//! buffer), until the client or a limit ends it. One thread owns the connection at a time: the
+//! worker while there is work (a POST's streamed answer included), the idle set between
+//! requests (`crate::net::idle`, after `IDLE_PARK_MS`), the hub for a held stream
+//! (`crate::net::hub`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,10 +19,10 @@ use crate::app::App;
 use crate::http::request::{Framing, HeadLimits, parse_head};
 use crate::http::response::LAST_CHUNK;
 use crate::http::{Body, HttpError, Request, Response};
-use crate::hub::{HeldIo, HeldStream};
-use crate::idle::Parked;
-use crate::stream::Streaming;
-use crate::stream::{DrainSignal, Io, StreamCtx};
+use crate::net::hub::{HeldIo, HeldStream};
+use crate::net::idle::Parked;
+use crate::net::stream::Streaming;
+use crate::net::stream::{DrainSignal, Io, StreamCtx};
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
 pub type Handler = fn(&App, &Request) -> Response;
@@ -493,7 +495,7 @@ fn serve<C: Conn>(
             let reuse = keep_alive && is_post && !is_head && !resp.close && buf.is_empty();
             resp.close = !reuse;
             resp.write_head(&mut out, reuse, &date);
-            let streaming = match crate::stream::take(&mut resp) {
+            let streaming = match crate::net::stream::take(&mut resp) {
                 Some(s) if !is_head => s,
                 _ => {
                     out.extend_from_slice(LAST_CHUNK);
@@ -613,7 +615,7 @@ impl Drop for StreamCount {
 fn spawn_stream<C: Conn>(
     app: Arc<App>,
     mut io: C,
-    f: crate::stream::StreamFn,
+    f: crate::net::stream::StreamFn,
     head: Vec<u8>,
     guard: ConnGuard,
 ) {
@@ -633,7 +635,12 @@ fn spawn_stream<C: Conn>(
 
 /// Runs a streamed body on this thread, `head` going out with its first events, and ends its
 /// chunked framing. True when the stream ended cleanly and the connection may carry on.
-fn run_stream<C: Conn>(app: &App, io: &mut C, f: crate::stream::StreamFn, head: Vec<u8>) -> bool {
+fn run_stream<C: Conn>(
+    app: &App,
+    io: &mut C,
+    f: crate::net::stream::StreamFn,
+    head: Vec<u8>,
+) -> bool {
     app.counters.streams.fetch_add(1, Ordering::AcqRel);
     let _ = io.socket().set_read_timeout(None);
     let ok = {

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::health::HealthStatus;
-use crate::trace::ExporterStats;
+use crate::observe::health::HealthStatus;
+use crate::observe::trace::ExporterStats;
 
 mod exposition;
 mod histogram;

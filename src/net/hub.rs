@@ -69,7 +69,7 @@ pub enum Next {
 /// Called once when a stream ends, with the payload bytes it sent and how long it ran.
 pub type OnEnd = Box<dyn FnOnce(u64, Duration) + Send>;
 
-/// A held stream as its transport describes it; built by `crate::stream::held`.
+/// A held stream as its transport describes it; built by `crate::net::stream::held`.
 pub struct HeldStream {
     /// Installs the waker in the stream's mailbox.
     pub arm: Box<dyn FnOnce(Waker) + Send>,

@@ -1,22 +1,23 @@
-//! Streamed responses (SSE, NDJSON): a thread that owns the connection until the stream ends.
+//! Streamed responses (SSE, NDJSON) that a thread runs, and the mailboxes that feed streams.
 //!
-//! A handler that streams returns [`crate::http::Response::stream`] with a [`StreamFn`]. The
-//! connection writes the response head, then moves itself onto a new, small-stacked thread that
-//! runs the function with a [`StreamCtx`]; the pool worker goes back to serving other
-//! connections. The function writes events with [`StreamCtx::send`] (one chunk, flushed) and
-//! waits with [`StreamCtx::wait`], which wakes on the first of: a message in its [`Mailbox`], the
-//! timeout (time for a heartbeat), the client hanging up, or the server draining.
+//! A handler that streams returns [`response`] with a [`StreamFn`], or [`held_response`] with a
+//! [`HeldStream`] for a stream held until the client leaves (the hub runs those without a
+//! thread, see `crate::net::hub`). A POST's [`StreamFn`] runs on the worker that read the
+//! request, with a [`StreamCtx`]: [`StreamCtx::send`] queues one chunk, and what is queued leaves
+//! in one write before the stream waits and when it ends. [`StreamCtx::wait`] wakes on the first
+//! of: a message in its [`Mailbox`], the timeout (time for a heartbeat), the client hanging up,
+//! or the server draining.
 //!
-//! Hang-ups are seen at once: one watcher thread per [`DrainSignal`] holds every streamed
-//! socket in an `epoll` set (`EPOLLRDHUP`, one-shot) together with the drain descriptor, and
-//! tells the stream's thread through a channel. A held stream therefore costs one descriptor (its
-//! socket) and no wake-up pipe, so ten thousand streams fit in a 20,000-descriptor limit.
+//! Hang-ups are seen through one watcher thread per [`DrainSignal`], which holds the sockets of
+//! waiting streams in an `epoll` set (`EPOLLRDHUP`, one-shot) together with the drain descriptor
+//! and tells the stream through a channel. A stream registers only once it has waited
+//! [`WATCH_GRACE`]: most answers are ready sooner and never pay for it.
 //!
 //! ```text
-//!  stream thread ── select(mailbox, control, timeout) ◀── control: Readable | Hangup | Drain
-//!        │ send(): one chunk, flushed                            ▲
-//!        ▼                                                       │
-//!     socket ── registered in ──▶ epoll (watcher thread) ◀── drain descriptor
+//!  worker ── select(mailbox, control, timeout) ◀── control: Readable | Hangup | Drain
+//!    │ send(): queued; written before a wait and at the end          ▲
+//!    ▼                                                               │
+//!  socket ── registered (after WATCH_GRACE) in ──▶ epoll (watcher) ◀── drain descriptor
 //! ```
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::http::response::{LAST_CHUNK, write_chunk};
 use crate::http::{Body, Response};
-use crate::hub::{HeldStream, Next, Waker};
+use crate::net::hub::{HeldStream, Next, Waker};
 
 /// The body of a streamed response.
 pub type StreamFn = Box<dyn FnOnce(&mut StreamCtx<'_>) + Send>;
@@ -940,7 +941,7 @@ mod tests {
         TcpStream,
         MailSender<&'static str>,
         crossbeam_channel::Receiver<u64>,
-        crate::hub::Hub,
+        crate::net::hub::Hub,
         DrainSignal,
     ) {
         let (server, client) = pair();
@@ -948,7 +949,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let drain = DrainSignal::new().unwrap();
-        let hub = crate::hub::Hub::start(
+        let hub = crate::net::hub::Hub::start(
             drain.fd().try_clone_to_owned().unwrap(),
             Duration::from_secs(10),
         )

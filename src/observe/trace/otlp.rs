@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use crate::trace::context::hex;
-use crate::trace::span::{AttrValue, Span, SpanKind, SpanStatus};
+use crate::observe::trace::context::hex;
+use crate::observe::trace::span::{AttrValue, Span, SpanKind, SpanStatus};
 
 /// The `resource` and instrumentation `scope` every exported span is sent under.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,8 +222,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::trace::context::{SpanContext, parse_tracestate};
-    use crate::trace::span::attr;
+    use crate::observe::trace::context::{SpanContext, parse_tracestate};
+    use crate::observe::trace::span::attr;
 
     fn sample_span() -> Span {
         let ctx = SpanContext {

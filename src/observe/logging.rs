@@ -37,7 +37,7 @@ pub fn init(level: &str, format: LogFormat) {
                         "target": record.target(),
                     });
                     // Lines logged while a request or tool span is current join its trace.
-                    if let Some(ids) = crate::trace::current_log_ids() {
+                    if let Some(ids) = crate::observe::trace::current_log_ids() {
                         line["traceId"] = ids.trace_id.into();
                         line["spanId"] = ids.span_id.into();
                     }
@@ -51,7 +51,7 @@ pub fn init(level: &str, format: LogFormat) {
                 let line = if record.target() == ACCESS_TARGET {
                     record.args().to_string()
                 } else {
-                    match crate::trace::current_log_ids() {
+                    match crate::observe::trace::current_log_ids() {
                         Some(ids) => {
                             format!(
                                 "{} trace={} span={}",
@@ -97,7 +97,7 @@ pub struct Access<'a> {
     /// Token identity, when authenticated.
     pub identity: Option<&'a str>,
     /// The request's span context, when traced (its ids go into the line).
-    pub trace: Option<&'a crate::trace::SpanContext>,
+    pub trace: Option<&'a crate::observe::trace::SpanContext>,
 }
 
 /// Logs one access line at info level.

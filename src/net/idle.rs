@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use rustix::event::Timespec;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 
-use crate::pool::Pool;
-use crate::stream::DrainSignal;
+use crate::net::pool::Pool;
+use crate::net::stream::DrainSignal;
 
 /// Parked items by key, with their deadlines in order.
 #[derive(Debug)]
@@ -221,7 +221,7 @@ impl Parker {
             for conn in woken {
                 // Off the set before the socket can close (its number may be reused).
                 let _ = epoll::delete(&self.epoll, conn.socket());
-                let job: crate::pool::Job = Box::new(move || conn.resume());
+                let job: crate::net::pool::Job = Box::new(move || conn.resume());
                 if let Err(job) = self.pool.submit(job) {
                     // Every worker is busy: the connection is dropped, as a new one would be
                     // refused.

@@ -837,7 +837,7 @@ const EXPORTED_FAMILIES: &[&str] = &[
 #[test]
 fn attached_exporter_counters_join_the_trace_families_with_the_breaker_state() {
     let m = Metrics::new(&["echo"], &["/mcp"]);
-    let stats = Arc::new(crate::trace::ExporterStats::default());
+    let stats = Arc::new(crate::observe::trace::ExporterStats::default());
     m.attach_tracer(Arc::clone(&stats));
     stats.count_queue_full();
     stats.count_queue_full();

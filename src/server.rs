@@ -17,14 +17,12 @@ use std::time::{Duration, Instant};
 
 use crate::app::{App, is_loopback};
 use crate::config::Config;
-use crate::conn::{self};
-use crate::pool::Pool;
-use crate::tls::{self, CertSource, LiveConfig, TlsError};
+use crate::net::conn::{self};
+use crate::net::pool::Pool;
+use crate::net::tls::{self, CertSource, LiveConfig, TlsError};
 use crate::tools::{self, Registry};
 
-mod accept;
-
-use accept::{accept_loop, spawn_refuser};
+use crate::net::accept::{accept_loop, spawn_refuser};
 
 /// Why the server could not start or run.
 #[derive(Debug)]
@@ -220,7 +218,7 @@ pub fn start(
         WORKER_IDLE_RETIRE,
     ));
     let _ = app.pool.set(pool.stats());
-    let parker = crate::idle::Parker::start(Arc::clone(&pool), &app.drain)
+    let parker = crate::net::idle::Parker::start(Arc::clone(&pool), &app.drain)
         .map_err(|e| ServerError::Io("starting the idle-connection watcher".into(), e))?;
     let _ = app.idle.set(parker);
     app.pool_max.store(pool.max_threads(), Ordering::Relaxed);

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::trace::context::{FLAG_SAMPLED, SpanContext, hex};
+use crate::observe::trace::context::{FLAG_SAMPLED, SpanContext, hex};
 
 /// OpenTelemetry semantic-convention attribute keys used by this server.
 pub mod attr {
@@ -311,7 +311,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::trace::context::{IdGenerator, TraceState};
+    use crate::observe::trace::context::{IdGenerator, TraceState};
 
     fn ctx(flags: u8) -> SpanContext {
         SpanContext {

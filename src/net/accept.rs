@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::conn::{ConnGuard, Handler};
-use crate::pool::Pool;
+use crate::net::conn::{ConnGuard, Handler};
+use crate::net::pool::Pool;
 use crate::security::gate::Admission;
 
-pub(super) type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard);
+pub(crate) type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard);
 
-pub(super) fn accept_loop(
+pub(crate) fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
     pool: Arc<Pool>,
@@ -82,7 +82,7 @@ fn refuse(app: &App, refuser: &Option<crossbeam_channel::Sender<TcpStream>>, soc
 }
 
 /// One thread answers over-cap connections: a short handshake, 503, close.
-pub(super) fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
+pub(crate) fn spawn_refuser(app: Arc<App>) -> crossbeam_channel::Sender<TcpStream> {
     let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(REFUSER_QUEUE);
     let _ = std::thread::Builder::new().name("refuser".into()).spawn(move || {
         for sock in rx {

@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::trace::breaker::{BreakerState, CircuitBreaker};
-use crate::trace::http::ExportError;
-use crate::trace::otlp::{Resource, encode_export_request};
-use crate::trace::span::Span;
+use crate::observe::trace::breaker::{BreakerState, CircuitBreaker};
+use crate::observe::trace::http::ExportError;
+use crate::observe::trace::otlp::{Resource, encode_export_request};
+use crate::observe::trace::span::Span;
 
 /// Exporter limits and timings, every one named with its unit; see [`Default`] for values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct ExporterSettings {
     pub breaker_cooldown: Duration,
     /// Socket timeouts for one export. Default connect 2 s, write 5 s, read 5 s, total 10 s
     /// (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`).
-    pub timeouts: crate::trace::http::Timeouts,
+    pub timeouts: crate::observe::trace::http::Timeouts,
 }
 
 /// Counters shared by the tracer, the exporter thread, metrics and health.
@@ -77,7 +77,7 @@ pub struct Batcher {
     oldest: Option<Instant>,
 }
 
-/// Where a batch goes; the real one is [`crate::trace::http::Transport`].
+/// Where a batch goes; the real one is [`crate::observe::trace::http::Transport`].
 pub trait Sink {
     /// Posts one encoded `ExportTraceServiceRequest`.
     ///
@@ -104,7 +104,7 @@ impl Default for ExporterSettings {
             max_batch_delay: config.otel_batch_delay,
             breaker_failure_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
-            timeouts: crate::trace::http::Timeouts::default(),
+            timeouts: crate::observe::trace::http::Timeouts::default(),
         }
     }
 }
@@ -267,7 +267,7 @@ impl<S> fmt::Debug for Worker<S> {
     }
 }
 
-impl Sink for crate::trace::http::Transport {
+impl Sink for crate::observe::trace::http::Transport {
     fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
         self.post_json(body).map(|_| ())
     }
@@ -278,8 +278,8 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::trace::context::{SpanContext, TraceState};
-    use crate::trace::span::SpanKind;
+    use crate::observe::trace::context::{SpanContext, TraceState};
+    use crate::observe::trace::span::SpanKind;
 
     fn span(i: u8) -> Span {
         let ctx = SpanContext {

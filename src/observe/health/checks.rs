@@ -3,7 +3,7 @@
 //! The `/proc` and cgroup parsers are sans-IO functions over `&str`; the closures only read
 //! files.
 //!
-//! [`HealthRegistry::register`]: crate::health::HealthRegistry::register
+//! [`HealthRegistry::register`]: crate::observe::health::HealthRegistry::register
 
 use std::fs;
 use std::io::{Read, Write};
@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
-use crate::health::{CheckResult, HealthStatus};
-use crate::trace::{BreakerState, ExporterStats};
+use crate::observe::health::{CheckResult, HealthStatus};
+use crate::observe::trace::{BreakerState, ExporterStats};
 
-/// A boxed check, as [`HealthRegistry::register`](crate::health::HealthRegistry::register)
+/// A boxed check, as [`HealthRegistry::register`](crate::observe::health::HealthRegistry::register)
 /// takes it.
 pub type BoxedCheck = Box<dyn Fn() -> CheckResult + Send + Sync>;
 

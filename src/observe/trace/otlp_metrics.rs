@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::trace::otlp::Resource;
+use crate::observe::trace::otlp::Resource;
 
 /// OTLP `AggregationTemporality`: values since a fixed start.
 const CUMULATIVE: u8 = 2;
@@ -31,7 +31,7 @@ struct Family {
 }
 
 /// Appends the JSON `ExportMetricsServiceRequest` for `exposition` (Prometheus text format as
-/// [`crate::metrics::Metrics::render`] writes it) to `out`; returns how many data points it holds.
+/// [`crate::observe::metrics::Metrics::render`] writes it) to `out`; returns how many data points it holds.
 /// `start_unix_nanos` is when the counters started (the process start), `now_unix_nanos` the
 /// reading's time.
 pub fn encode_metrics(
@@ -354,7 +354,7 @@ latency_seconds_count{route=\"/mcp\"} 6
 
     #[test]
     fn the_servers_own_exposition_converts_whole() {
-        let m = crate::metrics::Metrics::new(&["echo"], &["/mcp"]);
+        let m = crate::observe::metrics::Metrics::new(&["echo"], &["/mcp"]);
         m.request_finished("POST", "/mcp", 200, std::time::Duration::from_millis(3));
         let mut text = String::new();
         m.encode(&mut text, None).unwrap();
