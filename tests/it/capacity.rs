@@ -193,3 +193,43 @@ fn every_load_tool_request_mode_gets_correct_answers() {
     }
     server.stop();
 }
+
+#[test]
+fn a_held_stream_whose_client_stops_reading_is_cut_off_and_the_server_serves_on() {
+    let s = TestServer::start(&[("WRITE_TIMEOUT_MS", "500"), ("RATE_LIMIT", "0")]);
+    let app = Arc::clone(&s.running.as_ref().unwrap().app);
+    let mut reader = s.connect();
+    // A small receive window: the client's side fills after a few broadcasts.
+    rustix::net::sockopt::set_socket_recv_buffer_size(&reader.tls.sock, 4096).unwrap();
+    reader.send(
+        format!(
+            "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(reader.read_stream_head().status, 200);
+    assert!(reader.next_chunk().is_some(), "the endpoint event");
+    assert_eq!(app.counters.streams.load(Ordering::Acquire), 1);
+    // The client reads nothing more while the server broadcasts 64 KiB messages.
+    let pad = "x".repeat(64 * 1024);
+    let body =
+        format!(r#"{{"message":{{"jsonrpc":"2.0","method":"x","params":{{"pad":"{pad}"}}}}}}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut sent = 0;
+    while app.counters.streams.load(Ordering::Acquire) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream was not cut off after {sent} broadcasts"
+        );
+        let r = s.request(&format!(
+            "POST /sse/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        sent += 1;
+    }
+    // Cut off: the client sees its connection end; others are served.
+    assert_eq!(s.get("/health/live").status, 200);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut reader.tls, &mut rest);
+}
