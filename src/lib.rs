@@ -34,8 +34,8 @@
 //! add a tool, a setting or a metric.
 //!
 //! Sans-IO cores (parsers take bytes and return `Ok(None)` for "need more"): [`http`], [`sse`],
-//! [`ndjson`], [`rpc`], [`openspec`], [`observe::trace::otlp_metrics`], [`security::resp`],
-//! [`security::audit_query`]. Only [`net`], [`server`], `watch` and the background threads above
+//! [`ndjson`], [`rpc`], [`openspec`], `observe::trace::otlp_metrics`, [`security::resp`],
+//! `security::audit_query`. Only [`net`], [`server`], `watch` and the background threads above
 //! touch sockets or threads.
 #![forbid(unsafe_code)]
 #![warn(clippy::all)]

@@ -9,7 +9,7 @@ use std::fmt;
 
 pub mod body;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 
 pub use request::{Head, Method, Request};
 pub use response::{Body, Response};

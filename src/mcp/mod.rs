@@ -20,15 +20,15 @@ use crate::http::Response;
 use crate::rpc::{ErrorCode, ErrorObject, Id};
 use crate::tools::Registry;
 
-pub mod base64url;
-pub mod client;
+pub(crate) mod base64url;
+pub(crate) mod client;
 pub mod http;
 pub mod legacy;
-pub mod methods;
-pub mod prompts;
-pub mod run;
+pub(crate) mod methods;
+pub(crate) mod prompts;
+pub(crate) mod run;
 pub mod seed;
-pub mod session;
+pub(crate) mod session;
 
 pub use crate::access::Caller;
 

@@ -51,11 +51,6 @@ pub enum ToolEvent {
 }
 
 impl ToolJob {
-    /// The tool's listed name.
-    pub fn tool_name(&self) -> &'static str {
-        self.tool.def().name
-    }
-
     /// Marks the call as answered on a stream the client reads while it runs: only then can the
     /// tool send requests to the client.
     pub(crate) fn streamed(mut self) -> Self {

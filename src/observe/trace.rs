@@ -28,14 +28,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 
-pub mod breaker;
-pub mod context;
-pub mod export;
-pub mod http;
-pub mod metrics_export;
-pub mod otlp;
-pub mod otlp_metrics;
-pub mod span;
+pub(crate) mod breaker;
+pub(crate) mod context;
+pub(crate) mod export;
+pub(crate) mod http;
+pub(crate) mod metrics_export;
+pub(crate) mod otlp;
+pub(crate) mod otlp_metrics;
+pub(crate) mod span;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use context::{

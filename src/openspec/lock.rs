@@ -103,11 +103,6 @@ impl ArchiveClaim {
         f.sync_all()?;
         Ok(Some(Self { path, contents }))
     }
-
-    /// The claim's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for ArchiveClaim {

@@ -15,9 +15,9 @@ use crate::security::auth::Identity;
 use crate::security::ratelimit::{Decision, Key};
 use crate::tools::Access;
 
-pub mod answers;
+pub(crate) mod answers;
 mod ops;
-pub mod table;
+pub(crate) mod table;
 
 pub use answers::{error_response, refusal};
 pub use ops::status_json;

@@ -39,20 +39,20 @@
 //! | `AUDIT_LOG_MAX_BYTES` | 100 MiB | [`audit::AuditConfig::max_bytes`] |
 //! | audit ring size (not a setting) | 1000 | [`audit::AuditConfig::ring_size`] |
 
-pub mod audit;
-pub mod audit_query;
-pub mod audit_verify;
+pub(crate) mod audit;
+pub(crate) mod audit_query;
+pub(crate) mod audit_verify;
 pub mod auth;
-pub mod connlimit;
-pub mod cors;
-pub mod credential;
-pub mod events;
-pub mod gate;
-pub mod ipnet;
+pub(crate) mod connlimit;
+pub(crate) mod cors;
+pub(crate) mod credential;
+pub(crate) mod events;
+pub(crate) mod gate;
+pub(crate) mod ipnet;
 pub mod ratelimit;
-pub mod redis;
+pub(crate) mod redis;
 pub mod resp;
-pub mod secmetrics;
+pub(crate) mod secmetrics;
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 pub mod conformance;
 pub mod openspec;
 pub mod options;
-pub mod prompts;
+pub(crate) mod prompts;
 pub mod resources;
 pub mod schema;
 pub mod testing;
