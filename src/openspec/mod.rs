@@ -2,8 +2,8 @@
 //!
 //! Matches the OpenSpec CLI (npm `@fission-ai/openspec` 1.13.2) byte for byte; no Node at run
 //! time. Files, top-down: [`slug`] (ids), [`paths`] (containment) (atomic writes: `fsx`),
-//! [`tasks`], [`delta`] (delta parsing), [`spec`] (rebuilding a spec), [`validate`], [`show`],
-//! [`list`], [`discover`] (finding delta files and markers), [`lock`], [`archive`].
+//! `tasks`, `delta` (delta parsing), `spec` (rebuilding a spec), `validate`, `show`,
+//! `list`, `discover` (finding delta files and markers), `lock`, `archive`.
 //! [`Workspace`] ties them to one `$ROOT/openspec` directory.
 
 use std::fmt;

@@ -256,10 +256,10 @@ impl TokenStore {
             .ok_or(AuthError::Invalid)
     }
 
-    /// Extracts the credential from the request (see [`extract_credential`]) and verifies it.
+    /// Extracts the credential from the request (see `extract_credential`) and verifies it.
     ///
     /// # Errors
-    /// As [`extract_credential`] and [`TokenStore::verify`].
+    /// As `extract_credential` and `TokenStore::verify`.
     pub fn authenticate<'h>(
         &self,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,

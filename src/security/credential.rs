@@ -31,7 +31,7 @@ pub enum Malformed {
     EmptyToken,
     /// Bytes outside visible ASCII in the token (or in the header carrying it).
     NotVisibleAscii,
-    /// Whitespace inside the token, or a token longer than [`MAX_TOKEN_BYTES`].
+    /// Whitespace inside the token, or a token longer than `MAX_TOKEN_BYTES`.
     BadSyntax,
     /// Two credentials (headers or a header and the query) carry different tokens.
     Conflicting,

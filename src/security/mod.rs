@@ -8,36 +8,36 @@
 //! |---|---|
 //! | [`auth`] | unauthenticated use, token theft from config or memory dumps, timing oracles |
 //! | [`ratelimit`] | request floods per token and per client address, memory floods of keys |
-//! | [`redis`] | the same floods spread across replicas |
-//! | [`cors`] | cross-site browser requests, DNS rebinding (Host allowlist) |
-//! | [`ipnet`] | traffic from denied networks, spoofed `X-Forwarded-For` |
-//! | [`connlimit`] | one address holding every connection slot |
-//! | [`audit`] | silent tampering with the security record |
-//! | [`secmetrics`] | unnoticed attacks (counters and top offenders) |
-//! | [`gate`] | all of the above built from the configuration, as the server uses them |
+//! | `redis` | the same floods spread across replicas |
+//! | `cors` | cross-site browser requests, DNS rebinding (Host allowlist) |
+//! | `ipnet` | traffic from denied networks, spoofed `X-Forwarded-For` |
+//! | `connlimit` | one address holding every connection slot |
+//! | `audit` | silent tampering with the security record |
+//! | `secmetrics` | unnoticed attacks (counters and top offenders) |
+//! | `gate` | all of the above built from the configuration, as the server uses them |
 //!
-//! ## Settings (`crate::config` holds the defaults; [`gate::Security::from_config`] builds the
+//! ## Settings (`crate::config` holds the defaults; `gate::Security::from_config` builds the
 //! policies from the parsed values; the module constants are fallbacks for direct use)
 //!
 //! | Variable | Default | Used by |
 //! |---|---|---|
 //! | `AUTH_TOKENS` | empty | [`auth::TokenStore::from_config`] (`token`, `name:token` = admin; `name:role:token`) |
 //! | `AUTH_TOKENS_FILE` | unset | [`auth::TokenStore::load`] (`[{"name","sha256","role","rateLimit"?}]`) |
-//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of [`credential::extract_credential`] |
+//! | `ALLOW_QUERY_TOKEN` | `false` | `allow_query` of `credential::extract_credential` |
 //! | `OAUTH_RESOURCE_METADATA` | unset | `resource_metadata` of the `WWW-Authenticate` builders |
 //! | `RATE_LIMIT` | 600 (per minute; 0 = off) | [`ratelimit::Quota::new`] |
 //! | `RATE_LIMIT_BURST` | 60 | [`ratelimit::Quota::new`] |
 //! | `RATE_LIMIT_MAX_KEYS` | 100 000 | [`ratelimit::Limiter::new`] |
-//! | `RATE_LIMIT_REDIS_URL` | unset (in-process only) | [`redis::RedisConfig::new`] |
-//! | `RATE_LIMIT_REDIS_FAIL` | `open` | [`redis::FailMode::parse`] |
-//! | `ALLOWED_ORIGINS` | empty (no browser origin) | [`cors::OriginPolicy::from_list`] |
-//! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | [`cors::HostPolicy::from_list`] |
-//! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | [`ipnet::IpPolicy::from_lists`] |
-//! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | [`ipnet::parse_list`], [`ipnet::client_ip`] |
-//! | `MAX_CONNECTIONS_PER_IP` | 64 | [`connlimit::ConnLimiter::new`] |
-//! | `AUDIT_LOG` | unset (ring only) | [`audit::AuditConfig::path`] |
-//! | `AUDIT_LOG_MAX_BYTES` | 100 MiB | [`audit::AuditConfig::max_bytes`] |
-//! | audit ring size (not a setting) | 1000 | [`audit::AuditConfig::ring_size`] |
+//! | `RATE_LIMIT_REDIS_URL` | unset (in-process only) | `redis::RedisConfig::new` |
+//! | `RATE_LIMIT_REDIS_FAIL` | `open` | `redis::FailMode::parse` |
+//! | `ALLOWED_ORIGINS` | empty (no browser origin) | `cors::OriginPolicy::from_list` |
+//! | `ALLOWED_HOSTS` | loopback names when bound to loopback, else any | `cors::HostPolicy::from_list` |
+//! | `IP_ALLOW` / `IP_DENY` | empty (all allowed) | `ipnet::IpPolicy::from_lists` |
+//! | `TRUSTED_PROXIES` | empty (ignore `X-Forwarded-For`) | `ipnet::parse_list`, `ipnet::client_ip` |
+//! | `MAX_CONNECTIONS_PER_IP` | 64 | `connlimit::ConnLimiter::new` |
+//! | `AUDIT_LOG` | unset (ring only) | `audit::AuditConfig::path` |
+//! | `AUDIT_LOG_MAX_BYTES` | 100 MiB | `audit::AuditConfig::max_bytes` |
+//! | audit ring size (not a setting) | 1000 | `audit::AuditConfig::ring_size` |
 
 pub(crate) mod audit;
 pub(crate) mod audit_query;

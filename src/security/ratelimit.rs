@@ -19,7 +19,7 @@
 //! once per `max_keys / 8 / SHARDS` inserts, so its cost is amortized to O(1) per request.
 //!
 //! IPv6 clients are keyed by their `/64` and IPv4-mapped addresses by their IPv4 form
-//! ([`crate::security::ipnet::limit_key`]).
+//! (`crate::security::ipnet::limit_key`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

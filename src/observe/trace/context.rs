@@ -22,7 +22,7 @@ pub struct SpanContext {
     pub trace_id: [u8; 16],
     /// 8 bytes naming this span (the `parent-id` field when parsed from a header).
     pub span_id: [u8; 8],
-    /// `trace-flags`; bit 0 ([`FLAG_SAMPLED`]) says the caller recorded its span.
+    /// `trace-flags`; bit 0 (`FLAG_SAMPLED`) says the caller recorded its span.
     pub flags: u8,
     /// Vendor state carried along unchanged; empty when absent or invalid.
     pub tracestate: TraceState,
@@ -30,7 +30,7 @@ pub struct SpanContext {
     pub remote: bool,
 }
 
-/// A parsed `tracestate`: at most [`MAX_TRACESTATE_MEMBERS`] `key=value` pairs, keys unique.
+/// A parsed `tracestate`: at most `MAX_TRACESTATE_MEMBERS` `key=value` pairs, keys unique.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceState {
     /// The members in header order; every key and value matches the W3C grammar.
@@ -59,9 +59,9 @@ pub enum TraceparentError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TracestateError {
-    /// Longer than [`MAX_TRACESTATE_BYTES`].
+    /// Longer than `MAX_TRACESTATE_BYTES`.
     TooLong,
-    /// More than [`MAX_TRACESTATE_MEMBERS`] list-members.
+    /// More than `MAX_TRACESTATE_MEMBERS` list-members.
     TooManyMembers,
     /// A list-member has no `=`.
     MissingEquals,

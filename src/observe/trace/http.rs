@@ -105,7 +105,7 @@ pub enum ExportError {
     Deadline,
     /// The peer closed before a full response head.
     ClosedEarly,
-    /// The response head exceeded [`MAX_RESPONSE_HEAD_BYTES`].
+    /// The response head exceeded `MAX_RESPONSE_HEAD_BYTES`.
     ResponseHeadTooLarge,
     /// The response head is not valid HTTP/1.x.
     MalformedResponse,

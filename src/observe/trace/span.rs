@@ -74,8 +74,8 @@ pub enum AttrValue {
 
 /// One operation, from start to end.
 ///
-/// Invariants: `context.trace_id`/`span_id` are non-zero; at most [`MAX_ATTRIBUTES_PER_SPAN`]
-/// attributes, each string value at most [`MAX_ATTRIBUTE_VALUE_BYTES`] long.
+/// Invariants: `context.trace_id`/`span_id` are non-zero; at most `MAX_ATTRIBUTES_PER_SPAN`
+/// attributes, each string value at most `MAX_ATTRIBUTE_VALUE_BYTES` long.
 #[derive(Clone, Debug)]
 pub struct Span {
     /// Operation name, e.g. `POST /mcp` or `tools/call change.open`.
@@ -151,7 +151,7 @@ impl Span {
     }
 
     /// Sets an attribute, replacing one with the same key. Long strings are cut at a character
-    /// boundary to [`MAX_ATTRIBUTE_VALUE_BYTES`]; past [`MAX_ATTRIBUTES_PER_SPAN`] new keys are
+    /// boundary to `MAX_ATTRIBUTE_VALUE_BYTES`; past `MAX_ATTRIBUTES_PER_SPAN` new keys are
     /// counted in `dropped_attributes` and ignored.
     pub fn set_attribute(
         &mut self,
