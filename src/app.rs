@@ -343,9 +343,8 @@ impl App {
                 format!("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT {url}: {e}"),
             )
         };
-        let endpoint =
-            crate::observe::trace::http::Endpoint::parse(url).map_err(|e| invalid(&e))?;
-        let transport = crate::observe::trace::http::Transport::new(
+        let endpoint = crate::net::client::Endpoint::parse(url).map_err(|e| invalid(&e))?;
+        let transport = crate::net::client::HttpClient::new(
             endpoint,
             self.config.otel_certificate.as_deref(),
             crate::observe::trace::export::ExporterSettings::default().timeouts,

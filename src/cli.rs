@@ -3,14 +3,13 @@
 //! Exit codes: 0 success, 1 failure at run time (or an unhealthy health check), 2 a bad setting
 //! or bad usage.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::config::Config;
 use crate::observe::logging;
@@ -202,52 +201,32 @@ fn healthcheck(url: Option<&str>) -> u8 {
 
 /// GETs an https:// URL and returns the status code.
 fn get(url: &str, config: &crate::config::Config) -> Result<u16, String> {
-    let rest = url.strip_prefix("https://").ok_or("only https:// URLs")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = crate::app::strip_port(authority)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let addr = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:443")
-    };
-    let sockaddr = addr
+    use crate::net::client::{Endpoint, HttpClient, Scheme, Timeouts};
+    let endpoint = Endpoint::parse(url).map_err(|e| e.to_string())?;
+    if endpoint.scheme != Scheme::Https {
+        return Err("only https:// URLs".into());
+    }
+    let loopback = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .map_err(|e| e.to_string())?
         .next()
-        .ok_or("no address")?;
-    let cfg = client_config(sockaddr.ip().is_loopback(), config)?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
-    let mut sock =
-        TcpStream::connect_timeout(&sockaddr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: task-mcp-healthcheck\r\n\r\n"
-    );
-    tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(2).any(|w| w == b"\r\n") {
-        let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "no status line".to_string())
+        .ok_or("no address")?
+        .ip()
+        .is_loopback();
+    let tls = Arc::new(client_config(loopback, config)?);
+    let timeouts = Timeouts {
+        connect: PROBE_TIMEOUT,
+        write: PROBE_TIMEOUT,
+        read: PROBE_TIMEOUT,
+        total: PROBE_TIMEOUT * 2,
+    };
+    HttpClient::with_tls(endpoint, Some(tls), timeouts)
+        .and_then(|c| c.get())
+        .map_err(|e| e.to_string())
 }
+
+/// The health probe's connect, read and write timeouts (twice this for the whole exchange).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn client_config(
     loopback: bool,

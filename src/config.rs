@@ -839,7 +839,7 @@ impl Config {
             ));
         }
         if let Some(url) = &cfg.otel_metrics_endpoint
-            && crate::observe::trace::http::Endpoint::parse(url).is_err()
+            && crate::net::client::Endpoint::parse(url).is_err()
         {
             return Err(p.err(
                 "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",

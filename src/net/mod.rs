@@ -8,8 +8,10 @@
 //! - [`stream`]: streamed answers run on their worker, mailboxes, the hang-up watcher.
 //! - [`hub`]: held streams (legacy `GET /sse`, MCP `GET /mcp`, the status page) without threads.
 //! - [`tls`]: rustls configuration, its live reload, the first-run certificate.
+//! - [`client`]: the one outgoing HTTP client (OTLP exports, the health check).
 
 pub(crate) mod accept;
+pub mod client;
 pub(crate) mod conn;
 pub mod hub;
 pub(crate) mod idle;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  request thread                         exporter thread ("otlp-exporter")
-//!  start_request ─▶ Span ─▶ finish ──try_send──▶ Batcher ─▶ Worker ─▶ breaker ─▶ Transport
+//!  start_request ─▶ Span ─▶ finish ──try_send──▶ Batcher ─▶ Worker ─▶ breaker ─▶ HttpClient
 //!                               │ queue full:                 (size or delay)    │ open: drop
 //!                               ▼ dropped_queue_full++                           ▼ + count
 //! ```
@@ -31,19 +31,18 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 pub(crate) mod breaker;
 pub(crate) mod context;
 pub(crate) mod export;
-pub(crate) mod http;
 pub(crate) mod metrics_export;
 pub(crate) mod otlp;
 pub(crate) mod otlp_metrics;
 pub(crate) mod span;
 
+pub use crate::net::client::{ClientError, Endpoint, EndpointError, HttpClient, Timeouts};
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use context::{
     IdGenerator, SpanContext, TraceState, TraceparentError, TracestateError, extract,
     format_traceparent, parse_traceparent, parse_tracestate,
 };
 pub use export::{Batcher, ExporterSettings, ExporterStats, Sink, StatsSnapshot, Worker};
-pub use http::{Endpoint, EndpointError, ExportError, Timeouts, Transport};
 pub use otlp::{DEFAULT_SERVICE_NAME, Resource, encode_export_request};
 pub use span::{AttrValue, Sampler, Span, SpanKind, SpanStatus, attr};
 
@@ -115,29 +114,29 @@ impl Tracer {
     ///
     /// # Errors
     /// A bad endpoint, https without a CA file, an unreadable CA file, or a failed thread spawn
-    /// (as [`ExportError::Connect`]).
+    /// (as [`ClientError::Connect`]).
     pub fn start(
         endpoint: &str,
         ca_file: Option<&Path>,
         resource: Resource,
         sampler: Sampler,
         settings: ExporterSettings,
-    ) -> Result<Arc<Self>, ExportError> {
+    ) -> Result<Arc<Self>, ClientError> {
         let endpoint = Endpoint::parse(endpoint)?;
-        let transport = Transport::new(endpoint, ca_file, settings.timeouts)?;
+        let transport = HttpClient::new(endpoint, ca_file, settings.timeouts)?;
         Self::with_sink(transport, resource, sampler, settings)
     }
 
     /// Like [`start`](Self::start) with any [`Sink`]; for tests and alternative transports.
     ///
     /// # Errors
-    /// A failed thread spawn, as [`ExportError::Connect`].
+    /// A failed thread spawn, as [`ClientError::Connect`].
     pub fn with_sink<S: Sink + Send + 'static>(
         sink: S,
         resource: Resource,
         sampler: Sampler,
         settings: ExporterSettings,
-    ) -> Result<Arc<Self>, ExportError> {
+    ) -> Result<Arc<Self>, ClientError> {
         let (span_tx, span_rx) = bounded(settings.max_queue_spans.max(1));
         let (control_tx, control_rx) = bounded(CONTROL_QUEUE_LEN);
         let stats = Arc::new(ExporterStats::default());
@@ -147,7 +146,7 @@ impl Tracer {
         let thread = std::thread::Builder::new()
             .name("otlp-exporter".into())
             .spawn(move || run_exporter(span_rx, control_rx, batcher, worker, &thread_stats))
-            .map_err(ExportError::Connect)?;
+            .map_err(ClientError::Connect)?;
         Ok(Arc::new(Self {
             ids: IdGenerator::new(),
             sampler,
@@ -466,7 +465,7 @@ mod tests {
     struct CountingSink(Arc<AtomicUsize>);
 
     impl Sink for CountingSink {
-        fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
+        fn post(&mut self, body: &[u8]) -> Result<(), ClientError> {
             let v: serde_json::Value = serde_json::from_slice(body).unwrap();
             let n = v["resourceSpans"][0]["scopeSpans"][0]["spans"]
                 .as_array()
@@ -590,7 +589,7 @@ mod tests {
     struct KeepingSink(Arc<Mutex<Vec<serde_json::Value>>>);
 
     impl Sink for KeepingSink {
-        fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
+        fn post(&mut self, body: &[u8]) -> Result<(), ClientError> {
             let v: serde_json::Value = serde_json::from_slice(body).unwrap();
             let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"].clone();
             self.0

@@ -12,7 +12,7 @@ use task_mcp::observe::health::checks::{
 };
 use task_mcp::observe::health::{CheckResult, HealthRegistry, HealthStatus};
 use task_mcp::observe::trace::{
-    BreakerState, ExportError, ExporterSettings, ExporterStats, Resource, Sink, Span, Tracer,
+    BreakerState, ClientError, ExporterSettings, ExporterStats, Resource, Sink, Span, Tracer,
     Worker,
 };
 
@@ -146,9 +146,9 @@ fn pool_saturation_reads_the_live_numbers() {
 struct Switch(Arc<AtomicUsize>);
 
 impl Sink for Switch {
-    fn post(&mut self, _body: &[u8]) -> Result<(), ExportError> {
+    fn post(&mut self, _body: &[u8]) -> Result<(), ClientError> {
         if self.0.load(Ordering::SeqCst) == 0 {
-            Err(ExportError::Deadline)
+            Err(ClientError::Deadline)
         } else {
             Ok(())
         }

@@ -214,6 +214,16 @@ fn healthcheck_exits_zero_against_a_live_server_and_one_against_nothing() {
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(0));
+    // A live server answering something other than 200 (no token: 401): exit 1, naming it.
+    let out = Command::new(BIN)
+        .args(["healthcheck", &format!("https://{}/no-such-path", p.addr)])
+        .env_clear()
+        .env("TASK_MCP_ROOT", &root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answered 401"), "{err}");
     signal(&p, "TERM");
     assert_eq!(wait_exit(&mut p, Duration::from_secs(10)), Some(0));
     let st = Command::new(BIN)

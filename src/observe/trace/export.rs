@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::net::client::ClientError;
 use crate::observe::trace::breaker::{BreakerState, CircuitBreaker};
-use crate::observe::trace::http::ExportError;
 use crate::observe::trace::otlp::{Resource, encode_export_request};
 use crate::observe::trace::span::Span;
 
@@ -27,7 +27,7 @@ pub struct ExporterSettings {
     pub breaker_cooldown: Duration,
     /// Socket timeouts for one export. Default connect 2 s, write 5 s, read 5 s, total 10 s
     /// (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`).
-    pub timeouts: crate::observe::trace::http::Timeouts,
+    pub timeouts: crate::net::client::Timeouts,
 }
 
 /// Counters shared by the tracer, the exporter thread, metrics and health.
@@ -77,13 +77,13 @@ pub struct Batcher {
     oldest: Option<Instant>,
 }
 
-/// Where a batch goes; the real one is [`crate::observe::trace::http::Transport`].
+/// Where a batch goes; the real one is [`crate::net::client::HttpClient`].
 pub trait Sink {
     /// Posts one encoded `ExportTraceServiceRequest`.
     ///
     /// # Errors
     /// Whatever made the export fail.
-    fn post(&mut self, body: &[u8]) -> Result<(), ExportError>;
+    fn post(&mut self, body: &[u8]) -> Result<(), ClientError>;
 }
 
 /// Encodes and sends batches through the breaker, keeping [`ExporterStats`] current.
@@ -104,7 +104,7 @@ impl Default for ExporterSettings {
             max_batch_delay: config.otel_batch_delay,
             breaker_failure_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
-            timeouts: crate::observe::trace::http::Timeouts::default(),
+            timeouts: crate::net::client::Timeouts::default(),
         }
     }
 }
@@ -215,7 +215,7 @@ impl<S: Sink> Worker<S> {
         batch: &[Span],
         now: Instant,
         stats: &ExporterStats,
-    ) -> Result<(), ExportError> {
+    ) -> Result<(), ClientError> {
         let n = batch.len() as u64;
         let allowed = self.breaker.try_acquire(now);
         self.publish(stats);
@@ -267,8 +267,8 @@ impl<S> fmt::Debug for Worker<S> {
     }
 }
 
-impl Sink for crate::observe::trace::http::Transport {
-    fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
+impl Sink for crate::net::client::HttpClient {
+    fn post(&mut self, body: &[u8]) -> Result<(), ClientError> {
         self.post_json(body).map(|_| ())
     }
 }
@@ -299,12 +299,12 @@ mod tests {
 
     /// Fails while `fail` is set; records every body.
     struct FakeSink {
-        fail: Option<fn() -> ExportError>,
+        fail: Option<fn() -> ClientError>,
         bodies: Vec<Vec<u8>>,
     }
 
     impl Sink for FakeSink {
-        fn post(&mut self, body: &[u8]) -> Result<(), ExportError> {
+        fn post(&mut self, body: &[u8]) -> Result<(), ClientError> {
             self.bodies.push(body.to_vec());
             match self.fail {
                 Some(f) => Err(f()),
@@ -347,7 +347,7 @@ mod tests {
             ..ExporterSettings::default()
         };
         let sink = FakeSink {
-            fail: Some(|| ExportError::Deadline),
+            fail: Some(|| ClientError::Deadline),
             bodies: Vec::new(),
         };
         let stats = ExporterStats::default();
@@ -388,7 +388,7 @@ mod tests {
             ..ExporterSettings::default()
         };
         let sink = FakeSink {
-            fail: Some(|| ExportError::Status(400)),
+            fail: Some(|| ClientError::Status(400)),
             bodies: Vec::new(),
         };
         let stats = ExporterStats::default();

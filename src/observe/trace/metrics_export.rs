@@ -15,9 +15,9 @@ use crossbeam_channel::{Sender, bounded};
 
 use super::breaker::CircuitBreaker;
 use super::export::ExporterSettings;
-use super::http::{ExportError, Transport};
 use super::otlp::Resource;
 use super::otlp_metrics::encode_metrics;
+use crate::net::client::{ClientError, HttpClient};
 
 /// What the exporter did, for tests and `/debug/vars`.
 #[derive(Debug, Default)]
@@ -51,12 +51,12 @@ impl Drop for MetricsExporter {
 /// # Errors
 /// The thread could not be started.
 pub fn start(
-    transport: Transport,
+    transport: HttpClient,
     interval: Duration,
     resource: Resource,
     started_at: SystemTime,
     render: impl Fn() -> Option<String> + Send + 'static,
-) -> Result<MetricsExporter, ExportError> {
+) -> Result<MetricsExporter, ClientError> {
     let (stop_tx, stop_rx) = bounded::<()>(0);
     let stats = Arc::new(MetricsExportStats::default());
     let stats2 = Arc::clone(&stats);
@@ -109,7 +109,7 @@ pub fn start(
                 }
             }
         })
-        .map_err(ExportError::Connect)?;
+        .map_err(ClientError::Connect)?;
     Ok(MetricsExporter {
         stop: Some(stop_tx),
         thread: Some(thread),

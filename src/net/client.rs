@@ -1,11 +1,13 @@
-//! A minimal HTTP/1.1 POST client for the OTLP exporter: a sans-IO core (endpoint parsing,
-//! request encoding, response-head parsing) and a thin blocking shell over `TcpStream`, with
-//! rustls for `https://`.
+//! The server's one outgoing HTTP/1.1 client, for one-shot requests: the OTLP exporters' POSTs
+//! and the `healthcheck` command's GET. A sans-IO core (endpoint parsing, request encoding,
+//! response-head parsing) and a thin blocking shell over `TcpStream`, with rustls for
+//! `https://`. (The load tool drives many connections without blocking, so it keeps its own
+//! loop, over the same chunked decoder from `crate::http::body`.)
 //!
-//! TLS policy: `https://` needs an explicit CA bundle (`OTEL_EXPORTER_OTLP_CERTIFICATE`, a PEM
-//! file); without one, [`Transport::new`] refuses the endpoint rather than trusting nothing or
-//! everything. Plain `http://` needs no CA and is meant for a collector on localhost or a
-//! sidecar.
+//! TLS policy: `https://` needs an explicit CA bundle (for OTLP `OTEL_EXPORTER_OTLP_CERTIFICATE`,
+//! a PEM file) or a client configuration its caller built (the health check's); without one,
+//! [`HttpClient::new`] refuses the endpoint rather than trusting nothing or everything. Plain
+//! `http://` needs no CA and is meant for a collector on localhost or a sidecar.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -58,7 +60,7 @@ pub struct Timeouts {
 /// Posts bodies to one endpoint, a fresh connection each time (`Connection: close`): exports are
 /// batched seconds apart, so keep-alive would save little and add a stale-connection state.
 #[derive(Clone)]
-pub struct Transport {
+pub struct HttpClient {
     endpoint: Endpoint,
     /// Present iff the scheme is https.
     tls: Option<Arc<ClientConfig>>,
@@ -84,7 +86,7 @@ pub enum EndpointError {
 /// Why one export failed.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum ExportError {
+pub enum ClientError {
     /// The endpoint URL is invalid.
     Endpoint(EndpointError),
     /// `https://` without a CA file.
@@ -228,24 +230,45 @@ impl Default for Timeouts {
     }
 }
 
-impl Transport {
+impl HttpClient {
     /// A transport for `endpoint`. For `https://`, `ca_file` (PEM, one or more certificates) is
     /// the only trust anchor set.
     ///
     /// # Errors
-    /// [`ExportError::TlsNeedsCaFile`] for https without a CA; [`ExportError::CaFile`] if the
-    /// file is unreadable or holds no certificate; [`ExportError::Tls`] if rustls refuses it.
+    /// [`ClientError::TlsNeedsCaFile`] for https without a CA; [`ClientError::CaFile`] if the
+    /// file is unreadable or holds no certificate; [`ClientError::Tls`] if rustls refuses it.
     pub fn new(
         endpoint: Endpoint,
         ca_file: Option<&Path>,
         timeouts: Timeouts,
-    ) -> Result<Self, ExportError> {
+    ) -> Result<Self, ClientError> {
         let tls = match endpoint.scheme {
             Scheme::Http => None,
             Scheme::Https => {
-                let path = ca_file.ok_or(ExportError::TlsNeedsCaFile)?;
+                let path = ca_file.ok_or(ClientError::TlsNeedsCaFile)?;
                 Some(Arc::new(client_config(path)?))
             }
+        };
+        Ok(Self {
+            endpoint,
+            tls,
+            timeouts,
+        })
+    }
+
+    /// A client for `endpoint` trusting what `tls` (its caller's rustls configuration) trusts;
+    /// `None` is refused for `https://`.
+    ///
+    /// # Errors
+    /// [`ClientError::TlsNeedsCaFile`] for https without a configuration.
+    pub fn with_tls(
+        endpoint: Endpoint,
+        tls: Option<Arc<ClientConfig>>,
+        timeouts: Timeouts,
+    ) -> Result<Self, ClientError> {
+        let tls = match endpoint.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some(tls.ok_or(ClientError::TlsNeedsCaFile)?),
         };
         Ok(Self {
             endpoint,
@@ -262,46 +285,61 @@ impl Transport {
     /// POSTs `body` as `application/json` and returns the 2xx status.
     ///
     /// # Errors
-    /// Any [`ExportError`] but the configuration ones; a non-2xx answer is
-    /// [`ExportError::Status`].
-    pub fn post_json(&self, body: &[u8]) -> Result<u16, ExportError> {
-        let started = Instant::now();
-        let tcp = self.connect()?;
+    /// Any [`ClientError`] but the configuration ones; a non-2xx answer is
+    /// [`ClientError::Status`].
+    pub fn post_json(&self, body: &[u8]) -> Result<u16, ClientError> {
         let mut head = Vec::with_capacity(256);
         encode_request_head(&self.endpoint, body.len(), &mut head);
-        let status = match &self.tls {
-            None => exchange(tcp, &head, body, started, &self.timeouts)?,
-            Some(config) => {
-                let name = ServerName::try_from(self.endpoint.host.clone())
-                    .map_err(|_| ExportError::Endpoint(EndpointError::MissingHost))?;
-                let conn = ClientConnection::new(config.clone(), name).map_err(ExportError::Tls)?;
-                exchange(
-                    StreamOwned::new(conn, tcp),
-                    &head,
-                    body,
-                    started,
-                    &self.timeouts,
-                )?
-            }
-        };
+        let status = self.exchange(&head, body)?;
         if (200..300).contains(&status) {
             Ok(status)
         } else {
-            Err(ExportError::Status(status))
+            Err(ClientError::Status(status))
         }
     }
 
-    fn connect(&self) -> Result<TcpStream, ExportError> {
+    /// GETs the endpoint and returns the status, whatever it is.
+    ///
+    /// # Errors
+    /// Any [`ClientError`] but the configuration ones and [`ClientError::Status`].
+    pub fn get(&self) -> Result<u16, ClientError> {
+        let mut head = Vec::with_capacity(128);
+        encode_bodyless_head("GET", &self.endpoint, &mut head);
+        self.exchange(&head, &[])
+    }
+
+    /// Sends `head` and `body` on a fresh connection and reads the answer's status.
+    fn exchange(&self, head: &[u8], body: &[u8]) -> Result<u16, ClientError> {
+        let started = Instant::now();
+        let tcp = self.connect()?;
+        match &self.tls {
+            None => exchange(tcp, head, body, started, &self.timeouts),
+            Some(config) => {
+                let name = ServerName::try_from(self.endpoint.host.clone())
+                    .map_err(|_| ClientError::Endpoint(EndpointError::MissingHost))?;
+                let conn = ClientConnection::new(config.clone(), name).map_err(ClientError::Tls)?;
+                exchange(
+                    StreamOwned::new(conn, tcp),
+                    head,
+                    body,
+                    started,
+                    &self.timeouts,
+                )
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<TcpStream, ClientError> {
         let addrs = (self.endpoint.host.as_str(), self.endpoint.port)
             .to_socket_addrs()
-            .map_err(ExportError::Resolve)?;
+            .map_err(ClientError::Resolve)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for collector host");
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, self.timeouts.connect) {
                 Ok(s) => {
                     s.set_read_timeout(Some(self.timeouts.read))
                         .and_then(|()| s.set_write_timeout(Some(self.timeouts.write)))
-                        .map_err(ExportError::Connect)?;
+                        .map_err(ClientError::Connect)?;
                     // Latency of the one request matters more than packet count here.
                     let _ = s.set_nodelay(true);
                     return Ok(s);
@@ -309,11 +347,11 @@ impl Transport {
                 Err(e) => last = e,
             }
         }
-        Err(ExportError::Connect(last))
+        Err(ClientError::Connect(last))
     }
 }
 
-impl ExportError {
+impl ClientError {
     /// True when the failure says the collector is down or unreachable (and so should count
     /// towards opening the breaker); a 4xx other than 408/429 means it is up but refused us.
     pub fn is_collector_fault(&self) -> bool {
@@ -343,9 +381,9 @@ impl ExportError {
     }
 }
 
-impl fmt::Debug for Transport {
+impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transport")
+        f.debug_struct("HttpClient")
             .field("endpoint", &self.endpoint)
             .field("tls", &self.tls.is_some())
             .field("timeouts", &self.timeouts)
@@ -367,7 +405,7 @@ impl fmt::Display for EndpointError {
 
 impl std::error::Error for EndpointError {}
 
-impl fmt::Display for ExportError {
+impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Endpoint(e) => write!(f, "invalid OTLP endpoint: {e}"),
@@ -389,7 +427,7 @@ impl fmt::Display for ExportError {
     }
 }
 
-impl std::error::Error for ExportError {
+impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Endpoint(e) => Some(e),
@@ -400,7 +438,7 @@ impl std::error::Error for ExportError {
     }
 }
 
-impl From<EndpointError> for ExportError {
+impl From<EndpointError> for ClientError {
     fn from(e: EndpointError) -> Self {
         Self::Endpoint(e)
     }
@@ -420,12 +458,24 @@ pub fn encode_request_head(endpoint: &Endpoint, body_len: usize, out: &mut Vec<u
     );
 }
 
+/// Appends the request line and headers of a body-less request (`Connection: close`).
+pub fn encode_bodyless_head(method: &str, endpoint: &Endpoint, out: &mut Vec<u8>) {
+    // `write!` into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: task-mcp/{}\r\nConnection: close\r\n\r\n",
+        endpoint.path,
+        endpoint.host_header(),
+        env!("CARGO_PKG_VERSION"),
+    );
+}
+
 /// Parses a response head from the start of `buf`: `Ok(None)` needs more bytes,
 /// `Ok(Some((head_len, status)))` when complete.
 ///
 /// # Errors
-/// [`ExportError::MalformedResponse`] when the bytes are not an HTTP/1.x response head.
-pub fn parse_response_head(buf: &[u8]) -> Result<Option<(usize, u16)>, ExportError> {
+/// [`ClientError::MalformedResponse`] when the bytes are not an HTTP/1.x response head.
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<(usize, u16)>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
@@ -433,10 +483,10 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(usize, u16)>, ExportErr
             // unwrap-free: a complete parse always sets the code, but stay defensive.
             resp.code
                 .map(|c| Some((n, c)))
-                .ok_or(ExportError::MalformedResponse)
+                .ok_or(ClientError::MalformedResponse)
         }
         Ok(httparse::Status::Partial) => Ok(None),
-        Err(_) => Err(ExportError::MalformedResponse),
+        Err(_) => Err(ClientError::MalformedResponse),
     }
 }
 
@@ -446,14 +496,14 @@ fn exchange<S: Read + Write>(
     body: &[u8],
     started: Instant,
     timeouts: &Timeouts,
-) -> Result<u16, ExportError> {
+) -> Result<u16, ClientError> {
     stream
         .write_all(head)
         .and_then(|()| stream.write_all(body))
         .and_then(|()| stream.flush())
-        .map_err(ExportError::Write)?;
+        .map_err(ClientError::Write)?;
     if started.elapsed() > timeouts.total {
-        return Err(ExportError::Deadline);
+        return Err(ClientError::Deadline);
     }
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -462,31 +512,31 @@ fn exchange<S: Read + Write>(
             return Ok(status);
         }
         if buf.len() >= MAX_RESPONSE_HEAD_BYTES {
-            return Err(ExportError::ResponseHeadTooLarge);
+            return Err(ClientError::ResponseHeadTooLarge);
         }
         if started.elapsed() > timeouts.total {
-            return Err(ExportError::Deadline);
+            return Err(ClientError::Deadline);
         }
         let room = (MAX_RESPONSE_HEAD_BYTES - buf.len()).min(chunk.len());
         match stream.read(&mut chunk[..room]) {
-            Ok(0) => return Err(ExportError::ClosedEarly),
+            Ok(0) => return Err(ClientError::ClosedEarly),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ExportError::Read(e)),
+            Err(e) => return Err(ClientError::Read(e)),
         }
     }
 }
 
-fn client_config(ca_file: &Path) -> Result<ClientConfig, ExportError> {
+fn client_config(ca_file: &Path) -> Result<ClientConfig, ClientError> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| ExportError::CaFile(format!("{}: {e}", ca_file.display())))?;
+        .map_err(|e| ClientError::CaFile(format!("{}: {e}", ca_file.display())))?;
     for cert in certs {
-        let cert = cert.map_err(|e| ExportError::CaFile(format!("{}: {e}", ca_file.display())))?;
-        roots.add(cert).map_err(ExportError::Tls)?;
+        let cert = cert.map_err(|e| ClientError::CaFile(format!("{}: {e}", ca_file.display())))?;
+        roots.add(cert).map_err(ClientError::Tls)?;
     }
     if roots.is_empty() {
-        return Err(ExportError::CaFile(format!(
+        return Err(ClientError::CaFile(format!(
             "{}: no certificate found",
             ca_file.display()
         )));
@@ -494,7 +544,7 @@ fn client_config(ca_file: &Path) -> Result<ClientConfig, ExportError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(ExportError::Tls)?
+        .map_err(ClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -616,7 +666,7 @@ mod tests {
         );
         assert!(matches!(
             parse_response_head(b"SSH-2.0-x\r\n\r\n"),
-            Err(ExportError::MalformedResponse)
+            Err(ClientError::MalformedResponse)
         ));
     }
 
@@ -624,22 +674,22 @@ mod tests {
     fn https_without_a_ca_file_is_refused() {
         let e = Endpoint::parse("https://c.example/v1/traces").unwrap();
         assert!(matches!(
-            Transport::new(e.clone(), None, Timeouts::default()),
-            Err(ExportError::TlsNeedsCaFile)
+            HttpClient::new(e.clone(), None, Timeouts::default()),
+            Err(ClientError::TlsNeedsCaFile)
         ));
         let missing = Path::new("/nonexistent/ca.pem");
         assert!(matches!(
-            Transport::new(e, Some(missing), Timeouts::default()),
-            Err(ExportError::CaFile(_))
+            HttpClient::new(e, Some(missing), Timeouts::default()),
+            Err(ClientError::CaFile(_))
         ));
     }
 
     #[test]
     fn only_down_collectors_count_as_collector_faults() {
-        assert!(ExportError::Status(503).is_collector_fault());
-        assert!(ExportError::Status(429).is_collector_fault());
-        assert!(!ExportError::Status(400).is_collector_fault());
-        assert!(ExportError::Deadline.is_collector_fault());
-        assert_eq!(ExportError::Status(503).kind(), "status_503");
+        assert!(ClientError::Status(503).is_collector_fault());
+        assert!(ClientError::Status(429).is_collector_fault());
+        assert!(!ClientError::Status(400).is_collector_fault());
+        assert!(ClientError::Deadline.is_collector_fault());
+        assert_eq!(ClientError::Status(503).kind(), "status_503");
     }
 }
