@@ -197,20 +197,41 @@ pub fn get(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response {
     };
     let outlet: client::Outlet = Arc::new(move |m: &Value| tx.send(m.clone()).is_ok());
     let attached = client::attach(env, &registered.sid, &caller.identity, outlet);
+    held_sse(
+        env,
+        slot,
+        mb,
+        |m: Value| message_bytes(&m),
+        Vec::new(),
+        (registered, attached),
+    )
+}
+
+/// A transport's held SSE stream: each mailbox message becomes `encode(message)`, `initial`
+/// events go first, a keep-alive comment every `HEARTBEAT_MS`, and it ends after
+/// `MAX_STREAM_AGE_MS`. Every byte is counted on `slot`, which lives, with `keep`, as long as
+/// the stream.
+pub(crate) fn held_sse<T: Send + 'static>(
+    env: &McpEnv,
+    slot: StreamSlot,
+    mb: crate::net::stream::Mailbox<T>,
+    encode: impl Fn(T) -> Vec<u8> + Send + 'static,
+    initial: Vec<Vec<u8>>,
+    keep: impl std::any::Any + Send,
+) -> Response {
     let slot = Arc::new(slot);
-    let (on_message, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
+    let initial = initial.into_iter().map(|b| slot.counted(b)).collect();
+    let (on_event, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
     let held = crate::net::stream::held(
         mb,
-        move |m: Value| on_message.counted(message_bytes(&m)),
+        move |m| on_event.counted(encode(m)),
         move || on_beat.counted(comment_bytes("keepalive")),
-        Vec::new(),
+        initial,
         env.settings.heartbeat,
         env.settings.max_stream_age,
-        (registered, attached, slot),
+        (keep, slot),
     );
-    crate::net::stream::held_response("text/event-stream", held)
-        .with_header("Cache-Control", "no-cache")
-        .with_header("X-Accel-Buffering", "no")
+    crate::net::stream::held_sse(held)
 }
 
 /// `DELETE /mcp`: 405 when stateless; in stateful mode ends the session (200) for good.

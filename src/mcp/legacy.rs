@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::http::{comment_bytes, unavailable};
+use super::http::{held_sse, unavailable};
 use super::methods::finish_call;
 use super::methods::{self, Reply};
 use super::run::{ToolEvent, is_cancelled, progress_notification};
@@ -139,8 +139,6 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
         generation,
         identity: caller.identity.clone(),
     };
-    let slot = Arc::new(slot);
-    let mut initial = Vec::with_capacity(1 + replay.len());
     let mut endpoint = Vec::new();
     let _ = sse::write_event(
         &mut endpoint,
@@ -148,21 +146,17 @@ pub fn open_stream(env: &Arc<McpEnv>, head: &Head, caller: &Caller) -> Response 
         Some(&format!("{sid}-{last_seq}")),
         &format!("/messages?sessionId={sid}"),
     );
-    initial.push(slot.counted(endpoint));
-    initial.extend(replay.iter().map(|e| slot.counted(outbound_bytes(&sid, e))));
-    let (on_event, on_beat) = (Arc::clone(&slot), Arc::clone(&slot));
-    let held = crate::net::stream::held(
+    let mut initial = Vec::with_capacity(1 + replay.len());
+    initial.push(endpoint);
+    initial.extend(replay.iter().map(|e| outbound_bytes(&sid, e)));
+    held_sse(
+        env,
+        slot,
         mb,
-        move |e: Outbound| on_event.counted(outbound_bytes(&sid, &e)),
-        move || on_beat.counted(comment_bytes("keepalive")),
+        move |e: Outbound| outbound_bytes(&sid, &e),
         initial,
-        env.settings.heartbeat,
-        env.settings.max_stream_age,
-        (attached, detach, slot),
-    );
-    crate::net::stream::held_response("text/event-stream", held)
-        .with_header("Cache-Control", "no-cache")
-        .with_header("X-Accel-Buffering", "no")
+        (attached, detach),
+    )
 }
 
 /// `POST /messages?sessionId=…`: one JSON-RPC message for a live legacy session → 202; the

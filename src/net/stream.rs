@@ -50,6 +50,14 @@ pub fn held_response(content_type: &str, h: HeldStream) -> Response {
     Response::streamed(content_type, Box::new(Streaming::Held(h)))
 }
 
+/// A held `text/event-stream` response with the headers every SSE stream carries: no caching,
+/// no proxy buffering.
+pub fn held_sse(h: HeldStream) -> Response {
+    held_response("text/event-stream", h)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Accel-Buffering", "no")
+}
+
 /// What a streamed body is.
 pub enum Streaming {
     /// A function that writes the stream on a thread that owns the connection.

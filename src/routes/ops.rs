@@ -131,10 +131,16 @@ pub(super) fn metrics(app: &App) -> Response {
     )
 }
 
-/// Live statistics for the status page: an `event: stats` every second, keep-alive comments
-/// between, until the client leaves or the server drains.
+/// Live statistics for the status page: an `event: stats` every second until the client leaves,
+/// `MAX_STREAM_AGE_MS` passes or the server drains.
 pub(super) fn status_stream(app: &App) -> Response {
-    if app.counters.streams.load(Ordering::Acquire) >= app.config.max_streams {
+    // Nothing is ever mailed to this stream: its events are its heartbeats. The sender is kept
+    // with the stream so the mailbox stays open.
+    let open = app.counters.streams.load(Ordering::Acquire);
+    let mailbox = (open < app.config.max_streams)
+        .then(|| crate::net::stream::mailbox::<()>(1).ok())
+        .flatten();
+    let Some((keep_open, mb)) = mailbox else {
         return error_response(
             503,
             "TOO_MANY_STREAMS",
@@ -143,17 +149,6 @@ pub(super) fn status_stream(app: &App) -> Response {
             None,
         )
         .with_header("Retry-After", "5");
-    }
-    // Nothing is ever mailed to this stream: its events are its heartbeats. The sender is kept
-    // with the stream so the mailbox stays open.
-    let Ok((keep_open, mb)) = crate::net::stream::mailbox::<()>(1) else {
-        return error_response(
-            503,
-            "TOO_MANY_STREAMS",
-            "Too many open streams.",
-            "Retry later (MAX_STREAMS).",
-            None,
-        );
     };
     let app = app.self_arc();
     let max_age = app.config.max_stream_age;
@@ -183,9 +178,7 @@ pub(super) fn status_stream(app: &App) -> Response {
         max_age,
         keep_open,
     );
-    crate::net::stream::held_response("text/event-stream", held)
-        .with_header("Cache-Control", "no-cache")
-        .with_header("X-Accel-Buffering", "no")
+    crate::net::stream::held_sse(held)
 }
 
 /// The statistics object of `/status/stream`.
