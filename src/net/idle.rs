@@ -233,6 +233,10 @@ impl Parker {
                 let _ = epoll::delete(&self.epoll, conn.socket());
                 conn.close();
             }
+            // The server that started this thread is gone and nothing is parked: stop.
+            if Arc::strong_count(&self) == 1 && self.set().len() == 0 {
+                return;
+            }
         }
     }
 }
