@@ -5,7 +5,7 @@
 #   .ci/monitoring-check.sh [EXPOSITION]
 #
 # EXPOSITION is a Prometheus text exposition of the server. Without it, one is rendered by the
-# `metrics::tests::dump_exposition` unit test (every metric family touched once). To check against
+# `observe::metrics::tests::dump_exposition` unit test (every metric family touched once). To check against
 # a running server instead, scrape it and pass the file:
 #   curl -s http://127.0.0.1:9464/metrics > /tmp/scrape.prom && .ci/monitoring-check.sh /tmp/scrape.prom
 #
@@ -129,12 +129,18 @@ if ! install_tools; then
     exit 1
 fi
 
+# The file must exist afterwards: a renamed test would otherwise run nothing and pass.
+render_exposition() {
+    rm -f "$EXPOSITION"
+    METRICS_EXPOSITION_OUT="$EXPOSITION" \
+        cargo test --quiet --lib observe::metrics::tests::dump_exposition -- --ignored --exact &&
+        test -s "$EXPOSITION"
+}
+
 EXPOSITION=${1:-}
 if [[ -z $EXPOSITION ]]; then
     EXPOSITION=$WORK/exposition.prom
-    step "render an exposition (dump_exposition)" \
-        env METRICS_EXPOSITION_OUT="$EXPOSITION" \
-        cargo test --quiet --lib metrics::tests::dump_exposition -- --ignored --exact
+    step "render an exposition (dump_exposition)" render_exposition
 fi
 
 step "promtool check config prometheus.yml" prometheus_config
