@@ -417,7 +417,7 @@ fn flush(shared: &Shared, s: &mut Streams, key: u64) -> bool {
                     EventData::new_u64(key),
                     EventFlags::IN | EventFlags::RDHUP,
                 );
-                reschedule(s, key);
+                reschedule(shared, s, key);
             }
             true
         }
@@ -430,7 +430,7 @@ fn flush(shared: &Shared, s: &mut Streams, key: u64) -> bool {
                     EventData::new_u64(key),
                     EventFlags::IN | EventFlags::RDHUP | EventFlags::OUT,
                 );
-                reschedule(s, key);
+                reschedule(shared, s, key);
             }
             true
         }
@@ -442,16 +442,17 @@ fn write_deadline(shared: &Shared, e: &Entry) -> Option<Instant> {
     e.blocked.map(|b| b + shared.write_timeout)
 }
 
-/// Moves the entry's timer to its earliest deadline.
-fn reschedule(s: &mut Streams, key: u64) {
+/// Moves the entry's timer to its earliest deadline: the next heartbeat, the end of its age, or
+/// the write timeout while its socket is full. Every one lies ahead of a tick that keeps the
+/// stream, so the timer loop always moves on.
+fn reschedule(shared: &Shared, s: &mut Streams, key: u64) {
     let Some(e) = s.map.get_mut(&key) else {
         return;
     };
     s.timers.remove(&(e.due, key));
     let mut due = e.next_beat.min(e.dies);
-    if let Some(b) = e.blocked {
-        // The write timeout is checked at the next heartbeat at the latest; sooner when short.
-        due = due.min(b + WRITE_CHECK);
+    if let Some(d) = write_deadline(shared, e) {
+        due = due.min(d);
     }
     e.due = due;
     s.timers.insert((due, key));
@@ -492,7 +493,7 @@ fn tick(shared: &Shared, s: &mut Streams, key: u64, now: Instant) {
         // Also notices a source closed without a wake-up.
         pump(shared, s, key);
     }
-    reschedule(s, key);
+    reschedule(shared, s, key);
 }
 
 /// Ends a stream: `clean` ends the chunked body first.
@@ -570,8 +571,6 @@ const DRAIN_KEY: u64 = u64::MAX - 1;
 const BATCH: usize = 256;
 /// The longest sleep with no stream held (the thread also checks whether it is still needed).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
-/// How often a full socket's write timeout is checked.
-const WRITE_CHECK: Duration = Duration::from_millis(500);
 const THREAD_STACK_BYTES: usize = 128 * 1024;
 /// The shortest time between heartbeats.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);

@@ -1041,4 +1041,99 @@ mod tests {
         let mut got = Vec::new();
         read_until(&mut client, &mut got, b"0\r\n\r\n");
     }
+
+    /// A socket with a user-space backlog, as a TLS connection has (rustls' send buffer).
+    struct Backlogged {
+        sock: TcpStream,
+        backlog: Vec<u8>,
+    }
+
+    impl crate::net::hub::HeldIo for Backlogged {
+        fn watched(&self) -> &TcpStream {
+            &self.sock
+        }
+
+        fn queue(&mut self, bytes: &[u8]) -> bool {
+            self.backlog.extend_from_slice(bytes);
+            true
+        }
+
+        fn push(&mut self) -> io::Result<bool> {
+            while !self.backlog.is_empty() {
+                match self.sock.write(&self.backlog) {
+                    Ok(n) => {
+                        self.backlog.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(true)
+        }
+
+        fn read_discard(&mut self) -> io::Result<bool> {
+            crate::net::hub::HeldIo::read_discard(&mut self.sock)
+        }
+
+        fn shut(&mut self) {}
+    }
+
+    #[test]
+    fn a_client_that_reads_nothing_is_dropped_at_the_write_timeout_while_others_flow() {
+        let drain = DrainSignal::new().unwrap();
+        let hub = crate::net::hub::Hub::start(
+            drain.fd().try_clone_to_owned().unwrap(),
+            Duration::from_millis(1500),
+        )
+        .unwrap();
+        // A: a client that never reads, sent more than the socket buffers hold.
+        let (server_a, _client_a) = pair();
+        let (_tx_a, mb_a) = mailbox::<&'static str>(1).unwrap();
+        let mut a = held(
+            mb_a,
+            |m: &'static str| m.as_bytes().to_vec(),
+            || b":beat\n\n".to_vec(),
+            vec![vec![b'x'; 32 << 20]],
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            (),
+        );
+        let (a_done, a_ended) = crossbeam_channel::bounded(1);
+        a.on_end.push(Box::new(move |_, ran| {
+            let _ = a_done.send(ran);
+        }));
+        let io = Backlogged {
+            sock: server_a,
+            backlog: Vec::new(),
+        };
+        hub.adopt(Box::new(io), a, Vec::new(), Box::new(()));
+        // B: a reading client with fast heartbeats, held by the same hub meanwhile.
+        let (server_b, mut client_b) = pair();
+        client_b
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (_tx_b, mb_b) = mailbox::<&'static str>(1).unwrap();
+        let b = held(
+            mb_b,
+            |m: &'static str| m.as_bytes().to_vec(),
+            || b":beat\n\n".to_vec(),
+            Vec::new(),
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+            (),
+        );
+        hub.adopt(Box::new(server_b), b, Vec::new(), Box::new(()));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let started = Instant::now();
+        let mut beats = 0;
+        while started.elapsed() < Duration::from_millis(1200) {
+            let n = client_b.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            beats = got.windows(6).filter(|w| w == b":beat\n").count();
+        }
+        assert!(beats >= 10, "B got {beats} heartbeats while A was stuck");
+        let ran = a_ended.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(ran >= Duration::from_millis(1400), "dropped after {ran:?}");
+    }
 }
