@@ -610,8 +610,9 @@ impl Drop for StreamCount {
     }
 }
 
-/// Runs a streamed body that is not held by the hub (the status page's) on its own thread,
-/// which owns the connection until the stream ends and then closes it.
+/// Runs a non-POST request's stream function (no route answers one today: every GET stream is
+/// held by the hub) on its own thread, which owns the connection until the stream ends and then
+/// closes it, so a long stream never ties up a worker.
 fn spawn_stream<C: Conn>(
     app: Arc<App>,
     mut io: C,
