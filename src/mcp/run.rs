@@ -126,7 +126,7 @@ impl ToolJob {
     /// [`ToolJob::spawn`].
     ///
     /// # Errors
-    /// The job itself, when its tool talks.
+    /// The job itself, when its tool talks or reports progress.
     pub(crate) fn run_here(
         self,
         mut on_event: impl FnMut(ToolEvent) -> bool,

@@ -2,9 +2,10 @@
 //! `event: error`), `POST /mcp` with NDJSON (`start`, `result` or `error`, `end`). The body
 //! decides: an object with `tool` and no `jsonrpc` is a seed call, anything else is MCP.
 //!
-//! The tool runs on its own thread while the stream thread sends heartbeats (SSE comments, or
-//! `{"type":"heartbeat"}` lines) and progress (`event: progress`, `{"type":"progress"}`), and
-//! cancels the tool when the client hangs up. Request faults (bad body, unknown tool, a role
+//! A tool that reports progress (or talks to the client) runs on a tool thread while the
+//! stream's worker sends heartbeats (SSE comments, or `{"type":"heartbeat"}` lines) and progress
+//! (`event: progress`, `{"type":"progress"}`), and cancels the tool when the client hangs up;
+//! any other tool runs on the worker itself, as for a JSON answer. Request faults (bad body, unknown tool, a role
 //! that may not call the tool, the stream cap) are answered before streaming with an HTTP status
 //! and the seed's error JSON.
 
