@@ -465,10 +465,10 @@ fn sse_messages(env: &Arc<McpEnv>, messages: Vec<Value>) -> Response {
     }))
 }
 
-/// A tool call answered over SSE. A tool that talks to the client runs on a kept thread while
-/// this stream thread forwards its messages and progress, sends keep-alives while waiting, and
-/// cancels the tool when the client leaves; any other runs here, its reports written as they
-/// come (a failed write cancels it), as a JSON answer's tool runs on its worker.
+/// A tool call answered over SSE. A tool that talks to the client or reports progress runs on a
+/// kept tool thread while this stream's worker forwards its messages and progress, sends
+/// keep-alives while waiting, and cancels the tool when the client leaves; any other runs here,
+/// its reports written as they come (a failed write cancels it), as a JSON answer's tool runs.
 fn sse_tool_call(env: &Arc<McpEnv>, id: Id, job: ToolJob) -> Response {
     let slot = env.uncounted_stream(StreamKind::McpResponse);
     let capacity = env.settings.mailbox_capacity.max(1);

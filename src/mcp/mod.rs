@@ -4,8 +4,9 @@
 //! The server's router calls the handler functions of [`http`], [`legacy`] and [`seed`] after it
 //! has done the transport checks that come first (CORS preflight, Origin, Host, authentication,
 //! body size). Every handler takes the shared [`McpEnv`], the parsed request head, the body and
-//! the authenticated [`Caller`], and returns a [`crate::http::Response`]; streamed answers carry a
-//! [`crate::net::stream::StreamFn`] that the connection runs on its own thread.
+//! the authenticated [`Caller`], and returns a [`crate::http::Response`]; a POST's streamed answer
+//! carries a [`crate::net::stream::StreamFn`] that its worker runs, and a GET stream a
+//! [`crate::net::hub::HeldStream`] that the hub holds without a thread.
 //!
 //! Metrics and audit records leave through [`McpHooks`], which the server implements.
 

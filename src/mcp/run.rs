@@ -1,9 +1,10 @@
-//! Running one tool call: inline (JSON answers) or on its own thread (streamed answers), with the
-//! cancel flag, progress, the response-size limit, panics contained, hooks and audit.
+//! Running one tool call: inline (JSON answers, and streamed answers of tools that neither talk
+//! to the client nor report progress) or on a tool thread, with the cancel flag, progress, the
+//! response-size limit, panics contained, hooks and audit.
 //!
-//! The thread form exists so a stream thread can keep sending heartbeats and notice a hang-up
-//! while the tool blocks: the tool reports through a closure (usually a mailbox sender), and the
-//! stream thread sets the cancel flag when the client leaves.
+//! The thread form exists so the stream's worker can keep sending heartbeats and notice a hang-up
+//! while a long tool blocks: the tool reports through a closure (usually a mailbox sender), and
+//! the worker sets the cancel flag when the client leaves.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
