@@ -122,7 +122,7 @@ impl ToolJob {
     /// client nor reports progress, as a JSON answer's tool runs on its worker: `on_event`
     /// writes each report (a log message) as it comes and returns false once the client is gone,
     /// which cancels the call. A tool that talks waits for answers that arrive by other
-    /// requests, and one that reports progress runs long: either needs the stream thread free to
+    /// requests, and one that reports progress runs long: either needs the stream's worker free to
     /// send heartbeats and see a hang-up, so it comes back as `Err(job)`, to run with
     /// [`ToolJob::spawn`].
     ///
