@@ -11,7 +11,7 @@
 # (POST /sse, NDJSON POST /mcp) against rmcp's SSE answer; JSON tools/call with IDLE (1000) idle
 # keep-alive connections held open beside (ours: server memory per idle connection and threads,
 # from /proc); JSON tools/call with a CPU-bound neighbour pinned to the server's core. The peer comes from ../shared/peers (run-peers.sh builds it; never part of this
-# repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), ROWS (all four), PEERS (../shared/peers).
+# repository). Settings: DURATION (6s), WARMUP (2s), CONNS (32), ROWS (every row), PEERS (../shared/peers).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 peers="${PEERS:-$repo/../shared/peers}"
@@ -25,43 +25,15 @@ load="$repo/target/release/task-mcp-load"
 for f in "$bin" "$load"; do
     [ -x "$f" ] || { echo "missing $f: run cargo build --release --bins" >&2; exit 1; }
 done
-[ -x "$peers/run-peers.sh" ] || { echo "missing $peers/run-peers.sh (the peer servers)" >&2; exit 1; }
-bash "$peers/run-peers.sh" setup rmcp >/dev/null
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
-
-# task-mcp: test tools on, a bearer token (the peer takes none), no rate limit (the peer has none).
+# shellcheck source=peer-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/peer-lib.sh"
+# One client address holds the idle connections too: lift the per-address cap above them.
 ours_port=$(port)
-token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-mkdir -p "$work/root"
-env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" PORT="$ours_port" \
-    AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 MAX_CONNECTIONS_PER_IP=$((idle + conns + 64)) LOG_LEVEL=warn \
-    taskset -c 1 "$bin" serve >"$work/ours.log" 2>&1 &
-ours_pid=$!
-pids+=("$ours_pid")
-wait_port "$ours_port"
+start_ours "$ours_port" MAX_CONNECTIONS_PER_IP=$((idle + conns + 64))
 rmcp_json=$(port)
 rmcp_sse=$(port)
-PEER_CPUS=1 bash "$peers/run-peers.sh" rmcp "$rmcp_json" json tls >"$work/rmcp-json.log" 2>&1 &
-pids+=($!)
-PEER_CPUS=1 bash "$peers/run-peers.sh" rmcp "$rmcp_sse" sse tls >"$work/rmcp-sse.log" 2>&1 &
-pids+=($!)
-wait_port "$rmcp_json"
-wait_port "$rmcp_sse"
+start_rmcp "$rmcp_json" json
+start_rmcp "$rmcp_sse" sse
 
 # run SERVER ROW: one measurement as "req/s p99".
 run() {

@@ -16,37 +16,12 @@ conns="${CONNS:-32}"
 bin="$repo/target/release/task-mcp"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -x "$bin" ] || { echo "missing $bin: run cargo build --release --bins" >&2; exit 1; }
-[ -x "$peers/run-peers.sh" ] || { echo "missing $peers/run-peers.sh (the peer servers)" >&2; exit 1; }
-bash "$peers/run-peers.sh" setup rmcp >/dev/null
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
-
+# shellcheck source=peer-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/peer-lib.sh"
 ours_port=$(port)
-token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-mkdir -p "$work/root"
-env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" PORT="$ours_port" \
-    AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 LOG_LEVEL=warn \
-    taskset -c 1 "$bin" serve >"$work/ours.log" 2>&1 &
-pids+=($!)
+start_ours "$ours_port"
 rmcp_port=$(port)
-PEER_CPUS=1 bash "$peers/run-peers.sh" rmcp "$rmcp_port" json tls >"$work/rmcp.log" 2>&1 &
-pids+=($!)
-wait_port "$ours_port"
-wait_port "$rmcp_port"
+start_rmcp "$rmcp_port" json
 
 ping='{"jsonrpc":"2.0","id":1,"method":"ping"}'
 call='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
