@@ -50,3 +50,20 @@ start_rmcp() {
     pids+=($!)
     wait_port "$1"
 }
+
+# measure_alternating ROW...: `run SERVER ROW` (the sourcing script's) for both servers and every
+# row, two passes, the servers' order swapped in the second; results in res[PASS,ROW,SERVER].
+declare -A res
+measure_alternating() {
+    local pass row server order
+    for pass in 1 2; do
+        for row in "$@"; do
+            order=(ours rmcp)
+            [ "$pass" = 2 ] && order=(rmcp ours)
+            for server in "${order[@]}"; do
+                # shellcheck disable=SC2034 # res is read by the sourcing script
+                res[$pass,$row,$server]=$(run "$server" "$row")
+            done
+        done
+    done
+}

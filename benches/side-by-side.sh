@@ -70,16 +70,7 @@ run() {
     [ -z "$hog" ] || kill "$hog"
 }
 
-declare -A res
-for pass in 1 2; do
-    for row in "${rows[@]}"; do
-        order=(ours rmcp)
-        [ "$pass" = 2 ] && order=(rmcp ours)
-        for server in "${order[@]}"; do
-            res[$pass,$row,$server]=$(run "$server" "$row")
-        done
-    done
-done
+measure_alternating "${rows[@]}"
 
 echo "side-by-side: $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $conns TLS connections, ${warmup} warm-up, ${duration} measured, server on CPU 1, client on CPU 0"
 echo

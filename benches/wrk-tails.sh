@@ -47,16 +47,7 @@ run() {
         awk '$1 == "wrk-summary" { print $2, $3, $4 }'
 }
 
-declare -A res
-for pass in 1 2; do
-    for row in ping json; do
-        order=(ours rmcp)
-        [ "$pass" = 2 ] && order=(rmcp ours)
-        for server in "${order[@]}"; do
-            res[$pass,$row,$server]=$(run "$server" "$row")
-        done
-    done
-done
+measure_alternating ping json
 
 echo "wrk tails: $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $conns TLS connections, wrk -t1, ${warmup} warm-up, ${duration} measured, server on CPU 1, wrk on CPU 0"
 echo
