@@ -59,6 +59,11 @@ impl<T> IdleSet<T> {
         key
     }
 
+    /// The item with `key`, left in place.
+    pub fn get(&self, key: u64) -> Option<&T> {
+        self.items.get(&key).map(|(_, item)| item)
+    }
+
     /// Takes the item with `key` out (it woke); `None` when it is no longer here.
     pub fn take(&mut self, key: u64) -> Option<T> {
         let (deadline, item) = self.items.remove(&key)?;
@@ -162,18 +167,22 @@ impl Parker {
         }
         let mut set = self.set();
         // Registered under the lock: the thread cannot see the event before the entry exists.
-        let key = set.next_key;
-        if let Err(e) = epoll::add(
-            &self.epoll,
-            conn.socket(),
-            EventData::new_u64(key),
-            WATCH_FLAGS,
-        ) {
+        let key = set.insert(conn, deadline);
+        let registered = set.get(key).map(|c| {
+            epoll::add(
+                &self.epoll,
+                c.socket(),
+                EventData::new_u64(key),
+                WATCH_FLAGS,
+            )
+        });
+        if let Some(Err(e)) = registered
+            && let Some(conn) = set.take(key)
+        {
             drop(set);
             log::warn!("cannot park an idle connection: {e}");
-            return conn.close();
+            conn.close();
         }
-        set.insert(conn, deadline);
     }
 
     fn run(self: Arc<Self>, drain: &DrainSignal) {
