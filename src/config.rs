@@ -188,6 +188,11 @@ pub const SETTINGS: &[Setting] = &[
         "Most worker threads (each serves one connection at a time).",
     ),
     s(
+        "ACTIVE_WORKERS",
+        "0",
+        "Worker threads taking ready connections while none is stuck (0: one per CPU the process may use). More join while these are stuck on a slow tool or client, up to WORKER_THREADS.",
+    ),
+    s(
         "MAX_HEADER_BYTES",
         "16384",
         "Request line plus headers at most (414/431 beyond).",
@@ -212,11 +217,6 @@ pub const SETTINGS: &[Setting] = &[
         "IDLE_TIMEOUT_MS",
         "60000",
         "A keep-alive connection with no request for this long is closed.",
-    ),
-    s(
-        "IDLE_PARK_MS",
-        "5",
-        "A keep-alive connection waiting this long for its next request leaves its worker thread and waits in the idle set (no thread; woken when bytes arrive).",
     ),
     s(
         "WRITE_TIMEOUT_MS",
@@ -558,6 +558,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Worker thread cap.
     pub worker_threads: usize,
+    /// Workers taking ready connections while none is stuck; 0 for one per CPU.
+    pub active_workers: usize,
     /// Head size cap.
     pub max_header_bytes: usize,
     /// Header count cap.
@@ -570,8 +572,6 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Keep-alive idle deadline.
     pub idle_timeout: Duration,
-    /// How long a worker keeps an idle keep-alive connection before parking it.
-    pub idle_park: Duration,
     /// Socket write timeout.
     pub write_timeout: Duration,
     /// Drain deadline.
@@ -784,13 +784,13 @@ impl Config {
             max_streams: p.int("MAX_STREAMS", 0, 10_000_000)? as usize,
             max_in_flight: p.int("MAX_IN_FLIGHT", 1, 10_000_000)? as usize,
             worker_threads: p.int("WORKER_THREADS", 2, 100_000)? as usize,
+            active_workers: p.int("ACTIVE_WORKERS", 0, 100_000)? as usize,
             max_header_bytes: p.int("MAX_HEADER_BYTES", 256, 1 << 24)? as usize,
             max_headers: p.int("MAX_HEADERS", 4, 10_000)? as usize,
             max_body_bytes: p.int("MAX_BODY_BYTES", 0, 1 << 40)?,
             header_timeout: p.millis("HEADER_TIMEOUT_MS", 1, 3_600_000)?,
             body_timeout: p.millis("BODY_TIMEOUT_MS", 1, 3_600_000)?,
             idle_timeout: p.millis("IDLE_TIMEOUT_MS", 1, 86_400_000)?,
-            idle_park: p.millis("IDLE_PARK_MS", 0, 86_400_000)?,
             write_timeout: p.millis("WRITE_TIMEOUT_MS", 1, 3_600_000)?,
             shutdown_grace: p.millis("SHUTDOWN_GRACE_MS", 0, 3_600_000)?,
             heartbeat: p.millis("HEARTBEAT_MS", 10, 3_600_000)?,

@@ -6,25 +6,27 @@
 //! ## Architecture
 //!
 //! ```text
-//!  accept loop (net/accept.rs) ──▶ worker pool (net/pool.rs) ──▶ net/conn.rs keep-alive loop
-//!        │ IP lists, per-IP and total caps (security/)          │ http::request parses a head
-//!        │ TLS handshake (net/tls.rs)                           │ routes/: pipeline, one `match`
-//!        ▼                                                      ▼
-//!  signal thread (server.rs):                 handlers return a Response; a POST's stream runs
-//!  SIGHUP reloads TLS and tokens,             on its worker (net/stream.rs); a held stream goes
-//!  SIGTERM drains                             to the hub (net/hub.rs); an idle keep-alive
-//!                                             connection waits in the idle set (net/idle.rs)
+//!  accept loop (net/accept.rs) ──▶ ready set (net/idle.rs) ──▶ worker (net/workers.rs):
+//!        │ IP lists, per-IP and total caps (security/)   ▲     │ net/conn.rs: TLS handshake
+//!        │                                                │     │ (net/tls.rs), http::request
+//!        ▼                                                │     ▼ parses a head, routes/ runs
+//!  signal thread (server.rs):                             └─ park after the answer; a POST's
+//!  SIGHUP reloads TLS and tokens,                            stream runs on its worker
+//!  SIGTERM drains                                            (net/stream.rs); a held stream
+//!                                                            goes to the hub (net/hub.rs)
 //! ```
 //!
 //! Layers, lowest first (imports point down; `.ci/import-graph.py`, run in CI, finds no circle):
 //! `access` (who calls, what they may do), `clock`, `random`, `fsx`, [`config`]; the sans-IO
 //! cores [`http`], [`sse`], [`ndjson`], [`rpc`], [`openspec`]; [`security`], [`tools`]; [`net`]
-//! (sockets and threads: accept, pool, connections, streams, the hub, the idle set, TLS) and
+//! (sockets and threads: accept, the ready set and its workers, connections, streams, the hub,
+//! TLS, a plain pool for tool calls) and
 //! `watch`; [`mcp`] (the protocol: methods, sessions, talking to the client in
 //! `mcp/client.rs`); [`observe`] (health, metrics, traces, logs); [`app`], [`routes`],
 //! [`server`]; [`cli`] and `connect`.
 //!
-//! Background threads: the over-cap refuser (503s), `idle` (parked keep-alive connections),
+//! Background threads: the over-cap refuser (503s), `keeper` (parked connections' deadlines,
+//! stuck workers),
 //! `held-streams` (the hub), `stream-watch` (hang-ups of POST streams that wait), the metrics
 //! port when `ENABLE_PROMETHEUS`, `health-runner` (periodic checks), `otlp-exporter` when
 //! `OTEL_ENABLED` and `otlp-metrics` with an OTLP metrics endpoint, `watch-files` (certificate,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crate::app::{App, is_loopback};
 use crate::config::Config;
 use crate::net::conn::{self};
-use crate::net::pool::Pool;
 use crate::net::tls::{self, CertSource, LiveConfig, TlsError};
+use crate::net::workers::{Sizing, Workers};
 use crate::tools::{self, Registry};
 
 use crate::net::accept::{accept_loop, spawn_refuser};
@@ -211,17 +211,26 @@ pub fn start(
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let app = App::new(Arc::clone(&config), registry, live, fingerprint)
         .map_err(|e| ServerError::Io("state".into(), e))?;
-    let pool = Arc::new(Pool::new(
-        "worker",
-        MIN_WORKERS.min(config.worker_threads),
-        config.worker_threads,
-        WORKER_IDLE_RETIRE,
-    ));
-    let _ = app.pool.set(pool.stats());
-    let parker = crate::net::idle::Parker::start(Arc::clone(&pool), &app.drain)
-        .map_err(|e| ServerError::Io("starting the idle-connection watcher".into(), e))?;
-    let _ = app.idle.set(parker);
-    app.pool_max.store(pool.max_threads(), Ordering::Relaxed);
+    let parker = crate::net::idle::Parker::new(&app.drain)
+        .map(Arc::new)
+        .map_err(|e| ServerError::Io("creating the ready set".into(), e))?;
+    let _ = app.idle.set(Arc::clone(&parker));
+    let workers = Workers::start(
+        parker,
+        &app.drain,
+        Sizing {
+            active: match config.active_workers {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
+            min: MIN_WORKERS,
+            max: config.worker_threads,
+            idle_retire: WORKER_IDLE_RETIRE,
+        },
+    )
+    .map_err(|e| ServerError::Io("starting the workers".into(), e))?;
+    let _ = app.pool.set(workers.stats());
+    app.pool_max.store(workers.max_threads(), Ordering::Relaxed);
     app.start_health()
         .map_err(|e| ServerError::Io("starting the health checks".into(), e))?;
     app.start_metrics_export()
@@ -232,31 +241,35 @@ pub fn start(
     let refuser = spawn_refuser(Arc::clone(&app));
     if let Some(l) = metrics_listener {
         let app2 = Arc::clone(&app);
-        let pool2 = Arc::clone(&pool);
+        let workers2 = Arc::clone(&workers);
+        let first_bytes = config.header_timeout;
         std::thread::Builder::new()
             .name("accept-metrics".into())
             .spawn(move || {
                 accept_loop(
                     app2,
                     l,
-                    pool2,
+                    workers2,
                     None,
                     conn::serve_plain,
+                    first_bytes,
                     crate::routes::handle_metrics_port,
                 )
             })
             .map_err(|e| ServerError::Io("spawning the metrics acceptor".into(), e))?;
     }
     let app2 = Arc::clone(&app);
+    let first_bytes = config.handshake_timeout;
     let accept = std::thread::Builder::new()
         .name("accept".into())
         .spawn(move || {
             accept_loop(
                 app2,
                 listener,
-                pool,
+                workers,
                 Some(refuser),
                 conn::serve_tls,
+                first_bytes,
                 crate::routes::handle,
             )
         })
@@ -310,7 +323,8 @@ pub fn run(config: Config) -> Result<i32, ServerError> {
     Ok(0)
 }
 
-/// Workers kept alive even when idle, and how long an extra idle worker lives.
+/// Workers kept alive even when idle (the active ones included), and how long an extra idle
+/// worker lives.
 const MIN_WORKERS: usize = 4;
 const WORKER_IDLE_RETIRE: Duration = Duration::from_secs(30);
 /// How long shutdown waits for the trace exporter to send what is queued.

@@ -1,6 +1,7 @@
-//! The accept loop: admission (IP lists, per-address and total caps, a saturated pool) before a
-//! byte is read, then a worker per connection; over a cap, one "refuser" thread answers 503 and
-//! closes, so a flood never queues behind real work.
+//! The accept loop: admission (IP lists, per-address and total caps, saturated workers) before a
+//! byte is read, then the new connection waits in the ready set for its first bytes (a worker
+//! takes it then); over a cap, one "refuser" thread answers 503 and closes, so a flood never
+//! queues behind real work.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,17 +11,22 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::net::conn::{ConnGuard, Handler};
-use crate::net::pool::Pool;
+use crate::net::idle::Parked;
+use crate::net::workers::Workers;
 use crate::security::gate::Admission;
 
-pub(crate) type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard);
+/// Serves a new connection whose first bytes arrived; it was accepted at the `Instant`.
+pub(crate) type Serve = fn(Arc<App>, TcpStream, SocketAddr, Handler, ConnGuard, Instant);
 
+/// Accepts connections on `listener` until the server drains. A new connection must send its
+/// first bytes within `first_bytes`.
 pub(crate) fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
-    pool: Arc<Pool>,
+    workers: Arc<Workers>,
     refuser: Option<crossbeam_channel::Sender<TcpStream>>,
     serve: Serve,
+    first_bytes: Duration,
     handler: Handler,
 ) {
     for incoming in listener.incoming() {
@@ -55,21 +61,51 @@ pub(crate) fn accept_loop(
             refuse(&app, &refuser, sock);
             continue;
         }
-        if pool.is_saturated() {
+        if workers.is_saturated() {
             // Every worker holds a connection: a 503 tells the client to come back, where a
             // bare close would look like a network fault.
             refuse(&app, &refuser, sock);
             continue;
         }
-        let guard = ConnGuard::new(&app, per_ip);
-        let app2 = Arc::clone(&app);
-        let job = Box::new(move || serve(app2, sock, peer, handler, guard));
-        if let Err(job) = pool.submit(job) {
-            // Lost the race with `is_saturated` (a worker became busy in between): dropping the
-            // job closes the socket and releases its count.
-            drop(job);
-            app.counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
+        let accepted = Instant::now();
+        let fresh = Fresh {
+            guard: ConnGuard::new(&app, per_ip),
+            app: Arc::clone(&app),
+            sock,
+            peer,
+            serve,
+            handler,
+            accepted,
+        };
+        workers
+            .parker()
+            .park(Box::new(fresh), accepted + first_bytes);
+    }
+}
+
+/// A new connection waiting for its first bytes.
+struct Fresh {
+    app: Arc<App>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    serve: Serve,
+    handler: Handler,
+    guard: ConnGuard,
+    accepted: Instant,
+}
+
+impl Parked for Fresh {
+    fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    fn resume(self: Box<Self>) {
+        let f = *self;
+        (f.serve)(f.app, f.sock, f.peer, f.handler, f.guard, f.accepted);
+    }
+
+    fn close(self: Box<Self>) {
+        // Dropping the socket closes it and releases its count.
     }
 }
 

@@ -1,9 +1,9 @@
 //! One connection on a worker: the TLS handshake, then the keep-alive loop (read a head within
 //! the header deadline, read the body within the body deadline, route, write the response in one
-//! buffer), until the client or a limit ends it. One thread owns the connection at a time: the
-//! worker while there is work (a POST's streamed answer included), the idle set between
-//! requests (`crate::net::idle`, after `IDLE_PARK_MS`), the hub for a held stream
-//! (`crate::net::hub`).
+//! buffer), until the client or a limit ends it. One thread owns the connection at a time: a
+//! worker while there is work (a POST's streamed answer included), the ready set while the
+//! client has nothing for us (between requests, between handshake flights: `crate::net::idle`),
+//! the hub for a held stream (`crate::net::hub`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -115,16 +115,17 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Accepts the TLS handshake on `sock` and serves the connection until it closes.
+/// Accepts the TLS handshake on `sock` (readable: its first bytes arrived) and serves the
+/// connection. The handshake must end within `HANDSHAKE_TIMEOUT_MS` of `accepted`.
 pub fn serve_tls(
     app: Arc<App>,
     sock: TcpStream,
     peer: SocketAddr,
     handler: Handler,
     guard: ConnGuard,
+    accepted: Instant,
 ) {
     let cfg = &app.config;
-    let deadline = Instant::now() + cfg.handshake_timeout;
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(cfg.write_timeout));
     // Plain HTTP on the TLS port gets a readable answer instead of a handshake failure.
@@ -152,35 +153,86 @@ pub fn serve_tls(
             return;
         }
     };
-    let mut tls = TlsStream { conn, sock };
-    while tls.conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(Instant::now());
+    let deadline = accepted + cfg.handshake_timeout;
+    handshake(Handshaking {
+        k: Kept {
+            app,
+            io: TlsStream { conn, sock },
+            peer,
+            tls: true,
+            handler,
+            guard,
+        },
+        deadline,
+    });
+}
+
+/// A TLS connection between two handshake flights: the client is computing its answer.
+struct Handshaking {
+    k: Kept<TlsStream>,
+    deadline: Instant,
+}
+
+impl Parked for Handshaking {
+    fn socket(&self) -> &TcpStream {
+        &self.k.io.sock
+    }
+
+    fn resume(self: Box<Self>) {
+        handshake(*self);
+    }
+
+    fn close(self: Box<Self>) {
+        log::debug!("TLS handshake with {} timed out", self.k.peer);
+        self.k.app.metrics.tls_handshake_failed();
+    }
+}
+
+/// Carries the handshake on until it is done, then serves the connection. While the client
+/// is computing its answer the connection waits in the ready set, not on this worker.
+fn handshake(mut h: Handshaking) {
+    let k = &mut h.k;
+    while k.io.conn.is_handshaking() {
+        let left = h.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            log::debug!("TLS handshake with {peer} timed out");
-            app.metrics.tls_handshake_failed();
+            log::debug!("TLS handshake with {} timed out", k.peer);
+            k.app.metrics.tls_handshake_failed();
             return;
         }
-        let _ = tls.sock.set_read_timeout(Some(left));
-        if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-            log::debug!("TLS handshake with {peer} failed: {e}");
-            app.metrics.tls_handshake_failed();
+        if !k.io.conn.wants_write()
+            && matches!(
+                wait_readable(&k.io.sock, &k.app.drain, Duration::ZERO),
+                Ready::Timeout
+            )
+            && let Some(parker) = k.app.idle.get().map(Arc::clone)
+        {
+            let deadline = h.deadline;
+            parker.park(Box::new(h), deadline);
+            return;
+        }
+        let _ = k.io.sock.set_read_timeout(Some(left));
+        if let Err(e) = k.io.conn.complete_io(&mut k.io.sock) {
+            log::debug!("TLS handshake with {} failed: {e}", k.peer);
+            k.app.metrics.tls_handshake_failed();
             return;
         }
     }
-    serve(app, tls, peer, true, handler, guard, true);
+    let k = h.k;
+    serve(k.app, k.io, k.peer, k.tls, k.handler, k.guard, true, false);
 }
 
-/// Serves a plain-HTTP connection (the metrics port).
+/// Serves a plain-HTTP connection (the metrics port) whose first bytes arrived.
 pub fn serve_plain(
     app: Arc<App>,
     sock: TcpStream,
     peer: SocketAddr,
     handler: Handler,
     guard: ConnGuard,
+    _accepted: Instant,
 ) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(app.config.write_timeout));
-    serve(app, Plain(sock), peer, false, handler, guard, true);
+    serve(app, Plain(sock), peer, false, handler, guard, true, true);
 }
 
 /// A plain socket as a connection.
@@ -313,7 +365,9 @@ fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Re
 }
 
 /// The keep-alive loop; `fresh` for a new connection, whose first request must come within
-/// `HEADER_TIMEOUT_MS` (later ones within `IDLE_TIMEOUT_MS`).
+/// `HEADER_TIMEOUT_MS` (later ones within `IDLE_TIMEOUT_MS`); `woken` when the socket is known
+/// to be readable (its next request, or a hang-up, is there to read).
+#[allow(clippy::too_many_arguments)]
 fn serve<C: Conn>(
     app: Arc<App>,
     mut io: C,
@@ -322,6 +376,7 @@ fn serve<C: Conn>(
     handler: Handler,
     guard: ConnGuard,
     mut fresh: bool,
+    mut woken: bool,
 ) {
     let cfg = Arc::clone(&app.config);
     let limits = HeadLimits {
@@ -333,50 +388,33 @@ fn serve<C: Conn>(
     // The read timeout last set on the socket (unknown after the handshake or a park).
     let mut armed: Option<Duration> = None;
     loop {
-        // Idle phase: wait for the first byte of the next request, here for IDLE_PARK_MS, then
-        // without a thread in the idle set.
-        if buf.is_empty() && !io.buffered() {
+        // Idle phase: with no request under way, the connection waits in the ready set and
+        // this worker takes whichever connection is ready next.
+        if !woken && buf.is_empty() && !io.buffered() {
             let wait = if fresh {
                 cfg.header_timeout
             } else {
                 cfg.idle_timeout
             };
-            let here = cfg.idle_park.min(wait);
-            match wait_readable(io.socket(), &app.drain, here) {
-                Ready::Data => {}
-                Ready::Drain => {
-                    io.close();
-                    return;
-                }
-                Ready::Timeout if here == wait => {
-                    io.close();
-                    return;
-                }
-                Ready::Timeout => {
-                    let deadline = Instant::now() + (wait - here);
-                    if let Some(parker) = app.idle.get().map(Arc::clone) {
-                        let kept = Kept {
-                            app,
-                            io,
-                            peer,
-                            tls,
-                            handler,
-                            guard,
-                        };
-                        parker.park(Box::new(kept), deadline);
-                        return;
-                    }
-                    // No idle set (a server not started by `server::start`): wait here.
-                    if !matches!(
-                        wait_readable(io.socket(), &app.drain, wait - here),
-                        Ready::Data
-                    ) {
-                        io.close();
-                        return;
-                    }
-                }
+            if let Some(parker) = app.idle.get().map(Arc::clone) {
+                let kept = Kept {
+                    app,
+                    io,
+                    peer,
+                    tls,
+                    handler,
+                    guard,
+                };
+                parker.park(Box::new(kept), Instant::now() + wait);
+                return;
+            }
+            // No ready set (a server not started by `server::start`): wait here.
+            if !matches!(wait_readable(io.socket(), &app.drain, wait), Ready::Data) {
+                io.close();
+                return;
             }
         }
+        woken = false;
         if app.is_draining() && buf.is_empty() && !io.buffered() {
             io.close();
             return;
@@ -539,7 +577,7 @@ fn serve<C: Conn>(
     }
 }
 
-/// A keep-alive connection between two requests, parked in the idle set.
+/// A connection between two requests, parked in the ready set.
 struct Kept<C: Conn> {
     app: Arc<App>,
     io: C,
@@ -556,7 +594,7 @@ impl<C: Conn> Parked for Kept<C> {
 
     fn resume(self: Box<Self>) {
         let k = *self;
-        serve(k.app, k.io, k.peer, k.tls, k.handler, k.guard, false);
+        serve(k.app, k.io, k.peer, k.tls, k.handler, k.guard, false, true);
     }
 
     fn close(mut self: Box<Self>) {

@@ -1,17 +1,21 @@
-//! Idle keep-alive connections wait here instead of holding a worker.
+//! The ready set: connections with no request in progress wait here, without a thread, until
+//! their socket has bytes.
 //!
-//! A worker that finished a request keeps its connection for `IDLE_PARK_MS` (under load the next
-//! request arrives sooner, and the connection never leaves the worker); past that it parks the
-//! connection with the [`Parker`] and goes back to the pool. One thread waits on an `epoll` set
-//! of the parked sockets: a socket that becomes readable (the next request, or a hang-up) goes
-//! back to a worker; one idle past its deadline, or every one when the server drains, is closed.
-//! A parked connection costs its socket, its TLS state and an entry here: no thread, no buffers.
+//! Every connection between two requests, and every new one before its first byte, is parked in
+//! one `epoll` set (one-shot) with a deadline. The workers themselves wait on that set
+//! (`crate::net::workers`): a worker that finished an answer parks its connection and asks the
+//! set for the next readable one, so under load it goes from answer to answer without sleeping,
+//! and no thread hands a connection to another. The workers' keeper thread sweeps the
+//! deadlines: a connection idle past its deadline, or every one when the server drains, is
+//! closed. A parked connection costs its socket, its TLS state and an entry here: no thread, no
+//! buffers.
 //!
 //! ```text
-//!  worker ── idle past IDLE_PARK_MS ──▶ Parker::park ──▶ IdleSet + epoll (one-shot)
+//!  accept ─── new socket ──────────┐
+//!  worker ─── answer sent ─────────┴──▶ Parker::park ──▶ IdleSet + epoll (one-shot)
 //!    ▲                                                        │
-//!    └──── Pool::submit(resume) ◀── readable / hang-up ───────┤
-//!                                   deadline / drain ──▶ close
+//!    └──── Parker::next_ready ◀── readable / hang-up ─────────┤
+//!                                 deadline / drain ──▶ close (Parker::sweep, by the keeper)
 //! ```
 //!
 //! [`IdleSet`] is the bookkeeping without I/O (time is passed in), so its state changes are
@@ -22,13 +26,12 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustix::event::Timespec;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::net::pool::Pool;
 use crate::net::stream::DrainSignal;
 
 /// Parked items by key, with their deadlines in order.
@@ -107,47 +110,50 @@ impl<T> IdleSet<T> {
 pub trait Parked: Send {
     /// The socket to watch.
     fn socket(&self) -> &TcpStream;
-    /// Its next request started (or the client hung up): serve it. Runs on a pool worker.
+    /// Its next bytes arrived (or the client hung up): serve them. Runs on a worker.
     fn resume(self: Box<Self>);
     /// It idled past its deadline, or the server drains: close it.
     fn close(self: Box<Self>);
 }
 
-/// The idle connections and the thread that watches them.
+/// What a worker waiting on the set gets.
+pub enum Woken {
+    /// A connection with bytes to read (or a hang-up), now the worker's.
+    Ready(Box<dyn Parked>),
+    /// Nothing became readable in time.
+    Timeout,
+    /// The event was for a connection the deadline thread closed meanwhile: wait again.
+    Gone,
+    /// The server drains: nothing will be parked any more.
+    Drained,
+}
+
+/// The parked connections and the `epoll` set the workers wait on.
 pub struct Parker {
     epoll: OwnedFd,
     set: Mutex<IdleSet<Box<dyn Parked>>>,
-    pool: Arc<Pool>,
     drained: AtomicBool,
 }
 
 impl Parker {
-    /// Starts the watching thread; woken connections are served on `pool`, and all are closed
-    /// when `drain` fires.
+    /// An empty set; waiting workers see [`Woken::Drained`] once `drain` fires.
     ///
     /// # Errors
-    /// No `epoll` instance or no thread could be had.
-    pub fn start(pool: Arc<Pool>, drain: &DrainSignal) -> io::Result<Arc<Parker>> {
+    /// No `epoll` instance could be had.
+    pub fn new(drain: &DrainSignal) -> io::Result<Parker> {
         let epoll = epoll::create(CreateFlags::CLOEXEC)?;
+        // Level-triggered and never cleared: once fired, every waiting worker sees it.
         epoll::add(
             &epoll,
             drain.fd(),
             EventData::new_u64(DRAIN_KEY),
             EventFlags::IN,
         )?;
-        let parker = Arc::new(Parker {
+        Ok(Parker {
             epoll,
             set: Mutex::new(IdleSet::default()),
-            pool,
             drained: AtomicBool::new(false),
-        });
-        let p2 = Arc::clone(&parker);
-        let drain = drain.clone();
-        std::thread::Builder::new()
-            .name("idle".into())
-            .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || p2.run(&drain))?;
-        Ok(parker)
+        })
     }
 
     fn set(&self) -> MutexGuard<'_, IdleSet<Box<dyn Parked>>> {
@@ -160,92 +166,88 @@ impl Parker {
         self.set().len()
     }
 
-    /// Parks `conn` until its socket is readable or `deadline` passes (then it is closed).
+    /// Parks `conn` until its socket is readable (a worker takes it) or `deadline` passes (it
+    /// is closed).
     pub fn park(&self, conn: Box<dyn Parked>, deadline: Instant) {
+        let mut set = self.set();
+        // Read under the lock: one parked as the drain begins is still in the drain's sweep.
         if self.drained.load(Ordering::Acquire) {
+            drop(set);
             return conn.close();
         }
-        let mut set = self.set();
-        // Registered under the lock: the thread cannot see the event before the entry exists.
+        // Armed under the lock: a worker cannot see the event before the entry exists.
         let key = set.insert(conn, deadline);
-        let registered = set.get(key).map(|c| {
-            epoll::add(
-                &self.epoll,
-                c.socket(),
-                EventData::new_u64(key),
-                WATCH_FLAGS,
-            )
-        });
-        if let Some(Err(e)) = registered
+        let armed = set.get(key).map(|c| self.arm(c.socket(), key));
+        if let Some(Err(e)) = armed
             && let Some(conn) = set.take(key)
         {
             drop(set);
-            log::warn!("cannot park an idle connection: {e}");
+            log::warn!("cannot park a connection: {e}");
             conn.close();
         }
     }
 
-    fn run(self: Arc<Self>, drain: &DrainSignal) {
-        let mut events = Vec::with_capacity(BATCH);
-        loop {
-            let now = Instant::now();
-            let wait = self
-                .set()
-                .next_deadline()
-                .map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                Some(&timespec(wait)),
-            ) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    log::error!("the idle-connection watcher stopped: {e}");
-                    return;
-                }
+    /// Watches `sock` for one wake-up under `key`. A socket parked before is still registered
+    /// (one-shot only disarms it), so it is re-armed; closing a socket unregisters it.
+    fn arm(&self, sock: &TcpStream, key: u64) -> rustix::io::Result<()> {
+        match epoll::modify(&self.epoll, sock, EventData::new_u64(key), WATCH_FLAGS) {
+            Err(rustix::io::Errno::NOENT) => {
+                epoll::add(&self.epoll, sock, EventData::new_u64(key), WATCH_FLAGS)
             }
-            let mut woken = Vec::new();
-            let mut closing = Vec::new();
-            {
-                let mut set = self.set();
-                for ev in &events {
-                    let key = ev.data.u64();
-                    if key == DRAIN_KEY {
-                        // Level-triggered and never cleared: stop watching it once seen.
-                        let _ = epoll::delete(&self.epoll, drain.fd());
-                        self.drained.store(true, Ordering::Release);
-                        continue;
-                    }
-                    if let Some(conn) = set.take(key) {
-                        woken.push(conn);
-                    }
-                }
-                if self.drained.load(Ordering::Acquire) {
-                    closing.extend(set.take_all());
-                } else {
-                    closing.extend(set.expired(Instant::now()));
-                }
+            done => done,
+        }
+    }
+
+    /// Waits up to `timeout` for a parked connection to become readable and takes it out of
+    /// the set. Any number of workers wait at once; the kernel wakes one per event, and one
+    /// event is taken per call so that no worker holds readable connections another could serve.
+    pub fn next_ready(&self, timeout: Duration) -> Woken {
+        let mut events = Vec::with_capacity(1);
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&timespec(timeout)),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                log::error!("waiting for ready connections failed: {e}");
+                return Woken::Drained;
             }
-            for conn in woken {
-                // Off the set before the socket can close (its number may be reused).
-                let _ = epoll::delete(&self.epoll, conn.socket());
-                let job: crate::net::pool::Job = Box::new(move || conn.resume());
-                if let Err(job) = self.pool.submit(job) {
-                    // Every worker is busy: the connection is dropped, as a new one would be
-                    // refused.
-                    log::debug!("no worker for a woken idle connection; closing it");
-                    drop(job);
-                }
+        }
+        let Some(ev) = events.first() else {
+            return Woken::Timeout;
+        };
+        match ev.data.u64() {
+            DRAIN_KEY => Woken::Drained,
+            key => self.set().take(key).map_or(Woken::Gone, Woken::Ready),
+        }
+    }
+
+    /// Some parked connection is readable and no worker has taken it yet.
+    pub fn has_ready(&self) -> bool {
+        let mut fds = [PollFd::new(&self.epoll, PollFlags::IN)];
+        matches!(rustix::event::poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0)
+    }
+
+    /// The earliest deadline of a parked connection.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.set().next_deadline()
+    }
+
+    /// Closes the connections idle past their deadline at `now`; every one, and every one
+    /// parked from now on, when `drained`.
+    pub fn sweep(&self, now: Instant, drained: bool) {
+        let closing = {
+            let mut set = self.set();
+            if drained {
+                self.drained.store(true, Ordering::Release);
+                set.take_all()
+            } else {
+                set.expired(now)
             }
-            for conn in closing {
-                let _ = epoll::delete(&self.epoll, conn.socket());
-                conn.close();
-            }
-            // The server that started this thread is gone and nothing is parked: stop.
-            if Arc::strong_count(&self) == 1 && self.set().len() == 0 {
-                return;
-            }
+        };
+        for conn in closing {
+            conn.close();
         }
     }
 }
@@ -263,12 +265,6 @@ const DRAIN_KEY: u64 = u64::MAX;
 const WATCH_FLAGS: EventFlags = EventFlags::IN
     .union(EventFlags::RDHUP)
     .union(EventFlags::ONESHOT);
-/// Events taken per `epoll_wait`.
-const BATCH: usize = 256;
-/// The longest the thread sleeps: a connection parked meanwhile with an earlier deadline is
-/// closed at most this late.
-const TICK: Duration = Duration::from_millis(50);
-const THREAD_STACK_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

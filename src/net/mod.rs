@@ -1,10 +1,11 @@
 //! The socket and thread code: everything that owns a connection or a thread that serves one.
 //!
 //! - `accept`: the accept loop and the over-cap refuser.
-//! - `pool`: the worker pool.
-//! - `conn`: one connection's keep-alive loop on a worker (handshake, request, answer, a POST's
-//!   streamed answer).
-//! - `idle`: the idle set, where keep-alive connections wait between requests without a thread.
+//! - `idle`: the ready set, where connections wait between requests without a thread.
+//! - `workers`: the connection workers that take ready connections from it, and their keeper.
+//! - `conn`: one request on a worker (handshake, request, answer, a POST's streamed answer),
+//!   then back to the ready set.
+//! - `pool`: a plain thread pool (the tool calls that run beside their connection).
 //! - [`stream`]: streamed answers run on their worker, mailboxes, the hang-up watcher.
 //! - [`hub`]: held streams (legacy `GET /sse`, MCP `GET /mcp`, the status page) without threads.
 //! - [`tls`]: rustls configuration, its live reload, the first-run certificate.
@@ -18,3 +19,4 @@ pub(crate) mod idle;
 pub(crate) mod pool;
 pub mod stream;
 pub mod tls;
+pub(crate) mod workers;

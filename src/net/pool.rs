@@ -1,10 +1,11 @@
-//! The worker pool: named threads, grown on demand up to a cap, retired when idle.
+//! A thread pool: named threads, grown on demand up to a cap, retired when idle. The tool calls
+//! that run beside their connection use it (connections have their own workers,
+//! `crate::net::workers`).
 //!
 //! Jobs travel over a zero-capacity crossbeam channel, so `try_send` succeeds exactly when a
 //! worker is idle and waiting; otherwise the pool spawns a new worker for the job, up to
 //! `max_threads`. Beyond that, [`Pool::submit`] hands the job back and the caller refuses the
-//! connection (503) instead of queueing it behind busy keep-alive connections. A panic in a job
-//! is caught and logged; the worker carries on.
+//! work instead of queueing it. A panic in a job is caught and logged; the worker carries on.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
-/// A unit of work: in practice, one connection to serve until it closes.
+/// A unit of work: in practice, one tool call that runs beside its connection.
 pub type Job = Box<dyn FnOnce() + Send>;
 
 /// Live counts, readable at any time (metrics, health, `/debug/vars`).
@@ -66,19 +67,9 @@ impl Pool {
     }
 
     /// Live counts.
+    #[cfg(test)]
     pub fn stats(&self) -> Arc<PoolStats> {
         Arc::clone(&self.stats)
-    }
-
-    /// Most workers.
-    pub fn max_threads(&self) -> usize {
-        self.max_threads
-    }
-
-    /// Every one of the `max_threads` workers is running a job: a job submitted now would be
-    /// handed back. The accept loop asks first, so it can still answer 503 with the socket.
-    pub fn is_saturated(&self) -> bool {
-        self.stats.busy.load(Ordering::Acquire) >= self.max_threads
     }
 
     /// Runs `job` on an idle worker or a new one.
