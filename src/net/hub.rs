@@ -83,7 +83,7 @@ pub struct HeldStream {
     pub interval: Duration,
     /// The stream ends (cleanly) after this long.
     pub max_age: Duration,
-    /// Run when the stream ends.
+    /// Run when the stream ends, once what `keep` held is released.
     pub on_end: Vec<OnEnd>,
     /// Dropped when the stream ends (session registrations, stream slots).
     pub keep: Box<dyn Any + Send>,
@@ -313,6 +313,7 @@ fn adopt(shared: &Shared, weak: &Weak<Shared>, s: &mut Streams, a: Adopted) {
         .is_err()
     {
         io.shut();
+        drop(std::mem::replace(&mut held.keep, Box::new(())));
         for f in held.on_end.drain(..) {
             f(0, Duration::ZERO);
         }
@@ -513,6 +514,8 @@ fn finish(mut e: Entry, clean: bool) {
     }
     e.io.shut();
     let ran = e.opened.elapsed();
+    // What the stream kept (its session, its slot) is released before anyone hears it ended.
+    drop(std::mem::replace(&mut e.held.keep, Box::new(())));
     for f in e.held.on_end.drain(..) {
         f(e.bytes, ran);
     }
