@@ -199,26 +199,90 @@ fn handshake(mut h: Handshaking) {
             k.app.metrics.tls_handshake_failed();
             return;
         }
-        if !k.io.conn.wants_write()
-            && matches!(
-                wait_readable(&k.io.sock, &k.app.drain, Duration::ZERO),
-                Ready::Timeout
-            )
-            && let Some(parker) = k.app.idle.get().map(Arc::clone)
-        {
-            let deadline = h.deadline;
-            parker.park(Box::new(h), deadline);
-            return;
+        match handshake_step(&mut k.io, left) {
+            Step::Progress => {}
+            Step::Wait => {
+                if let Some(parker) = k.app.idle.get().map(Arc::clone) {
+                    let deadline = h.deadline;
+                    parker.park(Box::new(h), deadline);
+                    return;
+                }
+                // No ready set (a server not started by `server::start`): wait here.
+                if !matches!(wait_readable(&k.io.sock, &k.app.drain, left), Ready::Data) {
+                    return;
+                }
+            }
+            Step::Failed(e) => {
+                log::debug!("TLS handshake with {} failed: {e}", k.peer);
+                k.app.metrics.tls_handshake_failed();
+                return;
+            }
         }
-        let _ = k.io.sock.set_read_timeout(Some(left));
-        if let Err(e) = k.io.conn.complete_io(&mut k.io.sock) {
+    }
+    // What rustls says after the handshake (session tickets) goes now: left queued, the client
+    // would wait on its acknowledgement before sending its request.
+    while k.io.conn.wants_write() {
+        if let Err(e) = k.io.conn.write_tls(&mut k.io.sock) {
             log::debug!("TLS handshake with {} failed: {e}", k.peer);
-            k.app.metrics.tls_handshake_failed();
             return;
         }
     }
     let k = h.k;
     serve(k.app, k.io, k.peer, k.tls, k.handler, k.guard, true, false);
+}
+
+enum Step {
+    Progress,
+    /// The client has not answered yet.
+    Wait,
+    Failed(io::Error),
+}
+
+/// One step of a handshake: send what rustls has to say, or read what the client said if it is
+/// there already (reading at most until `left` runs out).
+fn handshake_step(io: &mut TlsStream, left: Duration) -> Step {
+    let conn = &mut io.conn;
+    if conn.wants_write() {
+        return match conn.write_tls(&mut io.sock) {
+            Ok(_) => Step::Progress,
+            Err(e) => Step::Failed(e),
+        };
+    }
+    if !poll_readable(&io.sock) {
+        return Step::Wait;
+    }
+    let _ = io.sock.set_read_timeout(Some(left));
+    match conn.read_tls(&mut io.sock) {
+        Ok(0) => return Step::Failed(io::ErrorKind::UnexpectedEof.into()),
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Step::Progress;
+        }
+        Err(e) => return Step::Failed(e),
+    }
+    if let Err(e) = conn.process_new_packets() {
+        // The alert rustls queued tells the client why.
+        let _ = conn.write_tls(&mut io.sock);
+        return Step::Failed(io::Error::other(e));
+    }
+    Step::Progress
+}
+
+/// The socket has bytes (or a hang-up) to read now.
+fn poll_readable(sock: &TcpStream) -> bool {
+    let mut fds = [PollFd::from_borrowed_fd(
+        sock.as_fd(),
+        PollFlags::IN | PollFlags::RDHUP,
+    )];
+    matches!(
+        rustix::event::poll(&mut fds, Some(&Timespec::default())),
+        Ok(n) if n > 0
+    )
 }
 
 /// Serves a plain-HTTP connection (the metrics port) whose first bytes arrived.
@@ -567,12 +631,29 @@ fn serve<C: Conn>(
             return;
         }
         // A client told to wait is made to: its next request is not read before Retry-After
-        // (at most RATE_LIMIT_HOLD_MS), so one that ignores 429s costs a sleeping thread, not
-        // the CPU that well-behaved clients share.
+        // (at most RATE_LIMIT_HOLD_MS), so one that ignores 429s costs an entry in the ready
+        // set, not the CPU that well-behaved clients share.
         let hold = refusal_hold(&resp, cfg.rate_limit_hold);
-        if !hold.is_zero() && wait_drain(&app.drain, hold) {
-            io.close();
-            return;
+        if !hold.is_zero() {
+            // Bytes already read would not wake a parked connection: those wait here.
+            let unread = !buf.is_empty() || io.buffered();
+            if let Some(parker) = app.idle.get().filter(|_| !unread).map(Arc::clone) {
+                let until = Instant::now() + hold;
+                let kept = Kept {
+                    app,
+                    io,
+                    peer,
+                    tls,
+                    handler,
+                    guard,
+                };
+                parker.hold(Box::new(kept), until, until + cfg.idle_timeout);
+                return;
+            }
+            if wait_drain(&app.drain, hold) {
+                io.close();
+                return;
+            }
         }
     }
 }

@@ -128,10 +128,17 @@ pub enum Woken {
     Drained,
 }
 
+/// A parked connection, watched or on hold.
+struct Entry {
+    conn: Box<dyn Parked>,
+    /// On hold (not watched) until its set deadline; then watched until this one.
+    then: Option<Instant>,
+}
+
 /// The parked connections and the `epoll` set the workers wait on.
 pub struct Parker {
     epoll: OwnedFd,
-    set: Mutex<IdleSet<Box<dyn Parked>>>,
+    set: Mutex<IdleSet<Entry>>,
     drained: AtomicBool,
 }
 
@@ -156,7 +163,7 @@ impl Parker {
         })
     }
 
-    fn set(&self) -> MutexGuard<'_, IdleSet<Box<dyn Parked>>> {
+    fn set(&self) -> MutexGuard<'_, IdleSet<Entry>> {
         // The set is valid between statements, so a poisoned lock still holds good data.
         self.set.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -169,21 +176,41 @@ impl Parker {
     /// Parks `conn` until its socket is readable (a worker takes it) or `deadline` passes (it
     /// is closed).
     pub fn park(&self, conn: Box<dyn Parked>, deadline: Instant) {
+        self.enter(Entry { conn, then: None }, deadline);
+    }
+
+    /// Parks `conn` unwatched until `until` (whatever it sends meanwhile waits in the socket),
+    /// then as [`Parker::park`] until `deadline`.
+    pub fn hold(&self, conn: Box<dyn Parked>, until: Instant, deadline: Instant) {
+        self.enter(
+            Entry {
+                conn,
+                then: Some(deadline),
+            },
+            until,
+        );
+    }
+
+    fn enter(&self, entry: Entry, deadline: Instant) {
         let mut set = self.set();
         // Read under the lock: one parked as the drain begins is still in the drain's sweep.
         if self.drained.load(Ordering::Acquire) {
             drop(set);
-            return conn.close();
+            return entry.conn.close();
         }
+        let watch = entry.then.is_none();
         // Armed under the lock: a worker cannot see the event before the entry exists.
-        let key = set.insert(conn, deadline);
-        let armed = set.get(key).map(|c| self.arm(c.socket(), key));
-        if let Some(Err(e)) = armed
-            && let Some(conn) = set.take(key)
+        let key = set.insert(entry, deadline);
+        let armed = match set.get(key) {
+            Some(e) if watch => self.arm(e.conn.socket(), key),
+            _ => Ok(()),
+        };
+        if let Err(e) = armed
+            && let Some(entry) = set.take(key)
         {
             drop(set);
             log::warn!("cannot park a connection: {e}");
-            conn.close();
+            entry.conn.close();
         }
     }
 
@@ -219,7 +246,10 @@ impl Parker {
         };
         match ev.data.u64() {
             DRAIN_KEY => Woken::Drained,
-            key => self.set().take(key).map_or(Woken::Gone, Woken::Ready),
+            key => self
+                .set()
+                .take(key)
+                .map_or(Woken::Gone, |e| Woken::Ready(e.conn)),
         }
     }
 
@@ -234,10 +264,10 @@ impl Parker {
         self.set().next_deadline()
     }
 
-    /// Closes the connections idle past their deadline at `now`; every one, and every one
-    /// parked from now on, when `drained`.
+    /// Closes the connections idle past their deadline at `now`, and watches those whose hold
+    /// ended; closes every one, and every one parked from now on, when `drained`.
     pub fn sweep(&self, now: Instant, drained: bool) {
-        let closing = {
+        let due = {
             let mut set = self.set();
             if drained {
                 self.drained.store(true, Ordering::Release);
@@ -246,8 +276,11 @@ impl Parker {
                 set.expired(now)
             }
         };
-        for conn in closing {
-            conn.close();
+        for entry in due {
+            match entry.then {
+                Some(deadline) if !drained => self.park(entry.conn, deadline),
+                _ => entry.conn.close(),
+            }
         }
     }
 }
@@ -268,7 +301,128 @@ const WATCH_FLAGS: EventFlags = EventFlags::IN
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
     use super::*;
+
+    /// What became of a parked probe, with its socket back.
+    type Told = mpsc::Sender<(&'static str, &'static str, TcpStream)>;
+
+    /// A parked connection that reports what became of it.
+    struct Probe {
+        sock: TcpStream,
+        name: &'static str,
+        told: Told,
+    }
+
+    impl Parked for Probe {
+        fn socket(&self) -> &TcpStream {
+            &self.sock
+        }
+        fn resume(self: Box<Self>) {
+            let _ = self.told.send((self.name, "resumed", self.sock));
+        }
+        fn close(self: Box<Self>) {
+            let _ = self.told.send((self.name, "closed", self.sock));
+        }
+    }
+
+    fn probe(sock: TcpStream, name: &'static str, told: &Told) -> Box<Probe> {
+        Box::new(Probe {
+            sock,
+            name,
+            told: told.clone(),
+        })
+    }
+
+    /// A connected pair: the server side to park, the client side to write on.
+    fn pair(l: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (l.accept().unwrap().0, client)
+    }
+
+    /// Takes the next ready connection and resumes it.
+    fn resume_next(p: &Parker) {
+        match p.next_ready(Duration::from_secs(10)) {
+            Woken::Ready(conn) => conn.resume(),
+            _ => panic!("a connection that spoke is ready"),
+        }
+    }
+
+    #[test]
+    fn a_parked_connection_is_taken_when_it_speaks_closed_past_its_deadline_and_on_drain() {
+        let drain = DrainSignal::new().unwrap();
+        let p = Parker::new(&drain).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let t0 = Instant::now();
+        let (a, mut a_client) = pair(&l);
+        let (b, _b_client) = pair(&l);
+        p.park(probe(a, "a", &tx), t0 + Duration::from_secs(60));
+        p.park(probe(b, "b", &tx), t0 + Duration::from_millis(10));
+        assert!(matches!(p.next_ready(Duration::ZERO), Woken::Timeout));
+        assert!(!p.has_ready());
+        a_client.write_all(b"GET").unwrap();
+        resume_next(&p);
+        let (name, what, a) = rx.try_recv().unwrap();
+        assert_eq!((name, what, p.len()), ("a", "resumed", 1));
+        p.sweep(t0 + Duration::from_millis(5), false);
+        assert!(rx.try_recv().is_err(), "b is not due yet");
+        p.sweep(t0 + Duration::from_millis(10), false);
+        assert_eq!(rx.try_recv().unwrap().0, "b");
+        // Parked again, a's socket (still registered, disarmed) is re-armed and wakes again; its
+        // unread bytes are still there.
+        p.park(probe(a, "a", &tx), t0 + Duration::from_secs(60));
+        resume_next(&p);
+        let (name, what, a) = rx.try_recv().unwrap();
+        assert_eq!((name, what), ("a", "resumed"));
+        p.park(probe(a, "a", &tx), t0 + Duration::from_secs(60));
+        // Not read, the bytes wake it once more; parked a third time, the drain closes it.
+        resume_next(&p);
+        let (_, _, a) = rx.try_recv().unwrap();
+        p.park(probe(a, "a", &tx), t0 + Duration::from_secs(60));
+        p.sweep(t0, true);
+        assert_eq!(rx.try_recv().unwrap().1, "closed");
+        let (d, _d_client) = pair(&l);
+        p.park(probe(d, "d", &tx), t0 + Duration::from_secs(60));
+        let (name, what, _) = rx.try_recv().unwrap();
+        assert_eq!(
+            (name, what),
+            ("d", "closed"),
+            "after the drain nothing stays parked"
+        );
+        drain.fire();
+        assert!(matches!(
+            p.next_ready(Duration::from_secs(10)),
+            Woken::Drained
+        ));
+    }
+
+    #[test]
+    fn a_connection_on_hold_is_not_taken_before_its_hold_ends_even_when_it_speaks() {
+        let drain = DrainSignal::new().unwrap();
+        let p = Parker::new(&drain).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (a, mut a_client) = pair(&l);
+        let until = Instant::now() + Duration::from_secs(30);
+        p.hold(probe(a, "a", &tx), until, until + Duration::from_secs(60));
+        a_client.write_all(b"GET").unwrap();
+        assert!(matches!(
+            p.next_ready(Duration::from_millis(20)),
+            Woken::Timeout
+        ));
+        p.sweep(until - Duration::from_millis(1), false);
+        assert!(matches!(p.next_ready(Duration::ZERO), Woken::Timeout));
+        assert_eq!(p.len(), 1);
+        // The hold ends: watched now, and its bytes are already there.
+        p.sweep(until, false);
+        resume_next(&p);
+        assert_eq!(rx.try_recv().unwrap().1, "resumed");
+        assert_eq!(p.len(), 0);
+    }
 
     #[test]
     fn an_item_leaves_when_it_wakes_or_expires_and_not_twice() {

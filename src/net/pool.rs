@@ -9,7 +9,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
@@ -26,6 +26,8 @@ pub struct PoolStats {
     pub busy: AtomicUsize,
     /// Jobs that panicked.
     pub panics: AtomicUsize,
+    /// Every worker is busy and none has finished anything lately (connection workers only).
+    pub stuck: AtomicBool,
 }
 
 /// A pool of worker threads.

@@ -157,10 +157,14 @@ impl Workers {
         &self.parker
     }
 
-    /// Every one of the `max_threads` workers is serving a connection. The accept loop asks
-    /// first, so it can still answer 503 with the socket.
+    /// Every one of the `max_threads` workers is serving a connection and none has finished
+    /// one since the keeper's last look: a new connection would wait for a stuck worker. The
+    /// accept loop asks first, so it can still answer 503 with the socket. Workers that are all
+    /// busy but making progress do not count: a new connection waits microseconds in the
+    /// ready set.
     pub fn is_saturated(&self) -> bool {
-        self.stats.busy.load(Ordering::Acquire) >= self.max_threads
+        self.stats.stuck.load(Ordering::Acquire)
+            && self.stats.busy.load(Ordering::Acquire) >= self.max_threads
     }
 
     /// Takes a thread slot below the cap.
@@ -273,6 +277,9 @@ impl Workers {
                 // Waiting workers see the drain themselves; spares in standby are let go.
                 return;
             }
+            let still = busy && self.crew.takes() == takes;
+            let at_cap = self.stats.busy.load(Ordering::Acquire) >= self.max_threads;
+            self.stats.stuck.store(still && at_cap, Ordering::Release);
             if busy && self.crew.stalled(takes, self.parker.has_ready()) {
                 self.bring_in();
             }

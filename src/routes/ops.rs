@@ -240,8 +240,8 @@ pub(super) fn debug_vars(app: &App) -> Response {
                 "idle": workers.saturating_sub(busy),
                 "max": app.pool_max.load(Ordering::Relaxed),
                 "panics": load(pool.map(|p| &p.panics)),
-                // Connections are handed to an idle worker or refused, never queued.
-                "queueDepth": 0,
+                // Every worker busy and none finishing: new connections get 503.
+                "stuck": pool.is_some_and(|p| p.stuck.load(Ordering::Relaxed)),
             },
             "connections": {
                 "open": connections,

@@ -307,6 +307,50 @@ fn a_silent_new_connection_is_closed_at_the_header_deadline() {
 }
 
 #[test]
+fn connections_that_are_silent_or_between_handshake_flights_hold_no_worker() {
+    let s = TestServer::start(&[("WORKER_THREADS", "2"), ("MAX_CONNECTIONS_PER_IP", "64")]);
+    // Silent: connected, not a byte sent.
+    let silent: Vec<_> = (0..8)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
+    // Mid-handshake: a ClientHello sent, the server's answer never read or answered.
+    let mut shaking = Vec::new();
+    for _ in 0..8 {
+        let mut conn = rustls::ClientConnection::new(
+            crate::support::client_config(&s.cert),
+            "127.0.0.1".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut sock = TcpStream::connect(s.addr).unwrap();
+        conn.write_tls(&mut sock).unwrap();
+        shaking.push((conn, sock));
+    }
+    // Two workers, sixteen such connections: a real client is still served at once.
+    let started = Instant::now();
+    let r = s.get("/health/live");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop((silent, shaking));
+}
+
+#[test]
+fn a_worker_stuck_on_a_slow_client_does_not_stall_the_others() {
+    // One active worker: a client that sends half a head holds it until the header deadline.
+    let s = TestServer::start(&[("ACTIVE_WORKERS", "1"), ("HEADER_TIMEOUT_MS", "20000")]);
+    let mut slow = s.connect();
+    slow.send(b"GET /health/live HTTP/1.1\r\n");
+    // The keeper sees ready connections and no worker taking them, and brings in a spare.
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(s.get("/health/live").status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "served long before the slow client's 20 s deadline"
+        );
+    }
+}
+
+#[test]
 fn the_connection_cap_answers_503_then_closes() {
     let s = TestServer::start(&[("MAX_CONNECTIONS", "2")]);
     let mut a = s.connect();
@@ -352,22 +396,22 @@ fn when_every_worker_holds_a_connection_the_next_gets_503_not_a_bare_close() {
     for c in &mut slow {
         c.send(b"GET /health/live HTTP/1.1\r\n");
     }
-    // Until both workers have taken their slow client, a new connection may still be served
-    // (or wait, its handshake unanswered); once they have, it is refused with a 503.
+    // Once the keeper sees both workers stuck on their slow client, a new connection is
+    // refused with a 503.
+    let stuck = &s.running.as_ref().unwrap().app.pool.get().unwrap().stuck;
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(mut c) = Client::try_connect(s.addr, &s.cert, Duration::from_millis(300))
-            && let Some(r) = c.read_reply()
-            && r.status == 503
-        {
-            assert_eq!(r.json()["error"]["code"], "OVERLOADED");
-            break;
-        }
+    while !stuck.load(std::sync::atomic::Ordering::Acquire) {
         assert!(
             Instant::now() < deadline,
-            "no 503 while every worker is busy"
+            "the slow clients hold the workers"
         );
+        std::thread::sleep(Duration::from_millis(1));
     }
+    let mut c = s.connect();
+    let r = c.read_reply().expect("a 503, not a bare close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], "OVERLOADED");
+    drop((idle, slow));
 }
 
 #[test]
@@ -504,4 +548,25 @@ fn the_status_page_is_served_with_a_strict_csp() {
     );
     let r = s.request(&format!("GET /static/app.js HTTP/1.1\r\n{H}\r\n"));
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn what_the_server_says_after_the_handshake_is_sent_before_the_client_speaks() {
+    // TLS 1.3 session tickets follow the client's Finished. Held back until the request came,
+    // they would leave the client's first request waiting on a delayed acknowledgement.
+    let s = TestServer::start(&[]);
+    let mut conn = rustls::ClientConnection::new(
+        crate::support::client_config(&s.cert),
+        "127.0.0.1".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut sock = TcpStream::connect(s.addr).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = conn
+        .read_tls(&mut sock)
+        .expect("the server's tickets, unasked");
+    assert!(n > 0);
 }

@@ -576,6 +576,37 @@ fn a_client_resending_at_once_after_429_waits_on_its_connection() {
 }
 
 #[test]
+fn clients_held_after_429_hold_no_worker() {
+    let s = TestServer::start(&[
+        ("WORKER_THREADS", "2"),
+        ("RATE_LIMIT", "60"),
+        ("RATE_LIMIT_BURST", "1"),
+        ("RATE_LIMIT_HOLD_MS", "20000"),
+    ]);
+    let port = s.addr.port();
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{}\r\n\r\n",
+        bearer(TOKEN)
+    );
+    // Four connections refused and resending at once: each is held for 20 s.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = s.connect();
+        c.send(req.as_bytes());
+        let status = c.read_reply().unwrap().status;
+        if status == 429 {
+            c.send(req.as_bytes());
+            held.push(c);
+        }
+    }
+    assert!(held.len() >= 3, "the burst of one is spent");
+    // Two workers, more held clients than that: the health check is answered at once.
+    let started = Instant::now();
+    assert_eq!(send(&s, "GET", "/health/live", &[], "").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn a_token_with_its_own_low_rate_gets_a_burst_no_larger_than_that_rate() {
     // The server-wide burst is huge; the `noisy` token's own rate is 2 a minute.
     let dir = crate::support::temp_root();
