@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::{PollFd, PollFlags};
 use rustls::ServerConnection;
 
 use crate::app::App;
@@ -23,6 +23,7 @@ use crate::net::hub::{HeldIo, HeldStream};
 use crate::net::idle::Parked;
 use crate::net::stream::Streaming;
 use crate::net::stream::{DrainSignal, Io, StreamCtx};
+use crate::net::wait::{readable, timespec};
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
 pub type Handler = fn(&App, &Request) -> Response;
@@ -248,7 +249,7 @@ fn handshake_step(io: &mut TlsStream, left: Duration) -> Step {
             Err(e) => Step::Failed(e),
         };
     }
-    if !poll_readable(&io.sock) {
+    if !readable(io.sock.as_fd(), Duration::ZERO) {
         return Step::Wait;
     }
     let _ = io.sock.set_read_timeout(Some(left));
@@ -271,18 +272,6 @@ fn handshake_step(io: &mut TlsStream, left: Duration) -> Step {
         return Step::Failed(io::Error::other(e));
     }
     Step::Progress
-}
-
-/// The socket has bytes (or a hang-up) to read now.
-fn poll_readable(sock: &TcpStream) -> bool {
-    let mut fds = [PollFd::from_borrowed_fd(
-        sock.as_fd(),
-        PollFlags::IN | PollFlags::RDHUP,
-    )];
-    matches!(
-        rustix::event::poll(&mut fds, Some(&Timespec::default())),
-        Ok(n) if n > 0
-    )
 }
 
 /// Serves a plain-HTTP connection (the metrics port) whose first bytes arrived.
@@ -451,7 +440,7 @@ fn serve<C: Conn>(
     let mut scratch = vec![0u8; 16 * 1024];
     // The read timeout last set on the socket (unknown after the handshake or a park).
     let mut armed: Option<Duration> = None;
-    loop {
+    let (parker, rest) = loop {
         // Idle phase: with no request under way, the connection waits in the ready set and
         // this worker takes whichever connection is ready next.
         if !woken && buf.is_empty() && !io.buffered() {
@@ -461,16 +450,7 @@ fn serve<C: Conn>(
                 cfg.idle_timeout
             };
             if let Some(parker) = app.idle.get().map(Arc::clone) {
-                let kept = Kept {
-                    app,
-                    io,
-                    peer,
-                    tls,
-                    handler,
-                    guard,
-                };
-                parker.park(Box::new(kept), Instant::now() + wait);
-                return;
+                break (parker, Rest::Idle(Instant::now() + wait));
             }
             // No ready set (a server not started by `server::start`): wait here.
             if !matches!(wait_readable(io.socket(), &app.drain, wait), Ready::Data) {
@@ -639,23 +619,34 @@ fn serve<C: Conn>(
             let unread = !buf.is_empty() || io.buffered();
             if let Some(parker) = app.idle.get().filter(|_| !unread).map(Arc::clone) {
                 let until = Instant::now() + hold;
-                let kept = Kept {
-                    app,
-                    io,
-                    peer,
-                    tls,
-                    handler,
-                    guard,
-                };
-                parker.hold(Box::new(kept), until, until + cfg.idle_timeout);
-                return;
+                break (parker, Rest::Hold(until, until + cfg.idle_timeout));
             }
             if wait_drain(&app.drain, hold) {
                 io.close();
                 return;
             }
         }
+    };
+    let kept = Box::new(Kept {
+        app,
+        io,
+        peer,
+        tls,
+        handler,
+        guard,
+    });
+    match rest {
+        Rest::Idle(deadline) => parker.park(kept, deadline),
+        Rest::Hold(until, deadline) => parker.hold(kept, until, deadline),
     }
+}
+
+/// How a connection with nothing to read waits in the ready set.
+enum Rest {
+    /// Watched until the deadline.
+    Idle(Instant),
+    /// Unwatched until the first instant, then watched until the second.
+    Hold(Instant, Instant),
 }
 
 /// A connection between two requests, parked in the ready set.
@@ -697,15 +688,7 @@ fn refusal_hold(resp: &crate::http::Response, max: Duration) -> Duration {
 
 /// Sleeps for `timeout` unless the drain signal fires first (then true).
 fn wait_drain(drain: &DrainSignal, timeout: Duration) -> bool {
-    let mut fds = [PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN)];
-    matches!(rustix::event::poll(&mut fds, Some(&timespec(timeout))), Ok(n) if n > 0)
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: d.subsec_nanos().into(),
-    }
+    readable(drain.fd(), timeout)
 }
 
 /// Hands a held stream (legacy `GET /sse`, the MCP GET stream) to the hub, which holds it

@@ -27,10 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use rustix::event::Timespec;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 
 use crate::http::response::{LAST_CHUNK, write_chunk};
+use crate::net::wait::timespec;
 
 /// A connection the hub can hold: written without blocking.
 pub trait HeldIo: Send {
@@ -518,13 +518,6 @@ fn finish(mut e: Entry, clean: bool) {
     drop(std::mem::replace(&mut e.held.keep, Box::new(())));
     for f in e.held.on_end.drain(..) {
         f(e.bytes, ran);
-    }
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: d.subsec_nanos().into(),
     }
 }
 

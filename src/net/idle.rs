@@ -24,15 +24,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
-use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::net::stream::DrainSignal;
+use crate::net::wait::{readable, timespec};
 
 /// Parked items by key, with their deadlines in order.
 #[derive(Debug)]
@@ -255,8 +255,7 @@ impl Parker {
 
     /// Some parked connection is readable and no worker has taken it yet.
     pub fn has_ready(&self) -> bool {
-        let mut fds = [PollFd::new(&self.epoll, PollFlags::IN)];
-        matches!(rustix::event::poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0)
+        readable(self.epoll.as_fd(), Duration::ZERO)
     }
 
     /// The earliest deadline of a parked connection.
@@ -282,13 +281,6 @@ impl Parker {
                 _ => entry.conn.close(),
             }
         }
-    }
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: d.subsec_nanos().into(),
     }
 }
 

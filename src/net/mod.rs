@@ -10,6 +10,7 @@
 //! - [`hub`]: held streams (legacy `GET /sse`, MCP `GET /mcp`, the status page) without threads.
 //! - [`tls`]: rustls configuration, its live reload, the first-run certificate.
 //! - [`client`]: the one outgoing HTTP client (OTLP exports, the health check).
+//! - `wait`: waiting on one descriptor with a timeout.
 
 pub(crate) mod accept;
 pub mod client;
@@ -19,4 +20,5 @@ pub(crate) mod idle;
 pub(crate) mod pool;
 pub mod stream;
 pub mod tls;
+pub(crate) mod wait;
 pub(crate) mod workers;

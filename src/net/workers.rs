@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::net::idle::{Parker, Woken};
 use crate::net::pool::PoolStats;
 use crate::net::stream::DrainSignal;
+use crate::net::wait::readable;
 
 /// How many workers follow the ready set, and whether one more is needed.
 #[derive(Debug, Default)]
@@ -269,9 +269,7 @@ impl Workers {
                 (false, Some(d)) => d.saturating_duration_since(now).min(TICK),
                 (false, None) => TICK,
             };
-            let mut fds = [PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN)];
-            let drained =
-                matches!(rustix::event::poll(&mut fds, Some(&timespec(wait))), Ok(n) if n > 0);
+            let drained = readable(drain.fd(), wait);
             self.parker.sweep(Instant::now(), drained);
             if drained {
                 // Waiting workers see the drain themselves; spares in standby are let go.
@@ -291,13 +289,6 @@ impl Workers {
 enum Leave {
     Standby,
     Exit,
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: d.subsec_nanos().into(),
-    }
 }
 
 /// How long ready connections may wait with no worker taking one before a spare is brought in.
