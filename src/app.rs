@@ -50,9 +50,10 @@ pub struct App {
     pub counters: Counters,
     /// The held streams' hub, started with the first held stream (`None` when it could not be).
     hub: std::sync::OnceLock<Option<crate::net::hub::Hub>>,
-    /// Where idle keep-alive connections wait without a thread (set once the pool exists).
+    /// The ready set: where connections with nothing to read wait without a thread (set at
+    /// start, before the workers).
     pub(crate) idle: std::sync::OnceLock<Arc<crate::net::idle::Parker>>,
-    /// Worker pool counts (set once the pool exists).
+    /// Connection worker counts (set once the workers exist).
     pub pool: std::sync::OnceLock<Arc<PoolStats>>,
     /// Most workers.
     pub pool_max: AtomicUsize,

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Held streams: N legacy `GET /sse` streams, then N MCP `GET /mcp` streams (stateful sessions),
+# each held through several heartbeats; prints the load tool's report (every heartbeat counted,
+# the largest gap, server memory per stream and threads, from /proc).
+#
+#   cargo build --release --bins && benches/held-streams.sh
+#   BIN=target/x86_64-unknown-linux-musl/release/task-mcp benches/held-streams.sh   # the static build
+#
+# Settings: STREAMS (10000), HOLD (6s), HEARTBEAT_MS (2000), BIN (target/release/task-mcp).
+# Each stream is one descriptor on each side: 10,000 need a hard descriptor limit above 20,000
+# for client and server together on one machine (the load tool raises its soft limit).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+streams="${STREAMS:-10000}"
+hold="${HOLD:-6s}"
+beat="${HEARTBEAT_MS:-2000}"
+bin="${BIN:-$repo/target/release/task-mcp}"
+load="$repo/target/release/task-mcp-load"
+for b in "$bin" "$load"; do
+    [ -x "$b" ] || { echo "missing $b: run cargo build --release --bins" >&2; exit 1; }
+done
+work=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# kind: legacy | mcp-get
+for kind in legacy mcp-get; do
+    mkdir -p "$work/root"
+    sessions=stateless
+    extra=()
+    if [ "$kind" = mcp-get ]; then
+        sessions=stateful
+        extra=(--mcp-get)
+    fi
+    # One client address holds every stream: the per-address cap and rate limit are lifted.
+    env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" \
+        PORT="$port" AUTH_TOKENS="bench:$token" RATE_LIMIT=0 LOG_LEVEL=warn \
+        HEARTBEAT_MS="$beat" MAX_STREAMS=$((streams * 2)) MAX_CONNECTIONS_PER_IP=$((streams * 2)) \
+        MCP_SESSIONS="$sessions" taskset -c 1 "$bin" serve >"$work/server.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "== $kind: $streams streams, heartbeat $beat ms, held $hold ($(basename "$bin"))"
+    taskset -c 0 "$load" streams --url "https://127.0.0.1:$port" --insecure --token "$token" \
+        -c "$streams" --hold "$hold" --heartbeat-ms "$beat" --server-pid "$pid" "${extra[@]}"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=""
+done
