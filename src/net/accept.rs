@@ -62,8 +62,9 @@ pub(crate) fn accept_loop(
             continue;
         }
         if workers.is_saturated() {
-            // Every worker holds a connection: a 503 tells the client to come back, where a
-            // bare close would look like a network fault.
+            // Every worker is stuck on a connection: a 503 tells the client to come back, where
+            // a bare close would look like a network fault (or a wait until its handshake
+            // deadline, parked behind the stuck workers).
             refuse(&app, &refuser, sock);
             continue;
         }

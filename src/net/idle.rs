@@ -1,8 +1,8 @@
 //! The ready set: connections with no request in progress wait here, without a thread, until
 //! their socket has bytes.
 //!
-//! Every connection between two requests, and every new one before its first byte, is parked in
-//! one `epoll` set (one-shot) with a deadline. The workers themselves wait on that set
+//! Every connection between two requests, every new one before its first byte and every TLS
+//! handshake between two flights is parked in one `epoll` set (one-shot) with a deadline. The workers themselves wait on that set
 //! (`crate::net::workers`): a worker that finished an answer parks its connection and asks the
 //! set for the next readable one, so under load it goes from answer to answer without sleeping,
 //! and no thread hands a connection to another. The workers' keeper thread sweeps the
@@ -122,7 +122,7 @@ pub enum Woken {
     Ready(Box<dyn Parked>),
     /// Nothing became readable in time.
     Timeout,
-    /// The event was for a connection the deadline thread closed meanwhile: wait again.
+    /// The event was for a connection the keeper closed meanwhile: wait again.
     Gone,
     /// The server drains: nothing will be parked any more.
     Drained,
