@@ -9,13 +9,14 @@
 //! A worker can block for long: a slow tool, a slow client's body, a write to a full socket.
 //! The keeper thread notices when connections are ready but no worker has taken one for
 //! [`STALL`] while none waits, and brings in a spare worker (woken from standby, or started, up
-//! to `WORKER_THREADS`). After its next answer, one active worker steps back to standby, so the
-//! active count returns to its target once the stall is over. Spares idle for
+//! to `WORKER_THREADS`). A worker that finishes a piece of work that took that long (the stuck
+//! one, once unstuck) steps back to standby, so the active count returns to its target once the
+//! stall is over while the spare keeps serving meanwhile. Spares idle for
 //! `WORKER_IDLE_RETIRE` leave. The keeper also closes parked connections past their deadline,
 //! and all of them when the server drains.
 //!
 //! ```text
-//!              ┌──────────── standby ◀── steps down after an answer (when boosted)
+//!              ┌──────────── standby ◀── steps down after long work (when boosted)
 //!              │ released by the keeper (stall)                        ▲
 //!              ▼                                                       │
 //!  ready set ──▶ active worker: next_ready ─▶ serve ─▶ park ───────────┘
@@ -63,8 +64,9 @@ impl Crew {
         self.step_down();
     }
 
-    /// After an answer: true when this worker should step back to standby (a stall brought in
-    /// a spare earlier, so there is one active worker more than the target).
+    /// After a long piece of work (one that may have stalled the others): true when this
+    /// worker should step back to standby (a stall brought in a spare, so there is one active
+    /// worker more than the target).
     pub fn step_down(&self) -> bool {
         self.boost
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
@@ -230,12 +232,15 @@ impl Workers {
                 Woken::Ready(conn) => {
                     self.crew.takes.fetch_add(1, Ordering::AcqRel);
                     self.stats.busy.fetch_add(1, Ordering::AcqRel);
+                    let started = Instant::now();
                     if catch_unwind(AssertUnwindSafe(|| conn.resume())).is_err() {
                         self.stats.panics.fetch_add(1, Ordering::Relaxed);
                         log::error!("a connection handler panicked; the connection was dropped");
                     }
                     self.stats.busy.fetch_sub(1, Ordering::AcqRel);
-                    if self.crew.step_down() {
+                    // A worker that was stuck long enough to have brought a spare in is the one
+                    // that steps back: the spare keeps serving while others may still be stuck.
+                    if started.elapsed() >= STALL && self.crew.step_down() {
                         return Leave::Standby;
                     }
                 }
@@ -272,7 +277,7 @@ impl Workers {
             let drained = readable(drain.fd(), wait);
             self.parker.sweep(Instant::now(), drained);
             if drained {
-                // Waiting workers see the drain themselves; spares in standby are let go.
+                // Waiting workers see the drain themselves; spares in standby retire as usual.
                 return;
             }
             let still = busy && self.crew.takes() == takes;
