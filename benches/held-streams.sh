@@ -27,7 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=net-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/net-lib.sh"
+port=$(port)
 
 # kind: legacy | mcp-get
 for kind in legacy mcp-get; do
@@ -44,10 +46,7 @@ for kind in legacy mcp-get; do
         HEARTBEAT_MS="$beat" MAX_STREAMS=$((streams * 2)) MAX_CONNECTIONS_PER_IP=$((streams * 2)) \
         MCP_SESSIONS="$sessions" taskset -c 1 "$bin" serve >"$work/server.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_port "$port"
     echo "== $kind: $streams streams, heartbeat $beat ms, held $hold ($(basename "$bin"))"
     taskset -c 0 "$load" streams --url "https://127.0.0.1:$port" --insecure --token "$token" \
         -c "$streams" --hold "$hold" --heartbeat-ms "$beat" --server-pid "$pid" "${extra[@]}"

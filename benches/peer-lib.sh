@@ -17,18 +17,8 @@ cleanup() {
 trap cleanup EXIT
 token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
-# A free TCP port on 127.0.0.1.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Waits up to 10 s for something to listen on port $1.
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
+# shellcheck source=net-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/net-lib.sh"
 
 # start_ours PORT [VAR=value...]: task-mcp on CPU 1 with test tools, the token and no rate limit
 # (the peer has none), plus the settings given; sets ours_pid and waits for the port.
