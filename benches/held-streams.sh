@@ -19,38 +19,26 @@ load="$repo/target/release/task-mcp-load"
 for b in "$bin" "$load"; do
     [ -x "$b" ] || { echo "missing $b: run cargo build --release --bins" >&2; exit 1; }
 done
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-# shellcheck source=net-lib.sh source-path=SCRIPTDIR
-. "$repo/benches/net-lib.sh"
+ours_bin=$bin
+# shellcheck source=bench-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/bench-lib.sh"
 port=$(port)
 
 # kind: legacy | mcp-get
 for kind in legacy mcp-get; do
-    mkdir -p "$work/root"
     sessions=stateless
     extra=()
     if [ "$kind" = mcp-get ]; then
         sessions=stateful
         extra=(--mcp-get)
     fi
-    # One client address holds every stream: the per-address cap and rate limit are lifted.
-    env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" \
-        PORT="$port" AUTH_TOKENS="bench:$token" RATE_LIMIT=0 LOG_LEVEL=warn \
-        HEARTBEAT_MS="$beat" MAX_STREAMS=$((streams * 2)) MAX_CONNECTIONS_PER_IP=$((streams * 2)) \
-        MCP_SESSIONS="$sessions" taskset -c 1 "$bin" serve >"$work/server.log" 2>&1 &
-    pid=$!
-    wait_port "$port"
+    # One client address holds every stream: the per-address cap is lifted (start_ours already
+    # lifts the rate limit).
+    start_ours "$port" HEARTBEAT_MS="$beat" MAX_STREAMS=$((streams * 2)) \
+        MAX_CONNECTIONS_PER_IP=$((streams * 2)) MCP_SESSIONS="$sessions"
     echo "== $kind: $streams streams, heartbeat $beat ms, held $hold ($(basename "$bin"))"
     taskset -c 0 "$load" streams --url "https://127.0.0.1:$port" --insecure --token "$token" \
-        -c "$streams" --hold "$hold" --heartbeat-ms "$beat" --server-pid "$pid" "${extra[@]}"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    pid=""
+        -c "$streams" --hold "$hold" --heartbeat-ms "$beat" --server-pid "$ours_pid" "${extra[@]}"
+    kill "$ours_pid"
+    wait "$ours_pid" 2>/dev/null || true
 done

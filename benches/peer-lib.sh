@@ -1,38 +1,15 @@
 #!/usr/bin/env bash
-# Shared by the side-by-side scripts (sourced, not run): the peer servers from ../shared/peers,
-# a work directory removed on exit with every started server killed, free ports, and task-mcp
-# started pinned to CPU 1 with a fresh bearer token.
+# Shared by the side-by-side scripts (sourced, not run): the peer servers from ../shared/peers
+# and the alternating two-pass loop, on top of bench-lib.sh (work directory, token, ports,
+# task-mcp started pinned to CPU 1).
 #
 # Reads: repo, peers. Sets: work, pids, token; ours_pid after start_ours.
 # shellcheck disable=SC2154 # repo and peers are the sourcing script's
 
 [ -x "$peers/run-peers.sh" ] || { echo "missing $peers/run-peers.sh (the peer servers)" >&2; exit 1; }
 bash "$peers/run-peers.sh" setup rmcp >/dev/null
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-
-# shellcheck source=net-lib.sh source-path=SCRIPTDIR
-. "$repo/benches/net-lib.sh"
-
-# start_ours PORT [VAR=value...]: task-mcp on CPU 1 with test tools, the token and no rate limit
-# (the peer has none), plus the settings given; sets ours_pid and waits for the port.
-start_ours() {
-    local p=$1
-    shift
-    mkdir -p "$work/root"
-    env -i PATH="$PATH" HOME="$work" TASK_MCP_ROOT="$work/root" STATE_DIR="$work/state" PORT="$p" \
-        AUTH_TOKENS="bench:$token" ENABLE_TEST_TOOLS=true RATE_LIMIT=0 LOG_LEVEL=warn "$@" \
-        taskset -c 1 "$repo/target/release/task-mcp" serve >"$work/ours.log" 2>&1 &
-    ours_pid=$!
-    pids+=("$ours_pid")
-    wait_port "$p"
-}
+# shellcheck source=bench-lib.sh source-path=SCRIPTDIR
+. "$repo/benches/bench-lib.sh"
 
 # start_rmcp PORT MODE: the rmcp peer on CPU 1 over TLS, in json or sse mode.
 start_rmcp() {

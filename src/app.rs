@@ -50,9 +50,8 @@ pub struct App {
     pub counters: Counters,
     /// The held streams' hub, started with the first held stream (`None` when it could not be).
     hub: std::sync::OnceLock<Option<crate::net::hub::Hub>>,
-    /// The ready set: where connections with nothing to read wait without a thread (set at
-    /// start, before the workers).
-    pub(crate) idle: std::sync::OnceLock<Arc<crate::net::idle::Parker>>,
+    /// The ready set: where connections with nothing to read wait without a thread.
+    pub(crate) idle: Arc<crate::net::idle::Parker>,
     /// Connection worker counts (set once the workers exist).
     pub pool: std::sync::OnceLock<Arc<PoolStats>>,
     /// Most workers.
@@ -185,6 +184,7 @@ impl App {
         cert_fingerprint: Option<String>,
     ) -> std::io::Result<Arc<App>> {
         let drain = DrainSignal::new()?;
+        let idle = Arc::new(crate::net::idle::Parker::new(&drain)?);
         let tokens = crate::security::auth::LiveTokens::new(
             config.auth_tokens.join(","),
             config.auth_tokens_file.clone(),
@@ -240,7 +240,7 @@ impl App {
                 registry,
                 tls,
                 cert_fingerprint,
-                drain,
+                (drain, idle),
                 me.clone(),
                 mcp,
                 metrics,
@@ -264,7 +264,7 @@ impl App {
         registry: Registry,
         tls: LiveConfig,
         cert_fingerprint: Option<String>,
-        drain: DrainSignal,
+        (drain, idle): (DrainSignal, Arc<crate::net::idle::Parker>),
         me: std::sync::Weak<App>,
         mcp: Arc<crate::mcp::McpEnv>,
         metrics: Arc<crate::observe::metrics::Metrics>,
@@ -279,7 +279,7 @@ impl App {
             dates: DateCache::default(),
             counters: Counters::default(),
             pool: std::sync::OnceLock::new(),
-            idle: std::sync::OnceLock::new(),
+            idle,
             hub: std::sync::OnceLock::new(),
             pool_max: AtomicUsize::new(0),
             started: Instant::now(),

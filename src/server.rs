@@ -211,12 +211,8 @@ pub fn start(
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let app = App::new(Arc::clone(&config), registry, live, fingerprint)
         .map_err(|e| ServerError::Io("state".into(), e))?;
-    let parker = crate::net::idle::Parker::new(&app.drain)
-        .map(Arc::new)
-        .map_err(|e| ServerError::Io("creating the ready set".into(), e))?;
-    let _ = app.idle.set(Arc::clone(&parker));
     let workers = Workers::start(
-        parker,
+        Arc::clone(&app.idle),
         &app.drain,
         Sizing {
             active: match config.active_workers {

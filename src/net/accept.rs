@@ -78,9 +78,7 @@ pub(crate) fn accept_loop(
             handler,
             accepted,
         };
-        workers
-            .parker()
-            .park(Box::new(fresh), accepted + first_bytes);
+        app.idle.park(Box::new(fresh), accepted + first_bytes);
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
 use rustls::ServerConnection;
 
 use crate::app::App;
@@ -23,7 +22,7 @@ use crate::net::hub::{HeldIo, HeldStream};
 use crate::net::idle::Parked;
 use crate::net::stream::Streaming;
 use crate::net::stream::{DrainSignal, Io, StreamCtx};
-use crate::net::wait::{readable, timespec};
+use crate::net::wait::readable;
 
 /// What serves requests on a listener: the main TLS port, or the plain metrics port.
 pub type Handler = fn(&App, &Request) -> Response;
@@ -200,18 +199,12 @@ fn handshake(mut h: Handshaking) {
             k.app.metrics.tls_handshake_failed();
             return;
         }
-        match handshake_step(&mut k.io, left) {
+        match handshake_step(&mut k.io) {
             Step::Progress => {}
             Step::Wait => {
-                if let Some(parker) = k.app.idle.get().map(Arc::clone) {
-                    let deadline = h.deadline;
-                    parker.park(Box::new(h), deadline);
-                    return;
-                }
-                // No ready set (a server not started by `server::start`): wait here.
-                if !matches!(wait_readable(&k.io.sock, &k.app.drain, left), Ready::Data) {
-                    return;
-                }
+                let (parker, deadline) = (Arc::clone(&k.app.idle), h.deadline);
+                parker.park(Box::new(h), deadline);
+                return;
             }
             Step::Failed(e) => {
                 log::debug!("TLS handshake with {} failed: {e}", k.peer);
@@ -240,8 +233,8 @@ enum Step {
 }
 
 /// One step of a handshake: send what rustls has to say, or read what the client said if it is
-/// there already (reading at most until `left` runs out).
-fn handshake_step(io: &mut TlsStream, left: Duration) -> Step {
+/// there already (so the read does not wait).
+fn handshake_step(io: &mut TlsStream) -> Step {
     let conn = &mut io.conn;
     if conn.wants_write() {
         return match conn.write_tls(&mut io.sock) {
@@ -252,7 +245,6 @@ fn handshake_step(io: &mut TlsStream, left: Duration) -> Step {
     if !readable(io.sock.as_fd(), Duration::ZERO) {
         return Step::Wait;
     }
-    let _ = io.sock.set_read_timeout(Some(left));
     match conn.read_tls(&mut io.sock) {
         Ok(0) => return Step::Failed(io::ErrorKind::UnexpectedEof.into()),
         Ok(_) => {}
@@ -396,27 +388,6 @@ impl Conn for Plain {
     }
 }
 
-enum Ready {
-    Data,
-    Timeout,
-    Drain,
-}
-
-/// Waits until the socket is readable, the drain signal fires, or `timeout` passes.
-fn wait_readable(sock: &TcpStream, drain: &DrainSignal, timeout: Duration) -> Ready {
-    let ts = timespec(timeout);
-    let mut fds = [
-        PollFd::from_borrowed_fd(sock.as_fd(), PollFlags::IN | PollFlags::RDHUP),
-        PollFd::from_borrowed_fd(drain.fd(), PollFlags::IN),
-    ];
-    match rustix::event::poll(&mut fds, Some(&ts)) {
-        Ok(0) => Ready::Timeout,
-        Ok(_) if !fds[0].revents().is_empty() => Ready::Data,
-        Ok(_) => Ready::Drain,
-        Err(_) => Ready::Data,
-    }
-}
-
 /// The keep-alive loop; `fresh` for a new connection, whose first request must come within
 /// `HEADER_TIMEOUT_MS` (later ones within `IDLE_TIMEOUT_MS`); `woken` when the socket is known
 /// to be readable (its next request, or a hang-up, is there to read).
@@ -440,7 +411,7 @@ fn serve<C: Conn>(
     let mut scratch = vec![0u8; 16 * 1024];
     // The read timeout last set on the socket (unknown after the handshake or a park).
     let mut armed: Option<Duration> = None;
-    let (parker, rest) = loop {
+    let rest = loop {
         // Idle phase: with no request under way, the connection waits in the ready set and
         // this worker takes whichever connection is ready next.
         if !woken && buf.is_empty() && !io.buffered() {
@@ -449,14 +420,7 @@ fn serve<C: Conn>(
             } else {
                 cfg.idle_timeout
             };
-            if let Some(parker) = app.idle.get().map(Arc::clone) {
-                break (parker, Rest::Idle(Instant::now() + wait));
-            }
-            // No ready set (a server not started by `server::start`): wait here.
-            if !matches!(wait_readable(io.socket(), &app.drain, wait), Ready::Data) {
-                io.close();
-                return;
-            }
+            break Rest::Idle(Instant::now() + wait);
         }
         woken = false;
         if app.is_draining() && buf.is_empty() && !io.buffered() {
@@ -617,9 +581,9 @@ fn serve<C: Conn>(
         if !hold.is_zero() {
             // Bytes already read would not wake a parked connection: those wait here.
             let unread = !buf.is_empty() || io.buffered();
-            if let Some(parker) = app.idle.get().filter(|_| !unread).map(Arc::clone) {
+            if !unread {
                 let until = Instant::now() + hold;
-                break (parker, Rest::Hold(until, until + cfg.idle_timeout));
+                break Rest::Hold(until, until + cfg.idle_timeout);
             }
             if wait_drain(&app.drain, hold) {
                 io.close();
@@ -627,6 +591,7 @@ fn serve<C: Conn>(
             }
         }
     };
+    let parker = Arc::clone(&app.idle);
     let kept = Box::new(Kept {
         app,
         io,

@@ -229,22 +229,20 @@ impl Parker {
     /// the set. Any number of workers wait at once; the kernel wakes one per event, and one
     /// event is taken per call so that no worker holds readable connections another could serve.
     pub fn next_ready(&self, timeout: Duration) -> Woken {
-        let mut events = Vec::with_capacity(1);
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut events),
-            Some(&timespec(timeout)),
-        ) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        // On the stack: this runs once per request.
+        let mut buf = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 1];
+        let key = match epoll::wait(&self.epoll, &mut buf, Some(&timespec(timeout))) {
+            Ok((events, _)) => match events.first() {
+                Some(ev) => ev.data.u64(),
+                None => return Woken::Timeout,
+            },
+            Err(rustix::io::Errno::INTR) => return Woken::Timeout,
             Err(e) => {
                 log::error!("waiting for ready connections failed: {e}");
                 return Woken::Drained;
             }
-        }
-        let Some(ev) = events.first() else {
-            return Woken::Timeout;
         };
-        match ev.data.u64() {
+        match key {
             DRAIN_KEY => Woken::Drained,
             key => self
                 .set()

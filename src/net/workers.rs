@@ -154,11 +154,6 @@ impl Workers {
         self.max_threads
     }
 
-    /// The ready set the workers take connections from.
-    pub fn parker(&self) -> &Arc<Parker> {
-        &self.parker
-    }
-
     /// Every one of the `max_threads` workers is serving a connection and none has finished
     /// one since the keeper's last look: a new connection would wait for a stuck worker. The
     /// accept loop asks first, so it can still answer 503 with the socket. Workers that are all

@@ -249,7 +249,7 @@ pub(super) fn debug_vars(app: &App) -> Response {
                 "streaming": streams,
                 "idle": connections.saturating_sub(in_flight.max(streams)),
                 // Idle ones that left their worker: they cost no thread.
-                "parked": app.idle.get().map_or(0, |p| p.len()),
+                "parked": app.idle.len(),
                 "refusedTotal": c.refused.load(Ordering::Relaxed),
             },
             "streams": {"open": streams, "byTransport": by_transport},
